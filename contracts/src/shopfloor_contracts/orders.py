@@ -1,0 +1,107 @@
+"""Events on `orders.v1`, produced by the order service, keyed by order id."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from shopfloor_contracts.envelope import Money, Strict
+
+
+class OrderLine(Strict):
+    sku: str
+    qty: int = Field(gt=0)
+    unit_price: Money
+
+
+class ShippingAddress(Strict):
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str
+    country: str = Field(description="ISO 3166-1 alpha-2")
+
+
+class OrderPlaced(Strict):
+    order_id: str
+    customer_id: str
+    channel: str
+    lines: list[OrderLine]
+    currency: str
+    subtotal: Money
+    discount: Money
+    total: Money
+    coupon: str | None = None
+    payment_method: str | None = None
+    shipping_address: ShippingAddress
+    placed_at: AwareDatetime
+    payment_reminder_at: AwareDatetime
+    payment_due_at: AwareDatetime
+    required_checks: list[str] = Field(description="Checks that must pass to confirm")
+
+
+class PaymentReminderSent(Strict):
+    order_id: str
+    customer_id: str
+    payment_due_at: AwareDatetime
+
+
+class OrderPaid(Strict):
+    order_id: str
+    amount: Money
+    method: str
+    reference: str
+    paid_at: AwareDatetime
+
+
+class PaymentRejected(Strict):
+    order_id: str
+    amount: Money
+    method: str
+    reference: str
+    reason: Literal["amount_mismatch", "order_cancelled", "already_paid", "method_unavailable"]
+    detail: str
+
+
+class OrderConfirmed(Strict):
+    order_id: str
+    checks: list[str]
+    confirmed_at: AwareDatetime
+
+
+class ShortLine(Strict):
+    sku: str
+    requested: int
+    available: int
+
+
+class OrderCancelled(Strict):
+    order_id: str
+    reason: Literal["customer", "operator", "payment_timeout", "reservation_rejected"]
+    detail: str
+    short_lines: list[ShortLine] = Field(default_factory=list)
+    paid_amount: Money = Field(description="Paid so far; refunds are separate events")
+
+
+class RefundIssued(Strict):
+    order_id: str
+    refund_id: str
+    amount: Money
+    reason: str
+    refunded_total: Money
+    fully_refunded: bool
+
+
+class ShippedLine(Strict):
+    sku: str
+    qty: int = Field(gt=0)
+
+
+class OrderShipped(Strict):
+    order_id: str
+    carrier: str
+    tracking_number: str
+    lines: list[ShippedLine]
+    shipped_at: AwareDatetime

@@ -1,0 +1,65 @@
+"""Which event types live on which topic, at which schema version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from shopfloor_contracts import inventory, orders
+from shopfloor_contracts.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    topic: str
+    model: type[BaseModel]
+    version: int = 1
+
+    @property
+    def event_type(self) -> str:
+        return self.model.__name__
+
+    def message_model(self) -> type[BaseModel]:
+        """The envelope with this event's payload: what a message on the wire is."""
+        return Envelope[self.model]  # type: ignore[name-defined]
+
+
+_SPECS = [
+    *(
+        EventSpec("orders.v1", m)
+        for m in (
+            orders.OrderPlaced,
+            orders.PaymentReminderSent,
+            orders.OrderPaid,
+            orders.PaymentRejected,
+            orders.OrderConfirmed,
+            orders.OrderCancelled,
+            orders.RefundIssued,
+            orders.OrderShipped,
+        )
+    ),
+    EventSpec("inventory.v1", inventory.StockReserved),
+    EventSpec("inventory.v1", inventory.ReservationRejected),
+]
+
+EVENTS: dict[str, EventSpec] = {s.event_type: s for s in _SPECS}
+
+
+class UnknownEvent(ValueError):
+    pass
+
+
+def model_for(event_type: str) -> type[BaseModel]:
+    try:
+        return EVENTS[event_type].model
+    except KeyError:
+        raise UnknownEvent(f"unknown event type {event_type!r}") from None
+
+
+def read_payload(event_type: str, payload: dict[str, Any]) -> BaseModel:
+    """Parse a payload tolerantly: fields added by a newer producer are ignored."""
+    model = model_for(event_type)
+    known = {k: v for k, v in payload.items() if k in model.model_fields}
+    return model.model_validate(known)

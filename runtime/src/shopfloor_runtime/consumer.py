@@ -1,0 +1,342 @@
+"""Tracked consumer: broker -> application, effectively once.
+
+Messages of one partition are applied in one transaction per batch, with a tracking
+record naming the last producer position applied (`<topic>#<partition>@<producer>`).
+Positions come from the producer's own log, not from Kafka offsets, so a refilled topic
+or a redelivery is recognised: a position at or below the tracked one is a repeat and is
+dropped; a message whose `previous_position` is ahead of the tracked one means something
+was missed, and the partition is read again from the beginning instead of skipping.
+A message that cannot be decoded or applied goes to `dlq.<service>` and the rest go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError, Tracking
+from pydantic import ValidationError
+
+from shopfloor_contracts.envelope import InboundEnvelope
+from shopfloor_contracts.registry import read_payload
+from shopfloor_contracts.topics import dlq_topic
+from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENT_AGE_SECONDS,
+    EVENTS_CONSUMED,
+    GAPS,
+    PROCESSING_SECONDS,
+)
+from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings
+from shopfloor_runtime.store import ServiceApplication
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    """Aggregates touched while applying a batch; saved together with the tracking."""
+
+    def __init__(self, app: ServiceApplication) -> None:
+        self.app = app
+        self._aggregates: dict[UUID, Aggregate] = {}
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        if aggregate_id not in self._aggregates:
+            if aggregate_id not in self.app.repository:
+                return None
+            self._aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
+        return self._aggregates[aggregate_id]
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    @property
+    def aggregates(self) -> list[Aggregate]:
+        return list(self._aggregates.values())
+
+
+Handler = Callable[[InboundEnvelope, Any, UnitOfWork], None]
+
+
+class GapDetected(Exception):
+    pass
+
+
+@dataclass
+class DeadLetter:
+    record: ConsumerRecord[bytes, bytes]
+    error: str
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead: int = 0
+    gap: bool = False
+
+
+def tracking_name(topic: str, partition: int, producer: str) -> str:
+    return f"{topic}#{partition}@{producer}"
+
+
+class _Poison(Exception):
+    """A message that can never be applied (bad bytes, bad payload, handler refusal)."""
+
+
+class TrackedConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        app: ServiceApplication,
+        topics: Sequence[str],
+        handlers: dict[str, Handler],
+        broker: BrokerSettings,
+        settings: ConsumerSettings,
+        group_id: str | None = None,
+    ) -> None:
+        self.service, self.app, self.topics = service, app, list(topics)
+        self.handlers, self.broker, self.settings = handlers, broker, settings
+        self.group_id = group_id or f"{service}.{'+'.join(self.topics)}"
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq: Any = None
+        self.applied = 0
+
+    # -- applying one partition's batch (runs in a worker thread) -----------------
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> tuple[InboundEnvelope, Any]:
+        try:
+            envelope = InboundEnvelope.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            raise _Poison(f"undecodable envelope: {_first_error(error)}") from None
+        if envelope.event_type not in self.handlers:
+            return envelope, None
+        try:
+            return envelope, read_payload(envelope.event_type, envelope.payload)
+        except ValidationError as error:
+            raise _Poison(f"invalid {envelope.event_type} payload: {_first_error(error)}") from None
+
+    def apply_batch(
+        self,
+        tp: TopicPartition,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        dead_letter: Callable[[DeadLetter], None],
+    ) -> BatchResult:
+        """Apply in one transaction; on a failing handler, fall back to one at a time.
+
+        `dead_letter` must return only once the dead letter is stored, so a message is
+        never marked consumed before its dead letter exists.
+        """
+        for _attempt in range(5):
+            try:
+                return self._apply(tp, records, dead_letter, isolate=False)
+            except _HandlerFailed:
+                break
+            except RecordConflictError:
+                continue  # a concurrent writer moved an aggregate or the tracking; re-read
+        for _attempt in range(5):
+            try:
+                return self._apply(tp, records, dead_letter, isolate=True)
+            except RecordConflictError:
+                continue
+        raise RuntimeError(f"{tp}: gave up after repeated write conflicts")
+
+    def _apply(
+        self,
+        tp: TopicPartition,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        dead_letter: Callable[[DeadLetter], None],
+        isolate: bool,
+    ) -> BatchResult:
+        result = BatchResult()
+        uow = UnitOfWork(self.app)
+        positions: dict[str, int] = {}
+        for record in records:
+            try:
+                envelope, payload = self._decode(record)
+            except _Poison as poison:
+                dead_letter(DeadLetter(record, str(poison)))
+                result.dead += 1
+                continue
+            name = tracking_name(tp.topic, tp.partition, envelope.producer)
+            last = positions.get(name)
+            if last is None:
+                last = positions[name] = self.app.tracked_position(name)
+            if envelope.position <= last:
+                result.duplicates += 1
+                continue
+            if envelope.previous_position > last:
+                result.gap = True
+                break
+            if payload is None:
+                result.ignored += 1
+            elif isolate:
+                try:
+                    single = UnitOfWork(self.app)
+                    self.handlers[envelope.event_type](envelope, payload, single)
+                    self.app.record(single.aggregates, Tracking(name, envelope.position))
+                    positions[name] = envelope.position
+                    result.applied += 1
+                    continue
+                except RecordConflictError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
+                    dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
+                    result.dead += 1
+            else:
+                try:
+                    self.handlers[envelope.event_type](envelope, payload, uow)
+                except Exception as error:
+                    raise _HandlerFailed from error
+                result.applied += 1
+            positions[name] = envelope.position
+            _observe_age(self.service, tp.topic, envelope.occurred_at)
+        self._save_positions(uow, positions, isolate)
+        return result
+
+    def _save_positions(self, uow: UnitOfWork, positions: dict[str, int], isolate: bool) -> None:
+        names = list(positions)
+        aggregates = [] if isolate else uow.aggregates
+        for i, name in enumerate(names):
+            if positions[name] > self.app.tracked_position(name):
+                # Events go with the first tracking record; further producers (rare) get
+                # their own transaction, each safe to repeat.
+                self.app.record(aggregates if i == 0 else [], Tracking(name, positions[name]))
+                aggregates = []
+        if aggregates:
+            self.app.record(aggregates)
+
+    # -- the asyncio side ---------------------------------------------------------
+
+    async def start(self) -> None:
+        await brokerlib.ensure_topics(self.broker, [*self.topics, dlq_topic(self.service)])
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.broker.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.broker.session_timeout_ms,
+            heartbeat_interval_ms=self.broker.heartbeat_interval_ms,
+            max_poll_records=self.settings.batch_size,
+        )
+        self._dlq = brokerlib.producer(self.broker)
+        await self._dlq.start()
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        for client in (self._consumer, self._dlq):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception:  # noqa: BLE001 - stopping anyway
+                    pass
+        self._consumer = self._dlq = None
+
+    async def poll_once(self) -> int:
+        """Fetch one batch and apply it; returns the number of messages handled."""
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(
+            timeout_ms=self.settings.fetch_timeout_ms, max_records=self.settings.batch_size
+        )
+        handled = 0
+        for tp, records in batches.items():
+            handled += await self._handle(tp, records)
+        return handled
+
+    async def _handle(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+        assert self._consumer is not None
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+
+        def dead_letter(dead: DeadLetter) -> None:
+            asyncio.run_coroutine_threadsafe(self._dead_letter(dead), loop).result(timeout=60)
+
+        result = await asyncio.to_thread(self.apply_batch, tp, records, dead_letter)
+        PROCESSING_SECONDS.labels(self.service, tp.topic).observe(time.perf_counter() - started)
+        self._count(tp.topic, result)
+        if result.gap:
+            GAPS.labels(self.service, tp.topic).inc()
+            log.warning("%s: gap on %s; reading the partition again from the start",
+                        self.service, tp)
+            await self._consumer.seek_to_beginning(tp)
+            return len(records)
+        try:
+            await self._consumer.commit({tp: records[-1].offset + 1})
+        except (CommitFailedError, IllegalStateError) as error:
+            log.info("%s: offset commit skipped (%s); tracking keeps it safe", self.service, error)
+        highwater = self._consumer.highwater(tp)
+        if highwater is not None:
+            CONSUMER_LAG.labels(self.service, tp.topic).set(max(highwater - records[-1].offset - 1, 0))
+        return len(records)
+
+    def _count(self, topic: str, result: BatchResult) -> None:
+        self.applied += result.applied
+        for outcome, n in (("applied", result.applied), ("duplicate", result.duplicates),
+                           ("ignored", result.ignored), ("dead_letter", result.dead)):
+            if n:
+                EVENTS_CONSUMED.labels(self.service, topic, outcome).inc(n)
+
+    async def _dead_letter(self, dead: DeadLetter) -> None:
+        record = dead.record
+        log.error("%s: dead letter from %s[%s]@%s: %s", self.service, record.topic,
+                  record.partition, record.offset, dead.error)
+        headers = [
+            ("dlq.error", dead.error.encode()[:4000]),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+            ("dlq.service", self.service.encode()),
+            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._dlq.send_and_wait(
+            dlq_topic(self.service), record.value, key=record.key, headers=headers
+        )
+        DEAD_LETTERS.labels(self.service, record.topic).inc()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stopping.is_set():
+            try:
+                if self._consumer is None:
+                    await self.start()
+                await self.poll_once()
+                backoff = 0.5
+            except Exception as error:  # noqa: BLE001 - reconnect; committed work is safe
+                log.warning("%s consumer: %s; restarting in %.1fs", self.service, error, backoff)
+                await self.stop()
+                try:
+                    await asyncio.wait_for(stopping.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 10.0)
+        await self.stop()
+
+
+class _HandlerFailed(Exception):
+    pass
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+    return f"{where}: {first.get('msg')}"
+
+
+def _observe_age(service: str, topic: str, occurred_at: datetime) -> None:
+    age = (datetime.now(UTC) - occurred_at).total_seconds()
+    EVENT_AGE_SECONDS.labels(service, topic).observe(max(age, 0.0))
+

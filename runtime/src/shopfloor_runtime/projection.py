@@ -1,0 +1,94 @@
+"""Read models kept in the service's own database, fed from its notification log.
+
+Each round applies a batch of stored events and moves the projection's position in the
+same SQL transaction, so a crash never applies an event twice or skips one. Dropping the
+tables and the position rebuilds the read model from the log (`rebuild`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shopfloor_runtime.store import ServiceApplication, SqlStore
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[Any, Any], None]  # (cursor, domain event)
+
+
+class Projector:
+    def __init__(
+        self, name: str, app: ServiceApplication, sql: SqlStore, schema: list[str],
+        apply: Apply, drop: list[str], batch_size: int = 500,
+    ) -> None:
+        self.name, self.app, self.sql, self.apply = name, app, sql, apply
+        self.schema, self.drop, self.batch_size = schema, drop, batch_size
+        self.create()
+
+    def create(self) -> None:
+        with self.sql.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS projection_state "
+                "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            for statement in self.schema:
+                cur.execute(statement)
+
+    def position(self) -> int:
+        with self.sql.transaction() as cur:
+            cur.execute("SELECT position FROM projection_state WHERE name = ?", (self.name,))
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    def run_once(self) -> int:
+        """Apply the next batch of stored events; returns how many were read."""
+        with self.sql.transaction() as cur:
+            cur.execute("SELECT position FROM projection_state WHERE name = ?", (self.name,))
+            row = cur.fetchone()
+            position = 0 if row is None else int(row[0])
+            notifications = self.app.recorder.select_notifications(
+                start=position, limit=self.batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                return 0
+            for notification in notifications:
+                self.apply(cur, self.app.mapper.to_domain_event(notification))
+            cur.execute(
+                "INSERT INTO projection_state (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (self.name, notifications[-1].id),
+            )
+            return len(notifications)
+
+    def catch_up(self) -> int:
+        total = 0
+        while moved := self.run_once():
+            total += moved
+        return total
+
+    def rebuild(self) -> int:
+        with self.sql.transaction() as cur:
+            for statement in self.drop:
+                cur.execute(statement)
+            cur.execute("DELETE FROM projection_state WHERE name = ?", (self.name,))
+        self.create()
+        return self.catch_up()
+
+    async def run(self, stopping: asyncio.Event, idle: float = 0.05) -> None:
+        while not stopping.is_set():
+            try:
+                moved = await asyncio.to_thread(self.run_once)
+            except Exception as error:  # noqa: BLE001 - retried; position is transactional
+                log.warning("projection %s: %s", self.name, error)
+                moved = 0
+                idle_for = 1.0
+            else:
+                idle_for = idle
+            if not moved:
+                try:
+                    await asyncio.wait_for(stopping.wait(), idle_for)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,41 @@
+"""Settings groups every service shares; each service nests them under its own prefix
+(ORDER_BROKER__BOOTSTRAP_SERVERS, ORDER_STORE__DSN, ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class BrokerSettings(BaseModel):
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    session_timeout_ms: int = Field(10_000, description="consumer group session timeout")
+    heartbeat_interval_ms: int = 2_000
+    request_timeout_ms: int = 15_000
+
+
+class StoreSettings(BaseModel):
+    dsn: SecretStr | None = Field(
+        None, description="postgresql://user@host:port/db; unset means SQLite in data_dir"
+    )
+    data_dir: Path = Field(Path("data"), description="where the SQLite files live")
+    pool_size: int = Field(10, description="PostgreSQL connections per process")
+
+
+class RelaySettings(BaseModel):
+    enabled: bool = True
+    batch_size: int = Field(500, description="events read and sent per round")
+    poll_interval_s: float = Field(0.05, description="pause when there is nothing to send")
+    incarnation_check_s: float = Field(5.0, description="how often to look for a new broker")
+
+
+class ConsumerSettings(BaseModel):
+    enabled: bool = True
+    batch_size: int = Field(500, description="messages saved per transaction, at most")
+    fetch_timeout_ms: int = 200
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000

@@ -1,0 +1,141 @@
+"""Event store wiring (eventsourcing on SQLite or PostgreSQL) and a small SQL helper for
+the few tables that are not event streams: relay state and read-model projections."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ProcessRecorder, Recording, Tracking
+from psycopg.conninfo import conninfo_to_dict
+
+from shopfloor_runtime.settings import StoreSettings
+
+
+def sqlite_path(store: StoreSettings, service: str) -> Path:
+    return store.data_dir / f"{service}.sqlite"
+
+
+def eventsourcing_env(store: StoreSettings, service: str) -> dict[str, str]:
+    """Environment for an eventsourcing Application: SQLite file or PostgreSQL DSN."""
+    if store.dsn is None:
+        path = sqlite_path(store, service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    info = conninfo_to_dict(store.dsn.get_secret_value())
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(info.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(info.get("port", "5432")),
+        "POSTGRES_USER": str(info.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(info.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(store.pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(store.pool_size),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+    }
+
+
+class ServiceApplication(Application[UUID]):
+    """An eventsourcing Application that can record tracking with its events."""
+
+    recorder: ProcessRecorder
+
+    def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
+        return self.factory.process_recorder()
+
+    def record(
+        self, aggregates: Iterable[Aggregate], tracking: Tracking | None = None
+    ) -> list[Recording[UUID]]:
+        """Save the aggregates' pending events and the tracking in one transaction."""
+        processing = ProcessingEvent[UUID](tracking=tracking)
+        processing.collect_events(*aggregates)
+        return self._record(processing)
+
+    def tracked_position(self, name: str) -> int:
+        return self.recorder.max_tracking_id(name) or 0
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class _PgCursor:
+    """Lets the same `?`-style SQL run on psycopg."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self._cursor.executemany(sql.replace("?", "%s"), rows)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+
+class SqlStore:
+    """Transactions on the service's own database, for SQL that both SQLite and
+    PostgreSQL understand (write `?` placeholders)."""
+
+    def __init__(self, store: StoreSettings, service: str) -> None:
+        self.dialect = "sqlite" if store.dsn is None else "postgres"
+        self._local = threading.local()
+        self._pool: Any = None
+        if store.dsn is None:
+            self._path = sqlite_path(store, service)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            from psycopg_pool import ConnectionPool
+
+            self._pool = ConnectionPool(
+                store.dsn.get_secret_value(), min_size=1, max_size=4, open=True, timeout=30
+            )
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        if self._pool is not None:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PgCursor(conn.cursor())
+            return
+        conn = self._sqlite()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn.cursor()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()

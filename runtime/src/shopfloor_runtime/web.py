@@ -1,0 +1,66 @@
+"""Endpoints every service exposes: /health, /ready, /metrics; and one error shape."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+log = logging.getLogger(__name__)
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def ops_router(service: str, checks: dict[str, ReadyCheck]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok", "service": service}
+
+    @router.get("/ready")
+    async def ready(response: Response) -> dict[str, object]:
+        """Store and broker reachable: ready to take traffic."""
+        results = await asyncio.gather(*(_safe(check) for check in checks.values()))
+        status = dict(zip(checks, results, strict=True))
+        if not all(results):
+            response.status_code = 503
+        return {"ready": all(results), "checks": status}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _safe(check: ReadyCheck) -> bool:
+    try:
+        return await asyncio.wait_for(check(), 5)
+    except Exception:  # noqa: BLE001 - a failing check means not ready
+        return False
+
+
+def install_error_handlers(app: FastAPI, table: dict[type[Exception], int]) -> None:
+    """Map domain errors to statuses; anything else is a 500 without a traceback."""
+    for error_type, status in table.items():
+        app.add_exception_handler(error_type, _handler(status))
+
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
+
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, error: Exception) -> JSONResponse:
+        body = getattr(error, "body", None)
+        return JSONResponse(body() if callable(body) else {"detail": str(error)}, status_code=status)
+
+    return handle

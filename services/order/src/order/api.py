@@ -1,0 +1,214 @@
+"""HTTP API of the order service: thin routes over the application."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from order.application import OrderApplication
+from order.countries import COUNTRIES
+from order.domain import Address, Line, Order, Placement
+from order.projection import OrderQueries
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                        pattern=r"^[A-Za-z0-9._:/-]+$")]
+Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LineIn(Body):
+    sku: Code
+    qty: int = Field(gt=0, le=10_000)
+    unit_price: Amount
+
+
+class AddressIn(Body):
+    name: Text
+    line1: Text
+    line2: Text | None = None
+    city: Text
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2,
+                                                  max_length=12, pattern=r"^[A-Za-z0-9 -]+$")]
+    country: str = Field(description="ISO 3166-1 alpha-2, e.g. DE")
+
+    @field_validator("country")
+    @classmethod
+    def known_country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code not in COUNTRIES:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+        return code
+
+
+class PlaceOrderIn(Body):
+    customer_id: Code
+    channel: Code
+    lines: list[LineIn] = Field(min_length=1, max_length=200)
+    shipping_address: AddressIn
+    coupon: Code | None = None
+    payment_method: Code | None = None
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+
+    def placement(self) -> Placement:
+        return Placement(
+            customer_id=self.customer_id, channel=self.channel,
+            lines=tuple(Line(ln.sku, ln.qty, ln.unit_price) for ln in self.lines),
+            address=Address(**self.shipping_address.model_dump()), currency=self.currency,
+            coupon=self.coupon, payment_method=self.payment_method,
+        )
+
+
+class PaymentIn(Body):
+    amount: Amount
+    method: Code
+    reference: Code = Field(description="the payment provider's id; repeats are idempotent")
+
+
+class CancelIn(Body):
+    reason: Literal["customer", "operator"] = "operator"
+    detail: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class RefundIn(Body):
+    amount: Amount
+    reason: Text
+    reference: Code | None = Field(None, description="repeats with the same reference are "
+                                   "idempotent")
+
+
+class ShipIn(Body):
+    carrier: Code
+    tracking_number: Code
+
+
+class OrderOut(BaseModel):
+    id: UUID
+    status: Status
+    customer_id: str
+    channel: str
+    lines: list[dict[str, Any]]
+    currency: str
+    subtotal: Decimal
+    discount: Decimal
+    total: Decimal
+    coupon: str | None
+    payment_method: str | None
+    shipping_address: dict[str, Any]
+    placed_at: datetime
+    payment_reminder_at: datetime
+    payment_due_at: datetime
+    payment: dict[str, Any] | None
+    required_checks: list[str]
+    passed_checks: list[str]
+    refunded_total: Decimal
+    cancel_reason: str | None
+    version: int
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        return cls(
+            id=order.id, status=order.status, customer_id=order.customer_id,
+            channel=order.channel, lines=order.lines, currency=order.currency,
+            subtotal=order.subtotal, discount=order.discount, total=order.total,
+            coupon=order.coupon, payment_method=order.payment_method,
+            shipping_address=order.shipping_address, placed_at=order.placed_at,
+            payment_reminder_at=order.payment_reminder_at, payment_due_at=order.payment_due_at,
+            payment=order.payment, required_checks=order.required_checks,
+            passed_checks=sorted(order.passed_checks), refunded_total=order.refunded_total,
+            cancel_reason=order.cancel_reason, version=order.version,
+        )
+
+
+class PlacedOut(OrderOut):
+    duplicate: bool
+    notes: list[str]
+
+
+class HistoryOut(BaseModel):
+    event_type: str
+    version: int
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class OrderSummary(BaseModel):
+    order_id: UUID
+    customer_id: str
+    channel: str
+    status: Status
+    total: Decimal
+    currency: str
+    placed_at: str
+    updated_at: str
+
+
+def router() -> APIRouter:
+    api = APIRouter(tags=["orders"])
+
+    def app(request: Request) -> OrderApplication:
+        return request.app.state.orders  # type: ignore[no-any-return]
+
+    @api.post("/orders", status_code=201, response_model=PlacedOut)
+    def place_order(body: PlaceOrderIn, request: Request, response: Response,
+                    idempotency_key: Annotated[Code | None, Header()] = None) -> PlacedOut:
+        """Place an order; a repeated Idempotency-Key returns the first order."""
+        result = app(request).place_order(body.placement(), idempotency_key)
+        if result.duplicate:
+            response.status_code = 200
+        return PlacedOut(**OrderOut.of(result.order).model_dump(), duplicate=result.duplicate,
+                         notes=result.notes)
+
+    @api.post("/orders/{order_id}/payments", response_model=OrderOut)
+    def pay_order(order_id: UUID, body: PaymentIn, request: Request) -> OrderOut:
+        """Record a payment result; the amount must equal the order total."""
+        order = app(request).pay_order(order_id, body.amount, body.method, body.reference)
+        return OrderOut.of(order)
+
+    @api.post("/orders/{order_id}/cancel", response_model=OrderOut)
+    def cancel_order(order_id: UUID, body: CancelIn, request: Request) -> OrderOut:
+        """Cancel an order that has not shipped; a paid order is refunded in full."""
+        detail = body.detail or f"cancelled by {body.reason}"
+        return OrderOut.of(app(request).cancel_order(order_id, body.reason, detail))
+
+    @api.post("/orders/{order_id}/refunds", response_model=OrderOut)
+    def refund_order(order_id: UUID, body: RefundIn, request: Request) -> OrderOut:
+        """Refund part or all of what was paid, never more."""
+        order = app(request).refund_order(order_id, body.amount, body.reason, body.reference)
+        return OrderOut.of(order)
+
+    @api.post("/orders/{order_id}/shipments", response_model=OrderOut)
+    def ship_order(order_id: UUID, body: ShipIn, request: Request) -> OrderOut:
+        """Mark a confirmed order shipped (until the fulfilment service does it)."""
+        order = app(request).ship_order(order_id, body.carrier, body.tracking_number)
+        return OrderOut.of(order)
+
+    @api.get("/orders/{order_id}", response_model=OrderOut)
+    def get_order(order_id: UUID, request: Request) -> OrderOut:
+        """The order as it is now."""
+        return OrderOut.of(app(request).get_order(order_id))
+
+    @api.get("/orders/{order_id}/history", response_model=list[HistoryOut])
+    def order_history(order_id: UUID, request: Request) -> list[HistoryOut]:
+        """Every event of the order's story, in order."""
+        return [HistoryOut(**vars(e)) for e in app(request).order_history(order_id)]
+
+    @api.get("/orders", response_model=list[OrderSummary])
+    def list_orders(request: Request, status: Status | None = None,
+                    customer: Code | None = None, limit: int = Query(100, ge=1, le=1000),
+                    offset: int = Query(0, ge=0)) -> list[OrderSummary]:
+        """Orders by status and customer, newest first (a projection: eventually current)."""
+        queries: OrderQueries = request.app.state.queries
+        rows = queries.list_orders(status, customer, limit, offset)
+        return [OrderSummary(**row) for row in rows]
+
+    return api

@@ -1,0 +1,92 @@
+"""The order list read model (`order_view`): status, customer and payment deadlines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from shopfloor_runtime.projection import Projector
+from shopfloor_runtime.store import ServiceApplication, SqlStore
+
+from order.domain import AWAITING_PAYMENT, Order
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS order_view (order_id TEXT PRIMARY KEY, customer_id TEXT "
+    "NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, total TEXT NOT NULL, currency "
+    "TEXT NOT NULL, placed_at TEXT NOT NULL, reminder_at TEXT NOT NULL, due_at TEXT NOT NULL, "
+    "reminded INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS order_view_customer ON order_view (customer_id, placed_at)",
+    "CREATE INDEX IF NOT EXISTS order_view_status ON order_view (status, due_at)",
+]
+DROP = ["DROP TABLE IF EXISTS order_view"]
+
+_STATUS = {Order.Paid: "paid", Order.Confirmed: "confirmed", Order.Cancelled: "cancelled",
+           Order.Shipped: "shipped"}
+
+
+def ts(moment: datetime) -> str:
+    """Sortable text timestamps, identical on SQLite and PostgreSQL."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def apply(cur: Any, e: Any) -> None:
+    order_id, now = str(e.originator_id), ts(e.timestamp)
+    if isinstance(e, Order.Placed):
+        cur.execute(
+            "INSERT INTO order_view (order_id, customer_id, channel, status, total, currency, "
+            "placed_at, reminder_at, due_at, reminded, updated_at) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (order_id) DO NOTHING",
+            (order_id, e.customer_id, e.channel, AWAITING_PAYMENT, str(e.total), e.currency,
+             ts(e.placed_at), ts(e.payment_reminder_at), ts(e.payment_due_at), now),
+        )
+    elif type(e) in _STATUS:
+        cur.execute("UPDATE order_view SET status = ?, updated_at = ? WHERE order_id = ?",
+                    (_STATUS[type(e)], now, order_id))
+    elif isinstance(e, Order.PaymentReminderSent):
+        cur.execute("UPDATE order_view SET reminded = 1, updated_at = ? WHERE order_id = ?",
+                    (now, order_id))
+    elif isinstance(e, Order.Refunded) and e.fully_refunded:
+        cur.execute("UPDATE order_view SET status = 'refunded', updated_at = ? "
+                    "WHERE order_id = ? AND status <> 'cancelled'", (now, order_id))
+
+
+def projector(app: ServiceApplication, sql: SqlStore) -> Projector:
+    return Projector("order_view", app, sql, SCHEMA, apply, DROP)
+
+
+class OrderQueries:
+    def __init__(self, sql: SqlStore) -> None:
+        self.sql = sql
+
+    def list_orders(self, status: str | None, customer: str | None, limit: int,
+                    offset: int) -> list[dict[str, Any]]:
+        where, params = [], []
+        for column, value in (("status", status), ("customer_id", customer)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        columns = ["order_id", "customer_id", "channel", "status", "total", "currency",
+                   "placed_at", "updated_at"]
+        with self.sql.transaction() as cur:
+            cur.execute(f"SELECT {', '.join(columns)} FROM order_view {clause} "  # noqa: S608
+                        "ORDER BY placed_at DESC, order_id LIMIT ? OFFSET ?",
+                        (*params, limit, offset))
+            return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+    def due_deadlines(self, now: datetime, limit: int = 500) -> list[UUID]:
+        """Unpaid orders whose reminder or payment deadline has passed."""
+        moment = ts(now)
+        with self.sql.transaction() as cur:
+            cur.execute(
+                "SELECT order_id FROM order_view WHERE status = ? AND "
+                "((reminded = 0 AND reminder_at <= ?) OR due_at <= ?) ORDER BY due_at LIMIT ?",
+                (AWAITING_PAYMENT, moment, moment, limit),
+            )
+            return [UUID(row[0]) for row in cur.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        with self.sql.transaction() as cur:
+            cur.execute("SELECT status, COUNT(*) FROM order_view GROUP BY status")
+            return {row[0]: int(row[1]) for row in cur.fetchall()}

@@ -1,0 +1,51 @@
+"""Order service settings: environment variables prefixed ORDER_, nested with `__`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from shopfloor_runtime.settings import (
+    ApiSettings,
+    BrokerSettings,
+    ConsumerSettings,
+    RelaySettings,
+    StoreSettings,
+)
+
+
+class CouponSettings(BaseModel):
+    percent_off: int = Field(0, ge=0, le=100)
+    amount_off: Decimal = Field(Decimal(0), ge=0)
+    min_subtotal: Decimal = Field(Decimal(0), ge=0)
+    channels: list[str] = Field(default_factory=list, description="empty: every channel")
+
+
+class RulesSettings(BaseModel):
+    channels: list[str] = ["shop", "marketplace-a", "marketplace-b"]
+    payment_methods: list[str] = ["card", "paypal", "bank_transfer"]
+    coupons: dict[str, CouponSettings] = {
+        "WELCOME10": CouponSettings(percent_off=10, min_subtotal=Decimal(20)),
+        "SHOP5": CouponSettings(amount_off=Decimal(5), channels=["shop"]),
+    }
+    required_checks: list[str] = Field(
+        default_factory=list,
+        description="checks an order needs before it is confirmed; the services that "
+        "exist today: none (inventory joins with its service)",
+    )
+    payment_reminder_after_s: float = Field(900, gt=0, description="remind after 15 min")
+    payment_timeout_s: float = Field(1800, gt=0, description="auto-cancel after 30 min")
+    duplicate_window_s: float = Field(60, ge=0, description="keyless duplicates folded")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDER_", env_nested_delimiter="__")
+
+    api: ApiSettings = ApiSettings(port=8001)
+    broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
+    relay: RelaySettings = RelaySettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    rules: RulesSettings = RulesSettings()
+    deadline_tick_s: float = Field(1.0, gt=0, description="how often deadlines are checked")
