@@ -12,10 +12,10 @@ PACKAGES := -e contracts -e runtime -e services/order
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml pyproject.toml
+$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(PACKAGES) -e '.[dev]'
+	$(BIN)/pip install --quiet $(PACKAGES) -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install every package
