@@ -113,19 +113,24 @@ class TrackedConsumer:
         self.group_id = group_id or f"{service}.{'+'.join(self.topics)}"
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: Any = None
+        self._gap_streak: dict[TopicPartition, int] = {}
         self.applied = 0
 
     # -- applying one partition's batch (runs in a worker thread) -----------------
 
-    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> tuple[InboundEnvelope, Any]:
+    @staticmethod
+    def _envelope(record: ConsumerRecord[bytes, bytes]) -> InboundEnvelope:
         try:
-            envelope = InboundEnvelope.model_validate_json(record.value or b"")
+            return InboundEnvelope.model_validate_json(record.value or b"")
         except ValidationError as error:
             raise _Poison(f"undecodable envelope: {_first_error(error)}") from None
+
+    def _payload(self, envelope: InboundEnvelope) -> Any:
+        """The typed payload, or None for event types this service does not handle."""
         if envelope.event_type not in self.handlers:
-            return envelope, None
+            return None
         try:
-            return envelope, read_payload(envelope.event_type, envelope.payload)
+            return read_payload(envelope.event_type, envelope.payload)
         except ValidationError as error:
             raise _Poison(f"invalid {envelope.event_type} payload: {_first_error(error)}") from None
 
@@ -166,8 +171,8 @@ class TrackedConsumer:
         positions: dict[str, int] = {}
         for record in records:
             try:
-                envelope, payload = self._decode(record)
-            except _Poison as poison:
+                envelope = self._envelope(record)
+            except _Poison as poison:  # no position to track: it is outside every chain
                 dead_letter(DeadLetter(record, str(poison)))
                 result.dead += 1
                 continue
@@ -181,31 +186,45 @@ class TrackedConsumer:
             if envelope.previous_position > last:
                 result.gap = True
                 break
-            if payload is None:
-                result.ignored += 1
-            elif isolate:
-                try:
-                    single = UnitOfWork(self.app)
-                    self.handlers[envelope.event_type](envelope, payload, single)
-                    self.app.record(single.aggregates, Tracking(name, envelope.position))
-                    positions[name] = envelope.position
-                    result.applied += 1
-                    continue
-                except RecordConflictError:
-                    raise
-                except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
-                    dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
-                    result.dead += 1
-            else:
-                try:
-                    self.handlers[envelope.event_type](envelope, payload, uow)
-                except Exception as error:
-                    raise _HandlerFailed from error
-                result.applied += 1
+            outcome = self._handle_one(record, envelope, uow, name, isolate, dead_letter)
+            setattr(result, outcome, getattr(result, outcome) + 1)
             positions[name] = envelope.position
             _observe_age(self.service, tp.topic, envelope.occurred_at)
         self._save_positions(uow, positions, isolate)
         return result
+
+    def _handle_one(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        envelope: InboundEnvelope,
+        uow: UnitOfWork,
+        name: str,
+        isolate: bool,
+        dead_letter: Callable[[DeadLetter], None],
+    ) -> str:
+        """Apply one message in order; returns the outcome counted for it."""
+        try:
+            payload = self._payload(envelope)
+        except _Poison as poison:
+            dead_letter(DeadLetter(record, str(poison)))
+            return "dead"
+        if payload is None:
+            return "ignored"
+        handler = self.handlers[envelope.event_type]
+        if not isolate:
+            try:
+                handler(envelope, payload, uow)
+            except Exception as error:
+                raise _HandlerFailed from error
+            return "applied"
+        single = UnitOfWork(self.app)
+        try:
+            handler(envelope, payload, single)
+        except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
+            dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
+            return "dead"
+        self.app.record(single.aggregates, Tracking(name, envelope.position))
+        return "applied"
 
     def _save_positions(self, uow: UnitOfWork, positions: dict[str, int], isolate: bool) -> None:
         names = list(positions)
@@ -269,11 +288,9 @@ class TrackedConsumer:
         PROCESSING_SECONDS.labels(self.service, tp.topic).observe(time.perf_counter() - started)
         self._count(tp.topic, result)
         if result.gap:
-            GAPS.labels(self.service, tp.topic).inc()
-            log.warning("%s: gap on %s; reading the partition again from the start",
-                        self.service, tp)
-            await self._consumer.seek_to_beginning(tp)
+            await self._rewind(tp, progressed=result.applied + result.ignored + result.dead > 0)
             return len(records)
+        self._gap_streak.pop(tp, None)
         try:
             await self._consumer.commit({tp: records[-1].offset + 1})
         except (CommitFailedError, IllegalStateError) as error:
@@ -282,6 +299,23 @@ class TrackedConsumer:
         if highwater is not None:
             CONSUMER_LAG.labels(self.service, tp.topic).set(max(highwater - records[-1].offset - 1, 0))
         return len(records)
+
+    async def _rewind(self, tp: TopicPartition, progressed: bool) -> None:
+        """A predecessor is missing: read the partition again rather than skip it. If it
+        stays missing (its producer has not re-published it yet), wait longer each time."""
+        assert self._consumer is not None
+        GAPS.labels(self.service, tp.topic).inc()
+        streak = 0 if progressed else self._gap_streak.get(tp, 0) + 1
+        self._gap_streak[tp] = streak
+        if streak >= 3:
+            wait = min(2.0 ** (streak - 2), 30.0)
+            log.error("%s: %s still misses a message its producer wrote before; waiting "
+                      "%.0fs for it to be re-published (nothing is skipped)", self.service, tp, wait)
+            await asyncio.sleep(wait)
+        else:
+            log.warning("%s: gap on %s; reading the partition again from the start",
+                        self.service, tp)
+        await self._consumer.seek_to_beginning(tp)
 
     def _count(self, topic: str, result: BatchResult) -> None:
         self.applied += result.applied

