@@ -7,14 +7,33 @@ import logging
 import secrets
 from collections.abc import Iterable
 
+import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from shopfloor_contracts.topics import INCARNATION_TOPIC, TOPICS
 from shopfloor_runtime.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(RuntimeError):
+    pass
+
+
+class _NoImplicitTopics(MetadataRequest):
+    """aiokafka asks the broker to create any topic it looks up. A consumer that looks
+    up `orders.v1` on an empty broker would then create it with the broker's default
+    partition count before the relay creates it with the contract's, and keys would
+    land on the wrong partitions. Topics here are made only by `ensure_topics`."""
+
+    def __init__(self, topics: list[str] | None = None, allow_auto_topic_creation: bool = False):
+        super().__init__(topics, allow_auto_topic_creation)
+
+
+aiokafka.client.MetadataRequest = _NoImplicitTopics  # type: ignore[misc]
 
 
 def producer(broker: BrokerSettings, **overrides: object) -> AIOKafkaProducer:
@@ -31,24 +50,52 @@ def producer(broker: BrokerSettings, **overrides: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)  # type: ignore[arg-type]
 
 
+def partitions_of(name: str) -> int:
+    return TOPICS[name].partitions if name in TOPICS else 1
+
+
 async def ensure_topics(broker: BrokerSettings, names: Iterable[str]) -> None:
-    """Create the topics that are missing, with the partitions the contracts give."""
+    """Create missing topics with the partitions the contracts give; an empty topic
+    that some other client created with another count is made again."""
+    wanted = list(dict.fromkeys(names))
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(n, TOPICS[n].partitions if n in TOPICS else 1, 1)
-            for n in dict.fromkeys(names)
-            if n not in existing
-        ]
-        for topic in wanted:
+        for name in (n for n in wanted if n in existing):
+            await _check_layout(admin, broker, name)
+        existing = set(await admin.list_topics())
+        for name in (n for n in wanted if n not in existing):
             try:
-                await admin.create_topics([topic])
+                await admin.create_topics([NewTopic(name, partitions_of(name), 1)])
             except TopicAlreadyExistsError:
                 pass
     finally:
         await admin.close()
+
+
+async def _check_layout(admin: AIOKafkaAdminClient, broker: BrokerSettings, name: str) -> None:
+    [described] = await admin.describe_topics([name])
+    found = len(described["partitions"])
+    if found == partitions_of(name):
+        return
+    if await _message_count(broker, name, found):
+        raise TopicLayoutError(
+            f"topic {name} has {found} partitions but the contracts say "
+            f"{partitions_of(name)}, and it holds messages: fix the topic by hand")
+    log.warning("topic %s was created with %s partitions; making it again with %s",
+                name, found, partitions_of(name))
+    await admin.delete_topics([name])
+
+
+async def _message_count(broker: BrokerSettings, name: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(name, p) for p in range(partitions)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
 
 
 async def ping(broker: BrokerSettings, timeout: float = 2.0) -> bool:

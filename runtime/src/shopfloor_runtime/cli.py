@@ -40,16 +40,25 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shopfloor", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="broker + services + traffic simulator; Ctrl-C stops")
-    run.add_argument("--data-dir", type=Path, help="state and logs (env SHOPFLOOR_DATA_DIR, "
-                     "default ./data)")
-    run.add_argument("--broker-port", type=port_number, help="env SHOPFLOOR_BROKER_PORT, default 9092")
-    run.add_argument("--rate", type=float, help="simulated orders per second, 0 for none "
-                     "(env SHOPFLOOR_SIM_RATE, default 5)")
+    run.add_argument(
+        "--data-dir", type=Path, help="state and logs (env SHOPFLOOR_DATA_DIR, default ./data)"
+    )
+    run.add_argument(
+        "--broker-port", type=port_number, help="env SHOPFLOOR_BROKER_PORT, default 9092"
+    )
+    run.add_argument(
+        "--rate",
+        type=float,
+        help="simulated orders per second, 0 for none (env SHOPFLOOR_SIM_RATE, default 5)",
+    )
     run.set_defaults(command=run_command)
     broker = commands.add_parser("broker", help="only the embedded broker, until Ctrl-C")
     broker.add_argument("--port", type=port_number, help="env SHOPFLOOR_BROKER_PORT, default 9092")
-    broker.add_argument("--data-dir", type=Path, help="where logs/broker.log goes (env "
-                        "SHOPFLOOR_DATA_DIR, default ./data)")
+    broker.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where logs/broker.log goes (env SHOPFLOOR_DATA_DIR, default ./data)",
+    )
     broker.set_defaults(command=broker_command)
     return root
 
@@ -62,8 +71,7 @@ def port_number(text: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     config = StackConfig.from_env()
-    overrides = {"data_dir": args.data_dir, "broker_port": args.broker_port,
-                 "sim_rate": args.rate}
+    overrides = {"data_dir": args.data_dir, "broker_port": args.broker_port, "sim_rate": args.rate}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if config.sim_rate < 0:
         raise StackError(f"--rate must be 0 or more, got {config.sim_rate:g}")
@@ -79,8 +87,11 @@ def broker_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         broker.start()
-        print(f"broker: Kafka API on {broker.bootstrap_servers} (embedded Tansu, memory only; "
-              f"log {log / 'broker.log'}); Ctrl-C stops it", flush=True)
+        print(
+            f"broker: Kafka API on {broker.bootstrap_servers} (embedded Tansu, memory only; "
+            f"log {log / 'broker.log'}); Ctrl-C stops it",
+            flush=True,
+        )
         assert broker.process is not None
         code = broker.process.wait()
         raise StackError(f"the embedded broker exited with code {code}; see {log / 'broker.log'}")

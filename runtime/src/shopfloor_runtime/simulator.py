@@ -36,16 +36,41 @@ CATALOGUE: dict[str, Decimal] = {
 }
 CUSTOMERS = tuple(f"cust-{n:04d}" for n in range(1, 201))
 ADDRESSES: tuple[dict[str, str], ...] = (
-    {"name": "Ada Lovelace", "line1": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115",
-     "country": "DE"},
-    {"name": "Blaise Pascal", "line1": "12 Rue de Rivoli", "city": "Paris",
-     "postal_code": "75004", "country": "FR"},
-    {"name": "Edsger Dijkstra", "line1": "Prinsengracht 263", "city": "Amsterdam",
-     "postal_code": "1016 GV", "country": "NL"},
-    {"name": "Grace Hopper", "line1": "10 Downing Lane", "city": "London",
-     "postal_code": "SW1A 2AA", "country": "GB"},
-    {"name": "Kurt Goedel", "line1": "Ringstr. 7", "city": "Wien", "postal_code": "1010",
-     "country": "AT"},
+    {
+        "name": "Ada Lovelace",
+        "line1": "Hauptstr. 1",
+        "city": "Berlin",
+        "postal_code": "10115",
+        "country": "DE",
+    },
+    {
+        "name": "Blaise Pascal",
+        "line1": "12 Rue de Rivoli",
+        "city": "Paris",
+        "postal_code": "75004",
+        "country": "FR",
+    },
+    {
+        "name": "Edsger Dijkstra",
+        "line1": "Prinsengracht 263",
+        "city": "Amsterdam",
+        "postal_code": "1016 GV",
+        "country": "NL",
+    },
+    {
+        "name": "Grace Hopper",
+        "line1": "10 Downing Lane",
+        "city": "London",
+        "postal_code": "SW1A 2AA",
+        "country": "GB",
+    },
+    {
+        "name": "Kurt Goedel",
+        "line1": "Ringstr. 7",
+        "city": "Wien",
+        "postal_code": "1010",
+        "country": "AT",
+    },
 )
 WELCOME_MIN_SUBTOTAL = Decimal(20)
 
@@ -71,8 +96,8 @@ class Mix:
 
 def order_request(rng: random.Random) -> dict[str, Any]:
     """One plausible POST /orders body: 1-3 distinct SKUs, sometimes a coupon."""
-    skus = rng.sample(sorted(CATALOGUE), rng.randint(1, 3))
-    lines = [{"sku": s, "qty": rng.randint(1, 3), "unit_price": str(CATALOGUE[s])} for s in skus]
+    picked = [(sku, rng.randint(1, 3)) for sku in rng.sample(sorted(CATALOGUE), rng.randint(1, 3))]
+    lines = [{"sku": s, "qty": q, "unit_price": str(CATALOGUE[s])} for s, q in picked]
     channel = rng.choice(CHANNELS)
     body: dict[str, Any] = {
         "customer_id": rng.choice(CUSTOMERS),
@@ -81,8 +106,8 @@ def order_request(rng: random.Random) -> dict[str, Any]:
         "shipping_address": rng.choice(ADDRESSES),
         "payment_method": "card",
     }
-    subtotal = sum(CATALOGUE[ln["sku"]] * ln["qty"] for ln in lines)
-    coupon = _coupon(rng, channel, Decimal(subtotal))
+    subtotal = sum((CATALOGUE[sku] * qty for sku, qty in picked), Decimal(0))
+    coupon = _coupon(rng, channel, subtotal)
     if coupon:
         body["coupon"] = coupon
     return body

@@ -64,10 +64,12 @@ def env_number(environ: Mapping[str, str], name: str, default: float) -> float:
 
 
 def env_port(environ: Mapping[str, str], name: str, default: int) -> int:
-    port = env_number(environ, name, default)
-    if port != int(port) or not 0 < port < 65536:
-        raise StackError(f"{name} must be a port number (1-65535), got {environ[name]!r}")
-    return int(port)
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise StackError(f"{name} must be a port number (1-65535), got {raw!r}")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ def last_line(path: Path) -> str:
 
 
 def log_header(what: str) -> bytes:
-    return f"\n=== shopfloor run: {what} starting at {datetime.now():%Y-%m-%d %H:%M:%S} ===\n".encode()
+    started = f"{datetime.now():%Y-%m-%d %H:%M:%S}"
+    return f"\n=== shopfloor run: {what} starting at {started} ===\n".encode()
 
 
 @dataclass
@@ -135,8 +138,14 @@ class ServiceProcess:
             log.write(log_header(f"{self.spec.name} service"))
             log.flush()
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", self.spec.module, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                sys.executable,
+                "-m",
+                self.spec.module,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
         self.exited = asyncio.create_task(self.process.wait())
 
@@ -150,11 +159,14 @@ class ServiceProcess:
         deadline = asyncio.get_running_loop().time() + timeout
         while not await self._ready(client):
             if gone := self.died():
-                raise StackError(f"{gone} while starting: {last_line(self.log_path)} "
-                                 f"(log: {self.log_path})")
+                raise StackError(
+                    f"{gone} while starting: {last_line(self.log_path)} (log: {self.log_path})"
+                )
             if asyncio.get_running_loop().time() > deadline:
-                raise StackError(f"the {self.spec.name} service did not become ready on "
-                                 f"{self.url}/ready within {timeout:.0f}s; see {self.log_path}")
+                raise StackError(
+                    f"the {self.spec.name} service did not become ready on "
+                    f"{self.url}/ready within {timeout:.0f}s; see {self.log_path}"
+                )
             await asyncio.sleep(0.2)
 
     async def _ready(self, client: httpx.AsyncClient) -> bool:
@@ -169,8 +181,9 @@ class ServiceProcess:
             return
         self._signal(signal.SIGTERM)
         hurried = asyncio.create_task(hurry.wait())
-        await asyncio.wait([self.exited, hurried], timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [self.exited, hurried], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         hurried.cancel()
         if not self.exited.done():
             self._signal(signal.SIGKILL)
@@ -187,23 +200,33 @@ class Progress:
     """One line of what the stack has done so far."""
 
     elapsed_s: float
-    sim: SimCounts
+    sim: SimCounts | None  # None: the simulator is off
     published: int | None
     statuses: dict[str, int] | None = field(default=None)
 
     def line(self) -> str:
         minutes, seconds = divmod(int(self.elapsed_s), 60)
-        s = self.sim
         published = "?" if self.published is None else str(self.published)
-        return (f"[{minutes:02d}:{seconds:02d}] simulator: {s.placed} placed, {s.paid} paid, "
-                f"{s.cancelled} cancelled, {s.errors} errors | {published} events published"
-                f" | orders: {self._statuses()}")
+        return (
+            f"[{minutes:02d}:{seconds:02d}] {self._simulator()} | {published} events published"
+            f" | orders: {self._statuses()}"
+        )
+
+    def _simulator(self) -> str:
+        s = self.sim
+        if s is None:
+            return "simulator off"
+        return (
+            f"simulator: {s.placed} placed, {s.paid} paid, {s.cancelled} cancelled, "
+            f"{s.errors} errors"
+        )
 
     def _statuses(self) -> str:
         if self.statuses is None:
             return "?"
-        shown = [f"{_count(n)} {status.replace('_', ' ')}"
-                 for status, n in self.statuses.items() if n]
+        shown = [
+            f"{_count(n)} {status.replace('_', ' ')}" for status, n in self.statuses.items() if n
+        ]
         return ", ".join(shown) or "none yet"
 
 
@@ -215,15 +238,20 @@ async def events_published(client: httpx.AsyncClient, url: str) -> int:
     """The service's shopfloor_events_published_total, summed over topics."""
     response = await client.get(f"{url}/metrics")
     response.raise_for_status()
-    return int(sum(sample.value for family in text_string_to_metric_families(response.text)
-                   if family.name == "shopfloor_events_published"
-                   for sample in family.samples if sample.name.endswith("_total")))
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(response.text)
+            if family.name == "shopfloor_events_published"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+    )
 
 
 async def order_statuses(client: httpx.AsyncClient, url: str) -> dict[str, int]:
     async def count(status: str) -> int:
-        response = await client.get(f"{url}/orders",
-                                    params={"status": status, "limit": LIST_LIMIT})
+        response = await client.get(f"{url}/orders", params={"status": status, "limit": LIST_LIMIT})
         response.raise_for_status()
         return len(response.json())
 
@@ -239,8 +267,9 @@ class Stack:
         logs = config.log_dir
         self.broker_log = logs / "broker.log"
         self.broker = EmbeddedBroker(port=config.broker_port, host=HOST, log_path=self.broker_log)
-        self.services = [ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log")
-                         for s in config.services]
+        self.services = [
+            ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log") for s in config.services
+        ]
         order = self.service("order")
         self.simulator = Simulator(order.url if order else "", config.sim_rate)
         self.interrupted = False
@@ -303,12 +332,13 @@ class Stack:
     def _check_ports(self) -> None:
         # Checked before anything starts, so a taken port leaves nothing half-running.
         taken = [(self.config.broker_port, "the embedded broker", "SHOPFLOOR_BROKER_PORT")]
-        taken += [(s.port, f"the {s.spec.name} API", s.spec.port_variable())
-                  for s in self.services]
+        taken += [(s.port, f"the {s.spec.name} API", s.spec.port_variable()) for s in self.services]
         for port, what, variable in taken:
             if port_in_use(HOST, port):
-                raise StackError(f"cannot start {what}: {HOST}:{port} is already in use "
-                                 f"(set {variable} to another port)")
+                raise StackError(
+                    f"cannot start {what}: {HOST}:{port} is already in use "
+                    f"(set {variable} to another port)"
+                )
 
     async def _start_broker(self) -> None:
         with self.broker_log.open("ab") as log:
@@ -320,8 +350,10 @@ class Stack:
             await asyncio.shield(self._broker_start)
         except (BrokerError, TansuBinaryNotFound, OSError) as error:
             raise StackError(f"cannot start the embedded broker: {error}") from error
-        self.say(f"broker   {self.broker.bootstrap_servers}  (embedded Tansu, memory only; "
-                 f"log {self.broker_log})")
+        self.say(
+            f"broker   {self.broker.bootstrap_servers}  (embedded Tansu, memory only; "
+            f"log {self.broker_log})"
+        )
 
     def _service_env(self, service: ServiceProcess) -> dict[str, str]:
         prefix = service.spec.env_prefix
@@ -336,14 +368,18 @@ class Stack:
 
     def _announce(self, service: ServiceProcess) -> None:
         url = service.url
-        self.say(f"{service.spec.name:<8} {url}  docs {url}/docs  metrics {url}/metrics  "
-                 f"(log {service.log_path})")
+        self.say(
+            f"{service.spec.name:<8} {url}  docs {url}/docs  metrics {url}/metrics  "
+            f"(log {service.log_path})"
+        )
 
     def _start_simulator(self) -> None:
         rate = self.config.sim_rate
         if rate > 0:
-            self.say(f"simulator placing about {rate:g} orders/s (SHOPFLOOR_SIM_RATE=0 turns it "
-                     "off); Ctrl-C stops everything")
+            self.say(
+                f"simulator placing about {rate:g} orders/s (SHOPFLOOR_SIM_RATE=0 turns it "
+                "off); Ctrl-C stops everything"
+            )
         else:
             self.say("simulator off (SHOPFLOOR_SIM_RATE=0); Ctrl-C stops everything")
         self._simulating = asyncio.create_task(self.simulator.run())
@@ -365,19 +401,23 @@ class Stack:
     def _check_alive(self) -> None:
         for service in self.services:
             if gone := service.died():
-                raise StackError(f"{gone} unexpectedly: {last_line(service.log_path)} "
-                                 f"(log: {service.log_path})")
+                raise StackError(
+                    f"{gone} unexpectedly: {last_line(service.log_path)} (log: {service.log_path})"
+                )
         process = self.broker.process
         if process is not None and process.poll() is not None:
-            raise StackError(f"the embedded broker exited with code {process.returncode} "
-                             f"(log: {self.broker_log})")
+            raise StackError(
+                f"the embedded broker exited with code {process.returncode} "
+                f"(log: {self.broker_log})"
+            )
         task = self._simulating
         if task is not None and task.done() and not task.cancelled() and task.exception():
             raise StackError(f"the traffic simulator failed: {task.exception()!r}")
 
     async def _progress(self, client: httpx.AsyncClient, elapsed: float) -> Progress:
-        published = await asyncio.gather(*(events_published(client, s.url)
-                                           for s in self.services), return_exceptions=True)
+        published = await asyncio.gather(
+            *(events_published(client, s.url) for s in self.services), return_exceptions=True
+        )
         order = self.service("order")
         statuses: dict[str, int] | None = None
         if order is not None:
@@ -385,23 +425,27 @@ class Stack:
                 statuses = await order_statuses(client, order.url)
         counts = [n for n in published if isinstance(n, int)]
         total = sum(counts) if len(counts) == len(published) else None
-        return Progress(elapsed, self.simulator.counts, total, statuses)
+        sim = self.simulator.counts if self.config.sim_rate > 0 else None
+        return Progress(elapsed, sim, total, statuses)
 
     async def _stop_all(self) -> None:
         """Simulator first (no traffic into stopping services), then services, then broker."""
         if self._simulating is not None:
             self._simulating.cancel()
             await asyncio.gather(self._simulating, return_exceptions=True)
-        await asyncio.gather(*(s.stop(self.config.stop_timeout_s, self._hurry)
-                               for s in self.services))
+        await asyncio.gather(
+            *(s.stop(self.config.stop_timeout_s, self._hurry) for s in self.services)
+        )
         if self._broker_start is not None:
             await asyncio.gather(self._broker_start, return_exceptions=True)
             await asyncio.to_thread(self.broker.stop)
         if self._simulating is not None:
             s = self.simulator.counts
-            self.say(f"stopped. simulator placed {s.placed}, paid {s.paid}, cancelled "
-                     f"{s.cancelled} orders ({s.errors} errors); state kept in "
-                     f"{self.config.data_dir}/ for the next run")
+            self.say(
+                f"stopped. simulator placed {s.placed}, paid {s.paid}, cancelled "
+                f"{s.cancelled} orders ({s.errors} errors); state kept in "
+                f"{self.config.data_dir}/ for the next run"
+            )
 
 
 async def _first_exit(exits: list[asyncio.Task[int]], timeout: float) -> None:
