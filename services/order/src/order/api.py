@@ -69,7 +69,8 @@ class PlaceOrderIn(Body):
 
 
 class PaymentIn(Body):
-    amount: Amount
+    amount: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2,
+                                     description="0.00 pays an order discounted to nothing")]
     method: Code
     reference: Code = Field(description="the payment provider's id; repeats are idempotent")
 

@@ -69,6 +69,9 @@ class PaymentConflict(PaymentRefused):
     """A payment the order's state refuses (cancelled, already paid)."""
 
 
+_CONFLICTS = ("order_cancelled", "already_paid")
+
+
 # -- rules given by configuration ---------------------------------------------------
 
 
@@ -202,6 +205,7 @@ class Order(Aggregate):
         self.status = AWAITING_PAYMENT
         self.passed_checks: dict[str, str | None] = {}  # check -> causing event id
         self.payment: dict[str, Any] | None = None
+        self.rejected_payments: dict[str, tuple[str, str, str]] = {}
         self.refunds: dict[str, Decimal] = {}
         self.reminded = False
         self.cancel_reason: str | None = None
@@ -246,10 +250,15 @@ class Order(Aggregate):
         see it); the refusal is returned for the caller to raise once it is saved."""
         if self.payment and self.payment["reference"] == reference:
             return None  # the same payment reported again changes nothing
+        if reference in self.rejected_payments:  # providers resend until they get a 2xx
+            reason, detail, field = self.rejected_payments[reference]
+            refused = PaymentConflict if reason in _CONFLICTS else PaymentRefused
+            return refused(reason, detail, field)
         refusal = self._payment_refusal(money(amount), method, methods)
         if refusal:
             self._payment_rejected(amount=money(amount), method=method, reference=reference,
-                                   reason=refusal.reason, detail=refusal.detail)
+                                   reason=refusal.reason, detail=refusal.detail,
+                                   field=refusal.field)
             return refusal
         self._paid(amount=money(amount), method=method, reference=reference, paid_at=now)
         self._confirm_if_ready(now)
@@ -273,8 +282,8 @@ class Order(Aggregate):
 
     @event("PaymentRejected")
     def _payment_rejected(self, amount: Decimal, method: str, reference: str, reason: str,
-                          detail: str) -> None:
-        pass  # the story records the refusal; the order's state does not change
+                          detail: str, field: str = "amount") -> None:
+        self.rejected_payments[reference] = (reason, detail, field)
 
     @event("Paid")
     def _paid(self, amount: Decimal, method: str, reference: str, paid_at: datetime) -> None:
