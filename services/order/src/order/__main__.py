@@ -15,6 +15,7 @@ from order.settings import Settings
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s order %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = Settings()
     except ValidationError as error:
