@@ -1,0 +1,101 @@
+"""Contracts: exported schemas are current, producers are strict, consumers tolerant,
+and a non-aiokafka client (confluent-kafka / librdkafka) can read orders.v1."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+from shopfloor_contracts import orders
+from shopfloor_contracts.export import DEFAULT_DIR, rendered, stale_files
+from shopfloor_contracts.registry import EVENTS, read_payload
+
+from tests.support import order_service, place_paid_orders
+
+SCHEMAS = Path(DEFAULT_DIR)
+
+
+def test_checked_in_schemas_match_the_event_models():
+    assert stale_files(SCHEMAS) == [], "run `make contracts` and commit contracts/schemas"
+
+
+def test_a_changed_schema_file_is_reported_stale(tmp_path):
+    for path, text in rendered().items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    (tmp_path / "orders.v1/OrderPaid.v1.json").write_text("{}")
+    assert stale_files(tmp_path) == ["orders.v1/OrderPaid.v1.json"]
+
+
+def test_every_event_has_a_schema_and_an_asyncapi_entry():
+    asyncapi = json.loads((SCHEMAS / "asyncapi.json").read_text())
+    for name, spec in EVENTS.items():
+        assert (SCHEMAS / spec.topic / f"{name}.v{spec.version}.json").is_file()
+        assert name in asyncapi["channels"][spec.topic]["messages"]
+
+
+def test_producer_models_refuse_unknown_fields():
+    with pytest.raises(ValidationError):
+        orders.OrderConfirmed(order_id="o", checks=[], confirmed_at="2026-01-01T00:00:00Z",
+                              surprise=1)
+
+
+def test_consumers_ignore_fields_added_by_a_newer_producer():
+    payload = {"order_id": "o", "checks": ["inventory"], "confirmed_at": "2026-01-01T00:00:00Z",
+               "added_in_a_later_version": True}
+    assert read_payload("OrderConfirmed", payload).order_id == "o"
+
+
+@pytest.mark.integration
+def test_an_analyst_with_confluent_kafka_reads_orders_and_every_message_fits_its_schema(
+    own_broker, tmp_path
+):
+    import asyncio
+
+    from confluent_kafka import Consumer
+
+    service = order_service(own_broker, tmp_path)
+    ids = place_paid_orders(service, 20)
+    service.app.cancel_order(uuid.UUID(ids[0]), "operator", "test")
+
+    async def publish() -> int:
+        await service.relay.start()
+        while await service.relay.publish_once():
+            pass
+        await service.relay.stop()
+        return service.relay.published
+
+    published = asyncio.run(publish())
+    consumer = Consumer({
+        "bootstrap.servers": own_broker.bootstrap_servers,
+        "group.id": f"analyst-{uuid.uuid4().hex[:6]}",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe(["orders.v1"])
+    messages, deadline = [], time.monotonic() + 60
+    try:
+        while len(messages) < published and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+
+    assert len(messages) == published
+    types = set()
+    for message in messages:
+        body = json.loads(message.value())
+        spec = EVENTS[body["event_type"]]
+        schema = json.loads((SCHEMAS / spec.topic / f"{spec.event_type}.v1.json").read_text())
+        jsonschema.validate(body, schema)
+        assert message.key().decode() == body["aggregate_id"]
+        types.add(body["event_type"])
+    assert {"OrderPlaced", "OrderPaid", "OrderConfirmed", "OrderCancelled",
+            "RefundIssued"} <= types
