@@ -77,7 +77,7 @@ async def test_relay_crash_before_saving_its_position_repeats_but_loses_nothing(
     relay = service.relay
     await relay.start()
 
-    def crash(_state):
+    def crash(*_state):
         raise KeyboardInterrupt("killed after the broker acked, before the state was saved")
 
     monkeypatch.setattr(relay.states, "save", crash)
@@ -109,3 +109,21 @@ async def test_republish_command_sends_the_whole_log_again(own_broker, tmp_path)
 
     messages = envelopes(await read_topic(own_broker.bootstrap_servers, "orders.v1"))
     assert len(messages) == 2 * len(_expected_positions(service))
+
+
+async def test_republish_requested_while_the_relay_runs_starts_it_over(own_broker, pg_dsn,
+                                                                       tmp_path):
+    service = order_service(own_broker, tmp_path, dsn=pg_dsn, relay={"batch_size": 10})
+    place_paid_orders(service, 10)
+    relay = service.relay
+    await relay.start()
+    await relay.publish_once()
+    # an operator runs `python -m order republish` against the same store meanwhile
+    assert order_service(own_broker, tmp_path, dsn=pg_dsn).relay.states.reset() == 10
+    await _drain(relay)
+    await relay.stop()
+
+    messages = envelopes(await read_topic(own_broker.bootstrap_servers, "orders.v1"))
+    expected = _expected_positions(service)
+    assert sorted({m["position"] for m in messages}) == expected
+    assert sorted(m["position"] for m in messages).count(expected[0]) == 2

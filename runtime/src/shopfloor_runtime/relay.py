@@ -98,8 +98,18 @@ class RelayStateStore:
             row = cur.fetchone()
         return None if row is None else RelayState(row[0], row[1], PartitionChains.loads(row[2]))
 
-    def save(self, state: RelayState) -> None:
+    def save(self, state: RelayState, expected: RelayState | None = None) -> bool:
+        """Write the state; with `expected`, only if nobody changed it meanwhile (an
+        operator's `republish` resets it under a running relay)."""
         with self.sql.transaction() as cur:
+            if expected is not None:
+                cur.execute(
+                    "UPDATE relay_state SET incarnation = ?, position = ?, chains = ? "
+                    "WHERE name = ? AND incarnation = ? AND position = ?",
+                    (state.incarnation, state.position, state.chains.dumps(), self.name,
+                     expected.incarnation, expected.position),
+                )
+                return bool(cur.rowcount == 1)
             cur.execute(
                 "INSERT INTO relay_state (name, incarnation, position, chains) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
@@ -107,6 +117,15 @@ class RelayStateStore:
                 "chains = excluded.chains",
                 (self.name, state.incarnation, state.position, state.chains.dumps()),
             )
+            return True
+
+    def reset(self) -> int:
+        """Make the relay publish everything again from position 1; returns the old one."""
+        state = self.load()
+        if state is None:
+            return 0
+        self.save(RelayState(state.incarnation, 0, PartitionChains()))
+        return state.position
 
 
 class OutboxRelay:
@@ -161,9 +180,8 @@ class OutboxRelay:
     async def republish_all(self) -> None:
         """Operator command: publish every stored event again, from position 1."""
         await self.check_incarnation(force=True)
-        assert self.state is not None
-        self.state = RelayState(self.state.incarnation, 0, PartitionChains())
-        await asyncio.to_thread(self.states.save, self.state)
+        await asyncio.to_thread(self.states.reset)
+        self.state = await asyncio.to_thread(self.states.load)
 
     def _read(self, after: int) -> list[Any]:
         return list(
@@ -198,7 +216,11 @@ class OutboxRelay:
             topics.append(out.topic)
         await asyncio.gather(*futures)
         new_state = RelayState(state.incarnation, notifications[-1].id, chains)
-        await asyncio.to_thread(self.states.save, new_state)
+        if not await asyncio.to_thread(self.states.save, new_state, state):
+            log.warning("%s relay: its position was reset (republish); starting over",
+                        self.service)
+            self.state = await asyncio.to_thread(self.states.load)
+            return len(notifications)
         self.state = new_state
         for topic in topics:
             EVENTS_PUBLISHED.labels(self.service, topic).inc()

@@ -85,6 +85,10 @@ class _PgCursor:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
         return self._cursor.executemany(sql.replace("?", "%s"), rows)
 
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
 
