@@ -38,30 +38,35 @@ class Projector:
                 cur.execute(statement)
 
     def position(self) -> int:
-        with self.sql.transaction() as cur:
-            cur.execute("SELECT position FROM projection_state WHERE name = ?", (self.name,))
-            row = cur.fetchone()
+        with self.sql.transaction(write=False) as cur:
+            return self._position(cur)
+
+    def _position(self, cur: Any) -> int:
+        cur.execute("SELECT position FROM projection_state WHERE name = ?", (self.name,))
+        row = cur.fetchone()
         return 0 if row is None else int(row[0])
 
     def run_once(self) -> int:
-        """Apply the next batch of stored events; returns how many were read."""
+        """Apply the next batch of stored events; returns how many were applied."""
+        position = self.position()
+        # Read the log before taking the write lock: on SQLite both share one file.
+        notifications = self.app.recorder.select_notifications(
+            start=position, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        events = [self.app.mapper.to_domain_event(n) for n in notifications]
         with self.sql.transaction() as cur:
-            cur.execute("SELECT position FROM projection_state WHERE name = ?", (self.name,))
-            row = cur.fetchone()
-            position = 0 if row is None else int(row[0])
-            notifications = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, inclusive_of_start=False
-            )
-            if not notifications:
-                return 0
-            for notification in notifications:
-                self.apply(cur, self.app.mapper.to_domain_event(notification))
+            if self._position(cur) != position:
+                return 0  # another projector moved on meanwhile; read again
+            for domain_event in events:
+                self.apply(cur, domain_event)
             cur.execute(
                 "INSERT INTO projection_state (name, position) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
                 (self.name, notifications[-1].id),
             )
-            return len(notifications)
+        return len(notifications)
 
     def catch_up(self) -> int:
         total = 0

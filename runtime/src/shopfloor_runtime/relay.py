@@ -90,7 +90,7 @@ class RelayStateStore:
             )
 
     def load(self) -> RelayState | None:
-        with self.sql.transaction() as cur:
+        with self.sql.transaction(write=False) as cur:
             cur.execute(
                 "SELECT incarnation, position, chains FROM relay_state WHERE name = ?",
                 (self.name,),

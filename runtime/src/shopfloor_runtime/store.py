@@ -123,13 +123,16 @@ class SqlStore:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, write: bool = True) -> Iterator[Any]:
+        """One transaction. On SQLite a writing one takes the file's write lock at once
+        (BEGIN IMMEDIATE); never call the event store while holding it, because the
+        event store's own connections wait for the same lock."""
         if self._pool is not None:
             with self._pool.connection() as conn, conn.transaction():
                 yield _PgCursor(conn.cursor())
             return
         conn = self._sqlite()
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield conn.cursor()
         except BaseException:

@@ -69,7 +69,7 @@ class OrderQueries:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         columns = ["order_id", "customer_id", "channel", "status", "total", "currency",
                    "placed_at", "updated_at"]
-        with self.sql.transaction() as cur:
+        with self.sql.transaction(write=False) as cur:
             cur.execute(f"SELECT {', '.join(columns)} FROM order_view {clause} "  # noqa: S608
                         "ORDER BY placed_at DESC, order_id LIMIT ? OFFSET ?",
                         (*params, limit, offset))
@@ -78,7 +78,7 @@ class OrderQueries:
     def due_deadlines(self, now: datetime, limit: int = 500) -> list[UUID]:
         """Unpaid orders whose reminder or payment deadline has passed."""
         moment = ts(now)
-        with self.sql.transaction() as cur:
+        with self.sql.transaction(write=False) as cur:
             cur.execute(
                 "SELECT order_id FROM order_view WHERE status = ? AND "
                 "((reminded = 0 AND reminder_at <= ?) OR due_at <= ?) ORDER BY due_at LIMIT ?",
@@ -87,6 +87,6 @@ class OrderQueries:
             return [UUID(row[0]) for row in cur.fetchall()]
 
     def counts(self) -> dict[str, int]:
-        with self.sql.transaction() as cur:
+        with self.sql.transaction(write=False) as cur:
             cur.execute("SELECT status, COUNT(*) FROM order_view GROUP BY status")
             return {row[0]: int(row[1]) for row in cur.fetchall()}
