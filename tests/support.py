@@ -38,10 +38,12 @@ def order_service(
     return build(settings)
 
 
-def placement(customer: str | None = None, sku: str = "SKU-1", qty: int = 1,
-              price: str = "10.00") -> Placement:
+def placement(
+    customer: str | None = None, sku: str = "SKU-1", qty: int = 1, price: str = "10.00"
+) -> Placement:
     return Placement(
-        customer_id=customer or f"cust-{uuid4().hex[:8]}", channel="shop",
+        customer_id=customer or f"cust-{uuid4().hex[:8]}",
+        channel="shop",
         lines=(Line(sku, qty, Decimal(price)),),
         address=Address("Ada", "1 Main St", "Berlin", "10115", "DE"),
     )
@@ -104,10 +106,17 @@ class ContractProducer:
         partition = partition_for(key.encode(), TOPICS[topic].partitions)
         previous = self.chains.link(topic, partition, self.position)
         message = Envelope[type(payload)](  # type: ignore[misc]
-            event_id=uuid4(), event_type=name, schema_version=1,
-            occurred_at=datetime.now(UTC), producer=self.producer, aggregate_id=key,
-            aggregate_version=1, correlation_id=key, position=self.position,
-            previous_position=previous, payload=payload,
+            event_id=uuid4(),
+            event_type=name,
+            schema_version=1,
+            occurred_at=datetime.now(UTC),
+            producer=self.producer,
+            aggregate_id=key,
+            aggregate_version=1,
+            correlation_id=key,
+            position=self.position,
+            previous_position=previous,
+            payload=payload,
         )
         return topic, partition, message.model_dump_json().encode()
 

@@ -37,8 +37,12 @@ def listener(broker, data_dir) -> tuple[Listener, TrackedConsumer]:
         uow.add(Seen(order_id=event.order_id))
 
     consumer = TrackedConsumer(
-        service="listener", app=app, topics=["orders.v1"], handlers={"OrderPlaced": on_placed},
-        broker=broker_settings(broker), settings=ConsumerSettings(batch_size=100),
+        service="listener",
+        app=app,
+        topics=["orders.v1"],
+        handlers={"OrderPlaced": on_placed},
+        broker=broker_settings(broker),
+        settings=ConsumerSettings(batch_size=100),
     )
     return app, consumer
 
@@ -73,8 +77,9 @@ async def test_a_broker_that_lost_its_data_is_refilled_and_nothing_is_skipped_or
         second = place_paid_orders(service, 25)
         await eventually(lambda: len(seen_orders(app)) >= 65, timeout=60)
         top = service.app.recorder.max_notification_id()
-        await eventually(lambda: service.relay.state and service.relay.state.position == top,
-                         timeout=60)
+        await eventually(
+            lambda: service.relay.state and service.relay.state.position == top, timeout=60
+        )
         await eventually(lambda: consumer.applied >= 25)
 
     seen = seen_orders(app)

@@ -41,13 +41,18 @@ def test_every_event_has_a_schema_and_an_asyncapi_entry():
 
 def test_producer_models_refuse_unknown_fields():
     with pytest.raises(ValidationError):
-        orders.OrderConfirmed(order_id="o", checks=[], confirmed_at="2026-01-01T00:00:00Z",
-                              surprise=1)
+        orders.OrderConfirmed(
+            order_id="o", checks=[], confirmed_at="2026-01-01T00:00:00Z", surprise=1
+        )
 
 
 def test_consumers_ignore_fields_added_by_a_newer_producer():
-    payload = {"order_id": "o", "checks": ["inventory"], "confirmed_at": "2026-01-01T00:00:00Z",
-               "added_in_a_later_version": True}
+    payload = {
+        "order_id": "o",
+        "checks": ["inventory"],
+        "confirmed_at": "2026-01-01T00:00:00Z",
+        "added_in_a_later_version": True,
+    }
     assert read_payload("OrderConfirmed", payload).order_id == "o"
 
 
@@ -71,13 +76,15 @@ def test_an_analyst_with_confluent_kafka_reads_orders_and_every_message_fits_its
         return service.relay.published
 
     published = asyncio.run(publish())
-    consumer = Consumer({
-        "bootstrap.servers": own_broker.bootstrap_servers,
-        "group.id": f"analyst-{uuid.uuid4().hex[:6]}",
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": own_broker.bootstrap_servers,
+            "group.id": f"analyst-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe(["orders.v1"])
     messages, deadline = [], time.monotonic() + 60
     try:
@@ -97,5 +104,4 @@ def test_an_analyst_with_confluent_kafka_reads_orders_and_every_message_fits_its
         jsonschema.validate(body, schema)
         assert message.key().decode() == body["aggregate_id"]
         types.add(body["event_type"])
-    assert {"OrderPlaced", "OrderPaid", "OrderConfirmed", "OrderCancelled",
-            "RefundIssued"} <= types
+    assert {"OrderPlaced", "OrderPaid", "OrderConfirmed", "OrderCancelled", "RefundIssued"} <= types

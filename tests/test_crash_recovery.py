@@ -33,8 +33,9 @@ def start_service(broker, dsn: str, log_path) -> subprocess.Popen:
         "ORDER_CONSUMER__BATCH_SIZE": "50",
     }
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-m", "order"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "order"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def confirmed(service) -> int:
@@ -45,12 +46,14 @@ def confirmed(service) -> int:
 async def test_a_service_killed_while_consuming_applies_each_event_once_after_restart(
     own_broker, pg_dsn, tmp_path
 ):
-    local = order_service(own_broker, tmp_path, dsn=pg_dsn, rules={"required_checks":
-                          ["inventory"]})
+    local = order_service(
+        own_broker, tmp_path, dsn=pg_dsn, rules={"required_checks": ["inventory"]}
+    )
     ids = place_paid_orders(local, ORDERS)
     line = [ReservedLine(sku="SKU-1", qty=1, warehouse="WH-1")]
     await ContractProducer(own_broker).publish(
-        [(StockReserved(order_id=i, reservation_id=f"r-{i}", lines=line), i) for i in ids])
+        [(StockReserved(order_id=i, reservation_id=f"r-{i}", lines=line), i) for i in ids]
+    )
 
     first = start_service(own_broker, pg_dsn, tmp_path / "order-1.log")
     try:

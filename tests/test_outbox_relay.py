@@ -22,8 +22,11 @@ def _expected_positions(service) -> list[int]:
     from order.translation import to_outbound
 
     notifications = service.app.recorder.select_notifications(start=1, limit=100_000)
-    return [n.id for n in notifications
-            if to_outbound(service.app.mapper.to_domain_event(n)) is not None]
+    return [
+        n.id
+        for n in notifications
+        if to_outbound(service.app.mapper.to_domain_event(n)) is not None
+    ]
 
 
 async def _drain(relay) -> None:
@@ -111,8 +114,9 @@ async def test_republish_command_sends_the_whole_log_again(own_broker, tmp_path)
     assert len(messages) == 2 * len(_expected_positions(service))
 
 
-async def test_republish_requested_while_the_relay_runs_starts_it_over(own_broker, pg_dsn,
-                                                                       tmp_path):
+async def test_republish_requested_while_the_relay_runs_starts_it_over(
+    own_broker, pg_dsn, tmp_path
+):
     service = order_service(own_broker, tmp_path, dsn=pg_dsn, relay={"batch_size": 10})
     place_paid_orders(service, 10)
     relay = service.relay

@@ -22,7 +22,9 @@ INVENTORY_CHECK = {"required_checks": ["inventory"]}
 
 def reserved(order_id: str) -> tuple[StockReserved, str]:
     line = ReservedLine(sku="SKU-1", qty=1, warehouse="WH-1")
-    return StockReserved(order_id=order_id, reservation_id=f"res-{order_id}", lines=[line]), order_id
+    return StockReserved(
+        order_id=order_id, reservation_id=f"res-{order_id}", lines=[line]
+    ), order_id
 
 
 async def pump(consumer, until, rounds: int = 200) -> None:
@@ -55,8 +57,9 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_is_appli
     _, _, valid = producer.envelope(*reserved(order_id))
     bad_payload = json.loads(valid)
     del bad_payload["payload"]["lines"]
-    await producer.publish_raw("inventory.v1", order_id, json.dumps(bad_payload).encode(),
-                               partition)
+    await producer.publish_raw(
+        "inventory.v1", order_id, json.dumps(bad_payload).encode(), partition
+    )
     await producer.publish([reserved(order_id)])  # the next good message
 
     consumer = service.consumer
@@ -72,8 +75,11 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_is_appli
 
     assert len(dead) == 3
     errors = {dict(r.headers)["dlq.error"].split(b":")[0]: r for r in dead}
-    assert set(errors) == {b"undecodable envelope", b"invalid StockReserved payload",
-                           b"OrderNotFound"}
+    assert set(errors) == {
+        b"undecodable envelope",
+        b"invalid StockReserved payload",
+        b"OrderNotFound",
+    }
     garbage = errors[b"undecodable envelope"]
     assert garbage.value == b"{not json" and garbage.key == order_id.encode()
     source = dict(garbage.headers)
@@ -84,9 +90,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_is_appli
     assert events_named(service, order_id, "Confirmed") == 1
 
 
-async def test_a_missed_message_makes_the_consumer_reread_instead_of_skipping(
-    own_broker, tmp_path
-):
+async def test_a_missed_message_makes_the_consumer_reread_instead_of_skipping(own_broker, tmp_path):
     service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK)
     by_partition: dict[int, list[str]] = defaultdict(list)
     for order_id in place_paid_orders(service, 24):
@@ -98,8 +102,11 @@ async def test_a_missed_message_makes_the_consumer_reread_instead_of_skipping(
     # The group's committed offset points past the first two messages: as after a broker
     # that was refilled while the consumer's offsets still pointed into the old one.
     tp = TopicPartition("inventory.v1", partition)
-    committer = AIOKafkaConsumer(bootstrap_servers=own_broker.bootstrap_servers,
-                                 group_id=service.consumer.group_id, enable_auto_commit=False)
+    committer = AIOKafkaConsumer(
+        bootstrap_servers=own_broker.bootstrap_servers,
+        group_id=service.consumer.group_id,
+        enable_auto_commit=False,
+    )
     await committer.start()
     committer.assign([tp])
     await committer.commit({tp: 2})
@@ -123,8 +130,9 @@ class Killed(BaseException):
 async def test_a_consumer_killed_mid_batch_and_restarted_has_no_duplicate_effect(
     own_broker, tmp_path
 ):
-    service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK,
-                            consumer={"batch_size": 100})
+    service = order_service(
+        own_broker, tmp_path, rules=INVENTORY_CHECK, consumer={"batch_size": 100}
+    )
     ids = place_paid_orders(service, 120)
     await ContractProducer(own_broker).publish([reserved(i) for i in ids])
 

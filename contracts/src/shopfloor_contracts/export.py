@@ -60,10 +60,16 @@ def rendered() -> dict[str, str]:
 
 def stale_files(root: Path) -> list[str]:
     wanted = rendered()
-    stale = [p for p, text in wanted.items() if not (root / p).is_file()
-             or (root / p).read_text() != text]
-    extra = [str(p.relative_to(root)) for p in root.rglob("*.json")
-             if str(p.relative_to(root)) not in wanted]
+    stale = [
+        p
+        for p, text in wanted.items()
+        if not (root / p).is_file() or (root / p).read_text() != text
+    ]
+    extra = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.json")
+        if str(p.relative_to(root)) not in wanted
+    ]
     return sorted(stale + extra)
 
 

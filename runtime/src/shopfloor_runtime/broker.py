@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Iterable
@@ -12,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.metadata import MetadataRequest
-
 from shopfloor_contracts.topics import INCARNATION_TOPIC, TOPICS
+
 from shopfloor_runtime.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,8 @@ async def ensure_topics(broker: BrokerSettings, names: Iterable[str]) -> None:
             await _check_layout(admin, broker, name)
         existing = set(await admin.list_topics())
         for name in (n for n in wanted if n not in existing):
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(name, partitions_of(name), 1)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 
@@ -82,9 +81,14 @@ async def _check_layout(admin: AIOKafkaAdminClient, broker: BrokerSettings, name
     if await _message_count(broker, name, found):
         raise TopicLayoutError(
             f"topic {name} has {found} partitions but the contracts say "
-            f"{partitions_of(name)}, and it holds messages: fix the topic by hand")
-    log.warning("topic %s was created with %s partitions; making it again with %s",
-                name, found, partitions_of(name))
+            f"{partitions_of(name)}, and it holds messages: fix the topic by hand"
+        )
+    log.warning(
+        "topic %s was created with %s partitions; making it again with %s",
+        name,
+        found,
+        partitions_of(name),
+    )
     await admin.delete_topics([name])
 
 

@@ -12,6 +12,7 @@ A message that cannot be decoded or applied goes to `dlq.<service>` and the rest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +26,10 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError, Tracking
 from pydantic import ValidationError
-
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.registry import read_payload
 from shopfloor_contracts.topics import dlq_topic
+
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.metrics import (
     CONSUMER_LAG,
@@ -259,10 +260,8 @@ class TrackedConsumer:
     async def stop(self) -> None:
         for client in (self._consumer, self._dlq):
             if client is not None:
-                try:
+                with contextlib.suppress(Exception):  # stopping anyway
                     await client.stop()
-                except Exception:  # noqa: BLE001 - stopping anyway
-                    pass
         self._consumer = self._dlq = None
 
     async def poll_once(self) -> int:
@@ -297,7 +296,9 @@ class TrackedConsumer:
             log.info("%s: offset commit skipped (%s); tracking keeps it safe", self.service, error)
         highwater = self._consumer.highwater(tp)
         if highwater is not None:
-            CONSUMER_LAG.labels(self.service, tp.topic).set(max(highwater - records[-1].offset - 1, 0))
+            CONSUMER_LAG.labels(self.service, tp.topic).set(
+                max(highwater - records[-1].offset - 1, 0)
+            )
         return len(records)
 
     async def _rewind(self, tp: TopicPartition, progressed: bool) -> None:
@@ -309,25 +310,41 @@ class TrackedConsumer:
         self._gap_streak[tp] = streak
         if streak >= 3:
             wait = min(2.0 ** (streak - 2), 30.0)
-            log.error("%s: %s still misses a message its producer wrote before; waiting "
-                      "%.0fs for it to be re-published (nothing is skipped)", self.service, tp, wait)
+            log.error(
+                "%s: %s still misses a message its producer wrote before; waiting "
+                "%.0fs for it to be re-published (nothing is skipped)",
+                self.service,
+                tp,
+                wait,
+            )
             await asyncio.sleep(wait)
         else:
-            log.warning("%s: gap on %s; reading the partition again from the start",
-                        self.service, tp)
+            log.warning(
+                "%s: gap on %s; reading the partition again from the start", self.service, tp
+            )
         await self._consumer.seek_to_beginning(tp)
 
     def _count(self, topic: str, result: BatchResult) -> None:
         self.applied += result.applied
-        for outcome, n in (("applied", result.applied), ("duplicate", result.duplicates),
-                           ("ignored", result.ignored), ("dead_letter", result.dead)):
+        for outcome, n in (
+            ("applied", result.applied),
+            ("duplicate", result.duplicates),
+            ("ignored", result.ignored),
+            ("dead_letter", result.dead),
+        ):
             if n:
                 EVENTS_CONSUMED.labels(self.service, topic, outcome).inc(n)
 
     async def _dead_letter(self, dead: DeadLetter) -> None:
         record = dead.record
-        log.error("%s: dead letter from %s[%s]@%s: %s", self.service, record.topic,
-                  record.partition, record.offset, dead.error)
+        log.error(
+            "%s: dead letter from %s[%s]@%s: %s",
+            self.service,
+            record.topic,
+            record.partition,
+            record.offset,
+            dead.error,
+        )
         headers = [
             ("dlq.error", dead.error.encode()[:4000]),
             ("dlq.topic", record.topic.encode()),
@@ -352,10 +369,8 @@ class TrackedConsumer:
             except Exception as error:  # noqa: BLE001 - reconnect; committed work is safe
                 log.warning("%s consumer: %s; restarting in %.1fs", self.service, error, backoff)
                 await self.stop()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), backoff)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, 10.0)
         await self.stop()
 
@@ -373,4 +388,3 @@ def _first_error(error: ValidationError) -> str:
 def _observe_age(service: str, topic: str, occurred_at: datetime) -> None:
     age = (datetime.now(UTC) - occurred_at).total_seconds()
     EVENT_AGE_SECONDS.labels(service, topic).observe(max(age, 0.0))
-

@@ -53,12 +53,22 @@ class EmbeddedBroker:
                 "(another broker? set SHOPFLOOR_BROKER_PORT to another port)"
             )
         url = f"tcp://{self.host}:{self.port}"
-        command = [broker_binary(), "broker", "--listener-url", url,
-                   "--advertised-listener-url", url,
-                   "--cluster-id", f"shopfloor-{uuid.uuid4().hex[:12]}"]
+        command = [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--cluster-id",
+            f"shopfloor-{uuid.uuid4().hex[:12]}",
+        ]
         with open(self.log_path or os.devnull, "ab") as out:  # the child keeps its own copy
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -86,6 +96,9 @@ class EmbeddedBroker:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

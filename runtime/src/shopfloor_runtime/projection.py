@@ -8,6 +8,7 @@ tables and the position rebuilds the read model from the log (`rebuild`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,14 @@ Apply = Callable[[Any, Any], None]  # (cursor, domain event)
 
 class Projector:
     def __init__(
-        self, name: str, app: ServiceApplication, sql: SqlStore, schema: list[str],
-        apply: Apply, drop: list[str], batch_size: int = 500,
+        self,
+        name: str,
+        app: ServiceApplication,
+        sql: SqlStore,
+        schema: list[str],
+        apply: Apply,
+        drop: list[str],
+        batch_size: int = 500,
     ) -> None:
         self.name, self.app, self.sql, self.apply = name, app, sql, apply
         self.schema, self.drop, self.batch_size = schema, drop, batch_size
@@ -93,7 +100,5 @@ class Projector:
             else:
                 idle_for = idle
             if not moved:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), idle_for)
-                except TimeoutError:
-                    pass

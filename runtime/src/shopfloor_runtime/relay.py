@@ -10,6 +10,7 @@ data: the relay starts again from position 1 and refills every topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel
-
 from shopfloor_contracts.envelope import Envelope
 from shopfloor_contracts.registry import EVENTS
 from shopfloor_contracts.topics import TOPICS
+
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.chain import PartitionChains, partition_for
 from shopfloor_runtime.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_POSITION, REPUBLISHES
@@ -63,7 +64,7 @@ def envelope_bytes(
     producer: str, domain_event: Any, out: Outbound, position: int, previous: int
 ) -> bytes:
     name = type(out.payload).__name__
-    message = Envelope[type(out.payload)](  # type: ignore[misc]
+    message = Envelope[type(out.payload)](  # type: ignore[misc,operator]
         event_id=event_id(producer, domain_event.originator_id, domain_event.originator_version),
         event_type=name,
         schema_version=EVENTS[name].version,
@@ -106,8 +107,14 @@ class RelayStateStore:
                 cur.execute(
                     "UPDATE relay_state SET incarnation = ?, position = ?, chains = ? "
                     "WHERE name = ? AND incarnation = ? AND position = ?",
-                    (state.incarnation, state.position, state.chains.dumps(), self.name,
-                     expected.incarnation, expected.position),
+                    (
+                        state.incarnation,
+                        state.position,
+                        state.chains.dumps(),
+                        self.name,
+                        expected.incarnation,
+                        expected.position,
+                    ),
                 )
                 return bool(cur.rowcount == 1)
             cur.execute(
@@ -169,8 +176,11 @@ class OutboxRelay:
                 REPUBLISHES.labels(self.service).inc()
                 log.warning(
                     "%s: broker lost its data (incarnation %s -> %s); re-publishing "
-                    "%s events from position 1", self.service, state.incarnation,
-                    current, state.position,
+                    "%s events from position 1",
+                    self.service,
+                    state.incarnation,
+                    current,
+                    state.position,
                 )
             state = RelayState(current, 0, PartitionChains())
             await brokerlib.ensure_topics(self.broker, TOPICS)
@@ -217,8 +227,7 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         new_state = RelayState(state.incarnation, notifications[-1].id, chains)
         if not await asyncio.to_thread(self.states.save, new_state, state):
-            log.warning("%s relay: its position was reset (republish); starting over",
-                        self.service)
+            log.warning("%s relay: its position was reset (republish); starting over", self.service)
             self.state = await asyncio.to_thread(self.states.load)
             return len(notifications)
         self.state = new_state
@@ -248,14 +257,10 @@ class OutboxRelay:
     async def _reset(self) -> None:
         self.state = None
         self._checked_at = 0.0
-        try:
+        with contextlib.suppress(Exception):  # the producer is being thrown away anyway
             await self.stop()
-        except Exception:  # noqa: BLE001 - the producer is being thrown away anyway
-            pass
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        pass

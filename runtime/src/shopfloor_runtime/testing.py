@@ -68,6 +68,7 @@ def own_broker(tmp_path: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
 def broker_settings(broker: EmbeddedBroker) -> BrokerSettings:
     """Short session timeouts: the embedded broker holds a group join for half of it."""
     return BrokerSettings(
-        bootstrap_servers=broker.bootstrap_servers, session_timeout_ms=6000,
+        bootstrap_servers=broker.bootstrap_servers,
+        session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )

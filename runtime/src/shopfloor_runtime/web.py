@@ -61,6 +61,8 @@ def install_error_handlers(app: FastAPI, table: dict[type[Exception], int]) -> N
 def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, error: Exception) -> JSONResponse:
         body = getattr(error, "body", None)
-        return JSONResponse(body() if callable(body) else {"detail": str(error)}, status_code=status)
+        return JSONResponse(
+            body() if callable(body) else {"detail": str(error)}, status_code=status
+        )
 
     return handle

@@ -21,15 +21,22 @@ from order.settings import Settings
 
 def serve(settings: Settings) -> int:
     if port_in_use(settings.api.host, settings.api.port):
-        print(f"order: {settings.api.host}:{settings.api.port} is already in use "
-              "(set ORDER_API__PORT)", file=sys.stderr)
+        print(
+            f"order: {settings.api.host}:{settings.api.port} is already in use "
+            "(set ORDER_API__PORT)",
+            file=sys.stderr,
+        )
         return 1
     service = build(settings)
-    print(f"order: API on http://{settings.api.host}:{settings.api.port} "
-          f"(docs at /docs), broker {settings.broker.bootstrap_servers}", flush=True)
+    print(
+        f"order: API on http://{settings.api.host}:{settings.api.port} "
+        f"(docs at /docs), broker {settings.broker.bootstrap_servers}",
+        flush=True,
+    )
     try:
-        uvicorn.run(service.http, host=settings.api.host, port=settings.api.port,
-                    log_level="warning")
+        uvicorn.run(
+            service.http, host=settings.api.host, port=settings.api.port, log_level="warning"
+        )
     finally:
         service.close()
     return 0
@@ -59,8 +66,11 @@ COMMANDS = {"serve": serve, "republish": republish, "rebuild-projections": rebui
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m order", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m order",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", nargs="?", default="serve", choices=sorted(COMMANDS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s order %(levelname)s %(message)s")
@@ -69,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        print(f"order: bad setting ORDER_{'__'.join(map(str, first['loc'])).upper()}: "
-              f"{first['msg']}", file=sys.stderr)
+        print(
+            f"order: bad setting ORDER_{'__'.join(map(str, first['loc'])).upper()}: {first['msg']}",
+            file=sys.stderr,
+        )
         return 2
     try:
         return COMMANDS[args.command](settings)

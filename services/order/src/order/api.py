@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -16,8 +16,12 @@ from order.domain import Address, Line, Order, Placement
 from order.projection import OrderQueries
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
-                                        pattern=r"^[A-Za-z0-9._:/-]+$")]
+Code = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$"
+    ),
+]
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
 
@@ -37,8 +41,12 @@ class AddressIn(Body):
     line1: Text
     line2: Text | None = None
     city: Text
-    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2,
-                                                  max_length=12, pattern=r"^[A-Za-z0-9 -]+$")]
+    postal_code: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True, min_length=2, max_length=12, pattern=r"^[A-Za-z0-9 -]+$"
+        ),
+    ]
     country: str = Field(description="ISO 3166-1 alpha-2, e.g. DE")
 
     @field_validator("country")
@@ -61,16 +69,26 @@ class PlaceOrderIn(Body):
 
     def placement(self) -> Placement:
         return Placement(
-            customer_id=self.customer_id, channel=self.channel,
+            customer_id=self.customer_id,
+            channel=self.channel,
             lines=tuple(Line(ln.sku, ln.qty, ln.unit_price) for ln in self.lines),
-            address=Address(**self.shipping_address.model_dump()), currency=self.currency,
-            coupon=self.coupon, payment_method=self.payment_method,
+            address=Address(**self.shipping_address.model_dump()),
+            currency=self.currency,
+            coupon=self.coupon,
+            payment_method=self.payment_method,
         )
 
 
 class PaymentIn(Body):
-    amount: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2,
-                                     description="0.00 pays an order discounted to nothing")]
+    amount: Annotated[
+        Decimal,
+        Field(
+            ge=0,
+            max_digits=12,
+            decimal_places=2,
+            description="0.00 pays an order discounted to nothing",
+        ),
+    ]
     method: Code
     reference: Code = Field(description="the payment provider's id; repeats are idempotent")
 
@@ -83,8 +101,9 @@ class CancelIn(Body):
 class RefundIn(Body):
     amount: Amount
     reason: Text
-    reference: Code | None = Field(None, description="repeats with the same reference are "
-                                   "idempotent")
+    reference: Code | None = Field(
+        None, description="repeats with the same reference are idempotent"
+    )
 
 
 class ShipIn(Body):
@@ -118,15 +137,27 @@ class OrderOut(BaseModel):
     @classmethod
     def of(cls, order: Order) -> OrderOut:
         return cls(
-            id=order.id, status=order.status, customer_id=order.customer_id,
-            channel=order.channel, lines=order.lines, currency=order.currency,
-            subtotal=order.subtotal, discount=order.discount, total=order.total,
-            coupon=order.coupon, payment_method=order.payment_method,
-            shipping_address=order.shipping_address, placed_at=order.placed_at,
-            payment_reminder_at=order.payment_reminder_at, payment_due_at=order.payment_due_at,
-            payment=order.payment, required_checks=order.required_checks,
-            passed_checks=sorted(order.passed_checks), refunded_total=order.refunded_total,
-            cancel_reason=order.cancel_reason, version=order.version,
+            id=order.id,
+            status=cast(Status, order.status),
+            customer_id=order.customer_id,
+            channel=order.channel,
+            lines=order.lines,
+            currency=order.currency,
+            subtotal=order.subtotal,
+            discount=order.discount,
+            total=order.total,
+            coupon=order.coupon,
+            payment_method=order.payment_method,
+            shipping_address=order.shipping_address,
+            placed_at=order.placed_at,
+            payment_reminder_at=order.payment_reminder_at,
+            payment_due_at=order.payment_due_at,
+            payment=order.payment,
+            required_checks=order.required_checks,
+            passed_checks=sorted(order.passed_checks),
+            refunded_total=order.refunded_total,
+            cancel_reason=order.cancel_reason,
+            version=order.version,
         )
 
 
@@ -160,14 +191,19 @@ def router() -> APIRouter:
         return request.app.state.orders  # type: ignore[no-any-return]
 
     @api.post("/orders", status_code=201, response_model=PlacedOut)
-    def place_order(body: PlaceOrderIn, request: Request, response: Response,
-                    idempotency_key: Annotated[Code | None, Header()] = None) -> PlacedOut:
+    def place_order(
+        body: PlaceOrderIn,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[Code | None, Header()] = None,
+    ) -> PlacedOut:
         """Place an order; a repeated Idempotency-Key returns the first order."""
         result = app(request).place_order(body.placement(), idempotency_key)
         if result.duplicate:
             response.status_code = 200
-        return PlacedOut(**OrderOut.of(result.order).model_dump(), duplicate=result.duplicate,
-                         notes=result.notes)
+        return PlacedOut(
+            **OrderOut.of(result.order).model_dump(), duplicate=result.duplicate, notes=result.notes
+        )
 
     @api.post("/orders/{order_id}/payments", response_model=OrderOut)
     def pay_order(order_id: UUID, body: PaymentIn, request: Request) -> OrderOut:
@@ -204,9 +240,13 @@ def router() -> APIRouter:
         return [HistoryOut(**vars(e)) for e in app(request).order_history(order_id)]
 
     @api.get("/orders", response_model=list[OrderSummary])
-    def list_orders(request: Request, status: Status | None = None,
-                    customer: Code | None = None, limit: int = Query(100, ge=1, le=1000),
-                    offset: int = Query(0, ge=0)) -> list[OrderSummary]:
+    def list_orders(
+        request: Request,
+        status: Status | None = None,
+        customer: Code | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> list[OrderSummary]:
         """Orders by status and customer, newest first (a projection: eventually current)."""
         queries: OrderQueries = request.app.state.queries
         rows = queries.list_orders(status, customer, limit, offset)

@@ -40,9 +40,13 @@ class HistoryEntry:
 class OrderApplication(ServiceApplication):
     name = "order"
 
-    def __init__(self, rules: OrderRules, clock: Clock | None = None,
-                 env: dict[str, str] | None = None,
-                 describe: Callable[[Any], tuple[str, dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        rules: OrderRules,
+        clock: Clock | None = None,
+        env: dict[str, str] | None = None,
+        describe: Callable[[Any], tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
         super().__init__(env)
         self.rules, self.clock = rules, clock or SystemClock()
         self._describe = describe or (lambda e: (type(e).__name__, {}))
@@ -61,15 +65,22 @@ class OrderApplication(ServiceApplication):
                 if existing.request_hash != placement.request_hash():
                     raise IdempotencyConflict(
                         f"Idempotency-Key {key!r} was already used for order {existing.id} "
-                        "with a different request")
-                return PlacementResult(existing, duplicate=True,
-                                       notes=["same Idempotency-Key: the first order"])
+                        "with a different request"
+                    )
+                return PlacementResult(
+                    existing, duplicate=True, notes=["same Idempotency-Key: the first order"]
+                )
         fingerprint = self._find(placement.fingerprint())
         if key is None and fingerprint and fingerprint.within(now, self.rules.duplicate_window):
             first = self.get_order(fingerprint.order_id)
-            return PlacementResult(first, duplicate=True, notes=[
-                "same customer, lines and address within "
-                f"{self.rules.duplicate_window.total_seconds():.0f}s: the first order"])
+            return PlacementResult(
+                first,
+                duplicate=True,
+                notes=[
+                    "same customer, lines and address within "
+                    f"{self.rules.duplicate_window.total_seconds():.0f}s: the first order"
+                ],
+            )
         order_id = order_id_for_key(key) if key else uuid4()
         order = Order.place(placement, pricing, self.rules, now, order_id)
         if fingerprint is None:
@@ -82,8 +93,9 @@ class OrderApplication(ServiceApplication):
     def pay_order(self, order_id: UUID, amount: Decimal, method: str, reference: str) -> Order:
         def pay() -> Order:
             order = self.get_order(order_id)
-            refusal = order.pay(amount, method, reference, self.clock.now(),
-                                self.rules.payment_methods)
+            refusal = order.pay(
+                amount, method, reference, self.clock.now(), self.rules.payment_methods
+            )
             self.save(order)
             if refusal:
                 raise refusal
@@ -94,14 +106,14 @@ class OrderApplication(ServiceApplication):
     def cancel_order(self, order_id: UUID, reason: str, detail: str) -> Order:
         return self._change(order_id, lambda o: o.cancel(reason, detail, self.clock.now()))
 
-    def refund_order(self, order_id: UUID, amount: Decimal, reason: str,
-                     reference: str | None) -> Order:
+    def refund_order(
+        self, order_id: UUID, amount: Decimal, reason: str, reference: str | None
+    ) -> Order:
         refund_id = reference or str(uuid4())
         return self._change(order_id, lambda o: o.refund(refund_id, amount, reason))
 
     def ship_order(self, order_id: UUID, carrier: str, tracking_number: str) -> Order:
-        return self._change(
-            order_id, lambda o: o.ship(carrier, tracking_number, self.clock.now()))
+        return self._change(order_id, lambda o: o.ship(carrier, tracking_number, self.clock.now()))
 
     def fire_deadlines(self, due: list[UUID]) -> int:
         """Send reminders and cancel unpaid orders whose deadline has passed.
@@ -110,6 +122,7 @@ class OrderApplication(ServiceApplication):
         so a deadline fires once however often this runs, in however many processes."""
         fired = 0
         for order_id in due:
+
             def fire(order: Order) -> bool:
                 now = self.clock.now()
                 return order.expire_payment(now) or order.send_payment_reminder(now)
@@ -120,8 +133,9 @@ class OrderApplication(ServiceApplication):
                 continue
         return fired
 
-    def _change(self, order_id: UUID, action: Callable[[Order], Any],
-                returns_order: bool = True) -> Any:
+    def _change(
+        self, order_id: UUID, action: Callable[[Order], Any], returns_order: bool = True
+    ) -> Any:
         def attempt() -> Any:
             order = self.get_order(order_id)
             result = action(order)
@@ -149,8 +163,9 @@ class OrderApplication(ServiceApplication):
         entries = []
         for domain_event in self.events.get(order_id):
             name, payload = self._describe(domain_event)
-            entries.append(HistoryEntry(name, domain_event.originator_version,
-                                        domain_event.timestamp, payload))
+            entries.append(
+                HistoryEntry(name, domain_event.originator_version, domain_event.timestamp, payload)
+            )
         return entries
 
 
@@ -162,4 +177,3 @@ def _retry(attempt: Callable[[], T], attempts: int = 8) -> T:
         except RecordConflictError:
             continue
     return attempt()
-

@@ -42,9 +42,12 @@ log = logging.getLogger(__name__)
 def rules_from(settings: Settings) -> OrderRules:
     r = settings.rules
     return OrderRules(
-        channels=frozenset(r.channels), payment_methods=frozenset(r.payment_methods),
-        coupons={code.upper(): Coupon(c.percent_off, c.amount_off, c.min_subtotal,
-                                      frozenset(c.channels)) for code, c in r.coupons.items()},
+        channels=frozenset(r.channels),
+        payment_methods=frozenset(r.payment_methods),
+        coupons={
+            code.upper(): Coupon(c.percent_off, c.amount_off, c.min_subtotal, frozenset(c.channels))
+            for code, c in r.coupons.items()
+        },
         required_checks=tuple(r.required_checks),
         payment_reminder_after=timedelta(seconds=r.payment_reminder_after_s),
         payment_timeout=timedelta(seconds=r.payment_timeout_s),
@@ -53,8 +56,12 @@ def rules_from(settings: Settings) -> OrderRules:
 
 
 ERRORS: dict[type[Exception], int] = {
-    InvalidOrder: 422, PaymentRefused: 422, PaymentConflict: 409, OrderNotFound: 404,
-    IllegalTransition: 409, IdempotencyConflict: 409,
+    InvalidOrder: 422,
+    PaymentRefused: 422,
+    PaymentConflict: 409,
+    OrderNotFound: 404,
+    IllegalTransition: 409,
+    IdempotencyConflict: 409,
 }
 
 
@@ -87,8 +94,10 @@ class OrderService:
     async def running(self) -> AsyncIterator[None]:
         """Background work beside the API: read model, deadlines, relay, consumer."""
         stopping = asyncio.Event()
-        tasks = [asyncio.create_task(self.projector.run(stopping)),
-                 asyncio.create_task(self._deadlines(stopping))]
+        tasks = [
+            asyncio.create_task(self.projector.run(stopping)),
+            asyncio.create_task(self._deadlines(stopping)),
+        ]
         if self.settings.relay.enabled:
             tasks.append(asyncio.create_task(self.relay.run(stopping)))
         if self.settings.consumer.enabled:
@@ -110,13 +119,25 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Order
     env = eventsourcing_env(settings.store, SERVICE)
     app = OrderApplication(rules_from(settings), clock, env, translation.describe)
     sql = SqlStore(settings.store, SERVICE)
-    relay = OutboxRelay(service=SERVICE, app=app, translate=translation.to_outbound, sql=sql,
-                        broker=settings.broker, settings=settings.relay)
-    consumer = TrackedConsumer(service=SERVICE, app=app, topics=[INVENTORY.name],
-                               handlers=policies.handlers(app), broker=settings.broker,
-                               settings=settings.consumer)
-    service = OrderService(settings, clock, app, sql, projector(app, sql), OrderQueries(sql),
-                           relay, consumer)
+    relay = OutboxRelay(
+        service=SERVICE,
+        app=app,
+        translate=translation.to_outbound,
+        sql=sql,
+        broker=settings.broker,
+        settings=settings.relay,
+    )
+    consumer = TrackedConsumer(
+        service=SERVICE,
+        app=app,
+        topics=[INVENTORY.name],
+        handlers=policies.handlers(app),
+        broker=settings.broker,
+        settings=settings.consumer,
+    )
+    service = OrderService(
+        settings, clock, app, sql, projector(app, sql), OrderQueries(sql), relay, consumer
+    )
     service.http = _http(service)
     return service
 
@@ -127,9 +148,13 @@ def _http(service: OrderService) -> FastAPI:
         async with service.running():
             yield
 
-    http = FastAPI(title="shopfloor order service", version="0.1.0", lifespan=lifespan,
-                   description="Places, pays, confirms, cancels and refunds orders. "
-                   "Publishes orders.v1; consumes inventory.v1.")
+    http = FastAPI(
+        title="shopfloor order service",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Places, pays, confirms, cancels and refunds orders. "
+        "Publishes orders.v1; consumes inventory.v1.",
+    )
     http.state.orders, http.state.queries = service.app, service.queries
 
     async def store_ok() -> bool:

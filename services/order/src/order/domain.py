@@ -33,8 +33,11 @@ class InvalidOrder(DomainError):
         self.field, self.reason = field, reason
 
     def body(self) -> dict[str, Any]:
-        return {"detail": [{"loc": ["body", *self.field.split(".")], "msg": self.reason,
-                            "type": "value_error"}]}
+        return {
+            "detail": [
+                {"loc": ["body", *self.field.split(".")], "msg": self.reason, "type": "value_error"}
+            ]
+        }
 
 
 class OrderNotFound(DomainError):
@@ -61,8 +64,16 @@ class PaymentRefused(DomainError):
         self.reason, self.detail, self.field = reason, detail, field
 
     def body(self) -> dict[str, Any]:
-        return {"detail": [{"loc": ["body", self.field], "msg": self.detail,
-                            "type": f"payment_refused.{self.reason}"}], "reason": self.reason}
+        return {
+            "detail": [
+                {
+                    "loc": ["body", self.field],
+                    "msg": self.detail,
+                    "type": f"payment_refused.{self.reason}",
+                }
+            ],
+            "reason": self.reason,
+        }
 
 
 class PaymentConflict(PaymentRefused):
@@ -142,11 +153,16 @@ class Pricing:
 def price(placement: Placement, rules: OrderRules) -> Pricing:
     """Check the business rules of a placement and work out what it costs."""
     if placement.channel not in rules.channels:
-        raise InvalidOrder("channel", f"unknown channel {placement.channel!r}; "
-                           f"expected one of {sorted(rules.channels)}")
+        raise InvalidOrder(
+            "channel",
+            f"unknown channel {placement.channel!r}; expected one of {sorted(rules.channels)}",
+        )
     if placement.payment_method and placement.payment_method not in rules.payment_methods:
-        raise InvalidOrder("payment_method", f"payment method {placement.payment_method!r} "
-                           f"is not available; expected one of {sorted(rules.payment_methods)}")
+        raise InvalidOrder(
+            "payment_method",
+            f"payment method {placement.payment_method!r} "
+            f"is not available; expected one of {sorted(rules.payment_methods)}",
+        )
     skus = [line.sku for line in placement.lines]
     if len(set(skus)) != len(skus):
         raise InvalidOrder("lines", "each sku may appear on one line only")
@@ -162,11 +178,15 @@ def _discount(placement: Placement, rules: OrderRules, subtotal: Decimal) -> Dec
     if coupon is None:
         raise InvalidOrder("coupon", f"unknown coupon {placement.coupon!r}")
     if coupon.channels and placement.channel not in coupon.channels:
-        raise InvalidOrder("coupon", f"coupon {placement.coupon!r} is not valid on "
-                           f"channel {placement.channel!r}")
+        raise InvalidOrder(
+            "coupon", f"coupon {placement.coupon!r} is not valid on channel {placement.channel!r}"
+        )
     if subtotal < coupon.min_subtotal:
-        raise InvalidOrder("coupon", f"coupon {placement.coupon!r} needs a subtotal of at "
-                           f"least {money(coupon.min_subtotal)}")
+        raise InvalidOrder(
+            "coupon",
+            f"coupon {placement.coupon!r} needs a subtotal of at "
+            f"least {money(coupon.min_subtotal)}",
+        )
     off = subtotal * coupon.percent_off / 100 + coupon.amount_off
     return money(min(off, subtotal))
 
@@ -189,14 +209,32 @@ class Order(Aggregate):
 
     @event("Placed")
     def __init__(
-        self, *, order_id: UUID, customer_id: str, channel: str, lines: list[dict[str, Any]], currency: str,
-        subtotal: Decimal, discount: Decimal, total: Decimal, coupon: str | None,
-        payment_method: str | None, shipping_address: dict[str, Any], placed_at: datetime,
-        payment_reminder_at: datetime, payment_due_at: datetime,
-        required_checks: list[str], request_hash: str,
+        self,
+        *,
+        order_id: UUID,
+        customer_id: str,
+        channel: str,
+        lines: list[dict[str, Any]],
+        currency: str,
+        subtotal: Decimal,
+        discount: Decimal,
+        total: Decimal,
+        coupon: str | None,
+        payment_method: str | None,
+        shipping_address: dict[str, Any],
+        placed_at: datetime,
+        payment_reminder_at: datetime,
+        payment_due_at: datetime,
+        required_checks: list[str],
+        request_hash: str,
     ) -> None:
         self.customer_id, self.channel, self.lines = customer_id, channel, lines
-        self.currency, self.subtotal, self.discount, self.total = currency, subtotal, discount, total
+        self.currency, self.subtotal, self.discount, self.total = (
+            currency,
+            subtotal,
+            discount,
+            total,
+        )
         self.coupon, self.payment_method = coupon, payment_method
         self.shipping_address = shipping_address
         self.placed_at, self.payment_reminder_at = placed_at, payment_reminder_at
@@ -211,17 +249,30 @@ class Order(Aggregate):
         self.cancel_reason: str | None = None
 
     @classmethod
-    def place(cls, placement: Placement, pricing: Pricing, rules: OrderRules,
-              now: datetime, order_id: UUID) -> Order:
+    def place(
+        cls,
+        placement: Placement,
+        pricing: Pricing,
+        rules: OrderRules,
+        now: datetime,
+        order_id: UUID,
+    ) -> Order:
         return cls(
-            order_id=order_id, customer_id=placement.customer_id, channel=placement.channel,
-            lines=[{"sku": ln.sku, "qty": ln.qty, "unit_price": money(ln.unit_price)}
-                   for ln in placement.lines],
-            currency=placement.currency, subtotal=pricing.subtotal,
-            discount=pricing.discount, total=pricing.total,
+            order_id=order_id,
+            customer_id=placement.customer_id,
+            channel=placement.channel,
+            lines=[
+                {"sku": ln.sku, "qty": ln.qty, "unit_price": money(ln.unit_price)}
+                for ln in placement.lines
+            ],
+            currency=placement.currency,
+            subtotal=pricing.subtotal,
+            discount=pricing.discount,
+            total=pricing.total,
             coupon=placement.coupon.upper() if placement.coupon else None,
             payment_method=placement.payment_method,
-            shipping_address=placement.address.__dict__.copy(), placed_at=now,
+            shipping_address=placement.address.__dict__.copy(),
+            placed_at=now,
             payment_reminder_at=now + rules.payment_reminder_after,
             payment_due_at=now + rules.payment_timeout,
             required_checks=list(rules.required_checks),
@@ -244,8 +295,9 @@ class Order(Aggregate):
 
     # -- payment --------------------------------------------------------------------
 
-    def pay(self, amount: Decimal, method: str, reference: str, now: datetime,
-            methods: frozenset[str]) -> PaymentRefused | None:
+    def pay(
+        self, amount: Decimal, method: str, reference: str, now: datetime, methods: frozenset[str]
+    ) -> PaymentRefused | None:
         """Record a payment result. A refused payment is still an event (risk wants to
         see it); the refusal is returned for the caller to raise once it is saved."""
         if self.payment and self.payment["reference"] == reference:
@@ -256,46 +308,70 @@ class Order(Aggregate):
             return refused(reason, detail, field)
         refusal = self._payment_refusal(money(amount), method, methods)
         if refusal:
-            self._payment_rejected(amount=money(amount), method=method, reference=reference,
-                                   reason=refusal.reason, detail=refusal.detail,
-                                   field=refusal.field)
+            self._payment_rejected(
+                amount=money(amount),
+                method=method,
+                reference=reference,
+                reason=refusal.reason,
+                detail=refusal.detail,
+                field=refusal.field,
+            )
             return refusal
         self._paid(amount=money(amount), method=method, reference=reference, paid_at=now)
         self._confirm_if_ready(now)
         return None
 
-    def _payment_refusal(self, amount: Decimal, method: str,
-                         methods: frozenset[str]) -> PaymentRefused | None:
+    def _payment_refusal(
+        self, amount: Decimal, method: str, methods: frozenset[str]
+    ) -> PaymentRefused | None:
         if self.status == CANCELLED:
-            return PaymentConflict("order_cancelled", f"order {self.id} is cancelled; "
-                                   "payment refused", "order")
+            return PaymentConflict(
+                "order_cancelled", f"order {self.id} is cancelled; payment refused", "order"
+            )
         if self.payment is not None:
-            return PaymentConflict("already_paid", f"order {self.id} is already paid "
-                                   f"(reference {self.payment['reference']!r})", "reference")
+            return PaymentConflict(
+                "already_paid",
+                f"order {self.id} is already paid (reference {self.payment['reference']!r})",
+                "reference",
+            )
         if method not in methods:
-            return PaymentRefused("method_unavailable",
-                                  f"payment method {method!r} is not available", "method")
+            return PaymentRefused(
+                "method_unavailable", f"payment method {method!r} is not available", "method"
+            )
         if amount != self.total:
-            return PaymentRefused("amount_mismatch", f"amount {amount} does not match the "
-                                  f"order total {self.total}")
+            return PaymentRefused(
+                "amount_mismatch", f"amount {amount} does not match the order total {self.total}"
+            )
         return None
 
     @event("PaymentRejected")
-    def _payment_rejected(self, amount: Decimal, method: str, reference: str, reason: str,
-                          detail: str, field: str = "amount") -> None:
+    def _payment_rejected(
+        self,
+        amount: Decimal,
+        method: str,
+        reference: str,
+        reason: str,
+        detail: str,
+        field: str = "amount",
+    ) -> None:
         self.rejected_payments[reference] = (reason, detail, field)
 
     @event("Paid")
     def _paid(self, amount: Decimal, method: str, reference: str, paid_at: datetime) -> None:
-        self.payment = {"amount": amount, "method": method, "reference": reference,
-                        "paid_at": paid_at}
+        self.payment = {
+            "amount": amount,
+            "method": method,
+            "reference": reference,
+            "paid_at": paid_at,
+        }
         self.status = PAID
 
     def send_payment_reminder(self, now: datetime) -> bool:
         if self.status != AWAITING_PAYMENT or self.reminded or now < self.payment_reminder_at:
             return False
-        self._reminded(sent_at=now, customer_id=self.customer_id,
-                       payment_due_at=self.payment_due_at)
+        self._reminded(
+            sent_at=now, customer_id=self.customer_id, payment_due_at=self.payment_due_at
+        )
         return True
 
     @event("PaymentReminderSent")
@@ -305,15 +381,20 @@ class Order(Aggregate):
     def expire_payment(self, now: datetime) -> bool:
         if self.status != AWAITING_PAYMENT or now < self.payment_due_at:
             return False
-        self._cancelled(reason="payment_timeout", detail="no payment arrived before "
-                        f"{self.payment_due_at.isoformat()}", short_lines=[], caused_by=None,
-                        paid_amount=self.paid_amount)
+        self._cancelled(
+            reason="payment_timeout",
+            detail=f"no payment arrived before {self.payment_due_at.isoformat()}",
+            short_lines=[],
+            caused_by=None,
+            paid_amount=self.paid_amount,
+        )
         return True
 
     # -- checks and confirmation ----------------------------------------------------
 
-    def pass_check(self, check: str, caused_by: str, now: datetime,
-                   detail: dict[str, Any] | None = None) -> None:
+    def pass_check(
+        self, check: str, caused_by: str, now: datetime, detail: dict[str, Any] | None = None
+    ) -> None:
         if check in self.passed_checks or self.status not in OPEN:
             return  # already known, or too late to matter
         self._check_passed(check=check, caused_by=caused_by, detail=detail or {})
@@ -325,8 +406,9 @@ class Order(Aggregate):
 
     def _confirm_if_ready(self, now: datetime, caused_by: str | None = None) -> None:
         if self.status == PAID and all(c in self.passed_checks for c in self.required_checks):
-            self._confirmed(confirmed_at=now, checks=list(self.required_checks),
-                            caused_by=caused_by)
+            self._confirmed(
+                confirmed_at=now, checks=list(self.required_checks), caused_by=caused_by
+            )
 
     @event("Confirmed")
     def _confirmed(self, confirmed_at: datetime, checks: list[str], caused_by: str | None) -> None:
@@ -334,26 +416,46 @@ class Order(Aggregate):
 
     # -- cancellation, refunds, shipping ------------------------------------------
 
-    def cancel(self, reason: str, detail: str, now: datetime, short_lines: list[dict[str, Any]]
-               | None = None, caused_by: str | None = None) -> None:
+    def cancel(
+        self,
+        reason: str,
+        detail: str,
+        now: datetime,
+        short_lines: list[dict[str, Any]] | None = None,
+        caused_by: str | None = None,
+    ) -> None:
         self._require("cancel", *OPEN)
-        self._cancelled(reason=reason, detail=detail, short_lines=short_lines or [],
-                        caused_by=caused_by, paid_amount=self.paid_amount)
+        self._cancelled(
+            reason=reason,
+            detail=detail,
+            short_lines=short_lines or [],
+            caused_by=caused_by,
+            paid_amount=self.paid_amount,
+        )
         if self.paid_amount > 0:
             self.refund(f"cancellation-{self.id}", self.paid_amount, f"order cancelled: {reason}")
 
-    def reject_reservation(self, short_lines: list[dict[str, Any]], caused_by: str,
-                           now: datetime) -> None:
+    def reject_reservation(
+        self, short_lines: list[dict[str, Any]], caused_by: str, now: datetime
+    ) -> None:
         if self.status not in OPEN:
             return  # already cancelled or shipped: nothing left to reject
-        shorts = ", ".join(f"{s['sku']} (wanted {s['requested']}, {s['available']} available)"
-                           for s in short_lines)
-        self.cancel("reservation_rejected", f"not enough stock: {shorts}", now,
-                    short_lines, caused_by)
+        shorts = ", ".join(
+            f"{s['sku']} (wanted {s['requested']}, {s['available']} available)" for s in short_lines
+        )
+        self.cancel(
+            "reservation_rejected", f"not enough stock: {shorts}", now, short_lines, caused_by
+        )
 
     @event("Cancelled")
-    def _cancelled(self, reason: str, detail: str, short_lines: list[dict[str, Any]],
-                   caused_by: str | None, paid_amount: Decimal) -> None:
+    def _cancelled(
+        self,
+        reason: str,
+        detail: str,
+        short_lines: list[dict[str, Any]],
+        caused_by: str | None,
+        paid_amount: Decimal,
+    ) -> None:
         self.status = CANCELLED
         self.cancel_reason = reason
 
@@ -368,16 +470,28 @@ class Order(Aggregate):
             raise InvalidOrder("amount", "a refund must be positive")
         left = self.paid_amount - self.refunded_total
         if amount > left:
-            raise InvalidOrder("amount", f"refund {amount} is more than the {left} "
-                               "paid and not yet refunded")
+            raise InvalidOrder(
+                "amount", f"refund {amount} is more than the {left} paid and not yet refunded"
+            )
         total = self.refunded_total + amount
-        self._refunded(refund_id=refund_id, amount=amount, reason=reason, refunded_total=total,
-                       fully_refunded=total >= self.paid_amount)
+        self._refunded(
+            refund_id=refund_id,
+            amount=amount,
+            reason=reason,
+            refunded_total=total,
+            fully_refunded=total >= self.paid_amount,
+        )
         return True
 
     @event("Refunded")
-    def _refunded(self, refund_id: str, amount: Decimal, reason: str, refunded_total: Decimal,
-                  fully_refunded: bool) -> None:
+    def _refunded(
+        self,
+        refund_id: str,
+        amount: Decimal,
+        reason: str,
+        refunded_total: Decimal,
+        fully_refunded: bool,
+    ) -> None:
         self.refunds[refund_id] = amount
         if self.refunded_total >= self.paid_amount and self.status != CANCELLED:
             self.status = REFUNDED
@@ -385,12 +499,12 @@ class Order(Aggregate):
     def ship(self, carrier: str, tracking_number: str, now: datetime) -> None:
         self._require("ship", CONFIRMED)
         lines = [{"sku": ln["sku"], "qty": ln["qty"]} for ln in self.lines]
-        self._shipped(carrier=carrier, tracking_number=tracking_number, shipped_at=now,
-                      lines=lines)
+        self._shipped(carrier=carrier, tracking_number=tracking_number, shipped_at=now, lines=lines)
 
     @event("Shipped")
-    def _shipped(self, carrier: str, tracking_number: str, shipped_at: datetime,
-                 lines: list[dict[str, Any]]) -> None:
+    def _shipped(
+        self, carrier: str, tracking_number: str, shipped_at: datetime, lines: list[dict[str, Any]]
+    ) -> None:
         self.status = SHIPPED
 
 

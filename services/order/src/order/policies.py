@@ -23,12 +23,15 @@ def _order(uow: UnitOfWork, order_id: str) -> Order:
 def handlers(app: OrderApplication) -> dict[str, Handler]:
     def stock_reserved(envelope: InboundEnvelope, event: StockReserved, uow: UnitOfWork) -> None:
         order = _order(uow, event.order_id)
-        detail: dict[str, Any] = {"reservation_id": event.reservation_id,
-                                  "lines": [line.model_dump() for line in event.lines]}
+        detail: dict[str, Any] = {
+            "reservation_id": event.reservation_id,
+            "lines": [line.model_dump() for line in event.lines],
+        }
         order.pass_check("inventory", str(envelope.event_id), app.clock.now(), detail)
 
-    def reservation_rejected(envelope: InboundEnvelope, event: ReservationRejected,
-                             uow: UnitOfWork) -> None:
+    def reservation_rejected(
+        envelope: InboundEnvelope, event: ReservationRejected, uow: UnitOfWork
+    ) -> None:
         order = _order(uow, event.order_id)
         shorts = [line.model_dump() for line in event.short_lines]
         order.reject_reservation(shorts, str(envelope.event_id), app.clock.now())

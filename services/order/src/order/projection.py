@@ -21,8 +21,12 @@ SCHEMA = [
 ]
 DROP = ["DROP TABLE IF EXISTS order_view"]
 
-_STATUS = {Order.Paid: "paid", Order.Confirmed: "confirmed", Order.Cancelled: "cancelled",
-           Order.Shipped: "shipped"}
+_STATUS = {
+    Order.Paid: "paid",
+    Order.Confirmed: "confirmed",
+    Order.Cancelled: "cancelled",
+    Order.Shipped: "shipped",
+}
 
 
 def ts(moment: datetime) -> str:
@@ -37,18 +41,34 @@ def apply(cur: Any, e: Any) -> None:
             "INSERT INTO order_view (order_id, customer_id, channel, status, total, currency, "
             "placed_at, reminder_at, due_at, reminded, updated_at) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (order_id) DO NOTHING",
-            (order_id, e.customer_id, e.channel, AWAITING_PAYMENT, str(e.total), e.currency,
-             ts(e.placed_at), ts(e.payment_reminder_at), ts(e.payment_due_at), now),
+            (
+                order_id,
+                e.customer_id,
+                e.channel,
+                AWAITING_PAYMENT,
+                str(e.total),
+                e.currency,
+                ts(e.placed_at),
+                ts(e.payment_reminder_at),
+                ts(e.payment_due_at),
+                now,
+            ),
         )
     elif type(e) in _STATUS:
-        cur.execute("UPDATE order_view SET status = ?, updated_at = ? WHERE order_id = ?",
-                    (_STATUS[type(e)], now, order_id))
+        cur.execute(
+            "UPDATE order_view SET status = ?, updated_at = ? WHERE order_id = ?",
+            (_STATUS[type(e)], now, order_id),
+        )
     elif isinstance(e, Order.PaymentReminderSent):
-        cur.execute("UPDATE order_view SET reminded = 1, updated_at = ? WHERE order_id = ?",
-                    (now, order_id))
+        cur.execute(
+            "UPDATE order_view SET reminded = 1, updated_at = ? WHERE order_id = ?", (now, order_id)
+        )
     elif isinstance(e, Order.Refunded) and e.fully_refunded:
-        cur.execute("UPDATE order_view SET status = 'refunded', updated_at = ? "
-                    "WHERE order_id = ? AND status <> 'cancelled'", (now, order_id))
+        cur.execute(
+            "UPDATE order_view SET status = 'refunded', updated_at = ? "
+            "WHERE order_id = ? AND status <> 'cancelled'",
+            (now, order_id),
+        )
 
 
 def projector(app: ServiceApplication, sql: SqlStore) -> Projector:
@@ -59,20 +79,31 @@ class OrderQueries:
     def __init__(self, sql: SqlStore) -> None:
         self.sql = sql
 
-    def list_orders(self, status: str | None, customer: str | None, limit: int,
-                    offset: int) -> list[dict[str, Any]]:
+    def list_orders(
+        self, status: str | None, customer: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
         where, params = [], []
         for column, value in (("status", status), ("customer_id", customer)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        columns = ["order_id", "customer_id", "channel", "status", "total", "currency",
-                   "placed_at", "updated_at"]
+        columns = [
+            "order_id",
+            "customer_id",
+            "channel",
+            "status",
+            "total",
+            "currency",
+            "placed_at",
+            "updated_at",
+        ]
         with self.sql.transaction(write=False) as cur:
-            cur.execute(f"SELECT {', '.join(columns)} FROM order_view {clause} "  # noqa: S608
-                        "ORDER BY placed_at DESC, order_id LIMIT ? OFFSET ?",
-                        (*params, limit, offset))
+            cur.execute(
+                f"SELECT {', '.join(columns)} FROM order_view {clause} "  # noqa: S608
+                "ORDER BY placed_at DESC, order_id LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            )
             return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
 
     def due_deadlines(self, now: datetime, limit: int = 500) -> list[UUID]:

@@ -14,13 +14,21 @@ from order.domain import Order
 
 def _order_placed(e: Any) -> contract.OrderPlaced:
     return contract.OrderPlaced(
-        order_id=str(e.originator_id), customer_id=e.customer_id, channel=e.channel,
-        lines=[contract.OrderLine(**line) for line in e.lines], currency=e.currency,
-        subtotal=e.subtotal, discount=e.discount, total=e.total, coupon=e.coupon,
+        order_id=str(e.originator_id),
+        customer_id=e.customer_id,
+        channel=e.channel,
+        lines=[contract.OrderLine(**line) for line in e.lines],
+        currency=e.currency,
+        subtotal=e.subtotal,
+        discount=e.discount,
+        total=e.total,
+        coupon=e.coupon,
         payment_method=e.payment_method,
         shipping_address=contract.ShippingAddress(**e.shipping_address),
-        placed_at=e.placed_at, payment_reminder_at=e.payment_reminder_at,
-        payment_due_at=e.payment_due_at, required_checks=e.required_checks,
+        placed_at=e.placed_at,
+        payment_reminder_at=e.payment_reminder_at,
+        payment_due_at=e.payment_due_at,
+        required_checks=e.required_checks,
     )
 
 
@@ -33,29 +41,38 @@ def _simple(model: Any, *fields: str) -> Any:
 
 def _cancelled(e: Any) -> contract.OrderCancelled:
     return contract.OrderCancelled(
-        order_id=str(e.originator_id), reason=e.reason, detail=e.detail,
-        short_lines=[contract.ShortLine(**s) for s in e.short_lines], paid_amount=e.paid_amount,
+        order_id=str(e.originator_id),
+        reason=e.reason,
+        detail=e.detail,
+        short_lines=[contract.ShortLine(**s) for s in e.short_lines],
+        paid_amount=e.paid_amount,
     )
 
 
 def _shipped(e: Any) -> contract.OrderShipped:
     return contract.OrderShipped(
-        order_id=str(e.originator_id), carrier=e.carrier, tracking_number=e.tracking_number,
-        lines=[contract.ShippedLine(**line) for line in e.lines], shipped_at=e.shipped_at,
+        order_id=str(e.originator_id),
+        carrier=e.carrier,
+        tracking_number=e.tracking_number,
+        lines=[contract.ShippedLine(**line) for line in e.lines],
+        shipped_at=e.shipped_at,
     )
 
 
 _BUILDERS: dict[type, Any] = {
     Order.Placed: _order_placed,
-    Order.PaymentReminderSent: _simple(contract.PaymentReminderSent, "customer_id",
-                                       "payment_due_at"),
+    Order.PaymentReminderSent: _simple(
+        contract.PaymentReminderSent, "customer_id", "payment_due_at"
+    ),
     Order.Paid: _simple(contract.OrderPaid, "amount", "method", "reference", "paid_at"),
-    Order.PaymentRejected: _simple(contract.PaymentRejected, "amount", "method", "reference",
-                                   "reason", "detail"),
+    Order.PaymentRejected: _simple(
+        contract.PaymentRejected, "amount", "method", "reference", "reason", "detail"
+    ),
     Order.Confirmed: _simple(contract.OrderConfirmed, "checks", "confirmed_at"),
     Order.Cancelled: _cancelled,
-    Order.Refunded: _simple(contract.RefundIssued, "refund_id", "amount", "reason",
-                            "refunded_total", "fully_refunded"),
+    Order.Refunded: _simple(
+        contract.RefundIssued, "refund_id", "amount", "reason", "refunded_total", "fully_refunded"
+    ),
     Order.Shipped: _shipped,
 }
 
@@ -72,7 +89,10 @@ def to_outbound(domain_event: Any) -> Outbound | None:
         return None
     order_id = str(domain_event.originator_id)
     return Outbound(
-        topic=ORDERS.name, key=order_id, payload=payload, correlation_id=order_id,
+        topic=ORDERS.name,
+        key=order_id,
+        payload=payload,
+        correlation_id=order_id,
         causation_id=getattr(domain_event, "caused_by", None),
     )
 
