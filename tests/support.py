@@ -132,6 +132,7 @@ class ContractProducer:
             await producer.stop()
 
     async def publish_raw(self, topic: str, key: str, value: bytes, partition: int) -> None:
+        await brokerlib.ensure_topics(self.settings, TOPICS)
         producer = brokerlib.producer(self.settings)
         await producer.start()
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -51,9 +51,13 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_is_appli
     [order_id] = place_paid_orders(service, 1)
     producer = ContractProducer(own_broker)
     partition = partition_for(order_id.encode(), INVENTORY.partitions)
-    unknown = "00000000-0000-4000-8000-000000000000"
-    await producer.publish([reserved(unknown)])
+    # An order nobody placed, on the same partition and after the garbage: its handler
+    # fails in the same batch, which is then retried one message at a time.
+    unknown = str(uuid4())
+    while partition_for(unknown.encode(), INVENTORY.partitions) != partition:
+        unknown = str(uuid4())
     await producer.publish_raw("inventory.v1", order_id, b"{not json", partition)
+    await producer.publish([reserved(unknown)])
     _, _, valid = producer.envelope(*reserved(order_id))
     bad_payload = json.loads(valid)
     del bad_payload["payload"]["lines"]
@@ -84,9 +88,8 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_is_appli
     assert garbage.value == b"{not json" and garbage.key == order_id.encode()
     source = dict(garbage.headers)
     assert source["dlq.topic"] == b"inventory.v1"
-    shared = partition_for(unknown.encode(), INVENTORY.partitions) == partition
     assert int(source["dlq.partition"]) == partition
-    assert int(source["dlq.offset"]) == (1 if shared else 0)  # where the garbage was
+    assert source["dlq.offset"] == b"0"  # where the garbage was
     assert events_named(service, order_id, "Confirmed") == 1
 
 

@@ -146,16 +146,23 @@ class TrackedConsumer:
         `dead_letter` must return only once the dead letter is stored, so a message is
         never marked consumed before its dead letter exists.
         """
+        sent: set[int] = set()
+
+        def dead_letter_once(dead: DeadLetter) -> None:  # retries re-meet the same poison
+            if dead.record.offset not in sent:
+                dead_letter(dead)
+                sent.add(dead.record.offset)
+
         for _attempt in range(5):
             try:
-                return self._apply(tp, records, dead_letter, isolate=False)
+                return self._apply(tp, records, dead_letter_once, isolate=False)
             except _HandlerFailed:
                 break
             except RecordConflictError:
                 continue  # a concurrent writer moved an aggregate or the tracking; re-read
         for _attempt in range(5):
             try:
-                return self._apply(tp, records, dead_letter, isolate=True)
+                return self._apply(tp, records, dead_letter_once, isolate=True)
             except RecordConflictError:
                 continue
         raise RuntimeError(f"{tp}: gave up after repeated write conflicts")

@@ -31,7 +31,6 @@ from shopfloor_runtime.simulator import SimCounts, Simulator
 
 HOST = "127.0.0.1"
 ORDER_STATUSES = ("awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded")
-LIST_LIMIT = 1000  # GET /orders returns at most this many rows; counts beyond show as "1000+"
 
 
 class StackError(Exception):
@@ -237,14 +236,8 @@ class Progress:
     def _statuses(self) -> str:
         if self.statuses is None:
             return "?"
-        shown = [
-            f"{_count(n)} {status.replace('_', ' ')}" for status, n in self.statuses.items() if n
-        ]
+        shown = [f"{n} {status.replace('_', ' ')}" for status, n in self.statuses.items() if n]
         return ", ".join(shown) or "none yet"
-
-
-def _count(n: int) -> str:
-    return f"{n}+" if n >= LIST_LIMIT else str(n)
 
 
 async def events_published(client: httpx.AsyncClient, url: str) -> int:
@@ -263,13 +256,10 @@ async def events_published(client: httpx.AsyncClient, url: str) -> int:
 
 
 async def order_statuses(client: httpx.AsyncClient, url: str) -> dict[str, int]:
-    async def count(status: str) -> int:
-        response = await client.get(f"{url}/orders", params={"status": status, "limit": LIST_LIMIT})
-        response.raise_for_status()
-        return len(response.json())
-
-    counts = await asyncio.gather(*(count(status) for status in ORDER_STATUSES))
-    return dict(zip(ORDER_STATUSES, counts, strict=True))
+    response = await client.get(f"{url}/orders/counts")
+    response.raise_for_status()
+    counts = response.json()
+    return {status: int(counts.get(status, 0)) for status in ORDER_STATUSES}
 
 
 class Stack:

@@ -605,6 +605,18 @@ def test_the_order_list_shows_only_what_the_projector_has_seen(service, client, 
     assert after[0]["status"] == "awaiting_payment"
 
 
+def test_order_counts_by_status_come_from_the_read_model(service, client, order_body):
+    placed(client, order_body(lines=[{"sku": "SKU-A", "qty": 1, "unit_price": "3"}]))
+    paid(client, order_body(lines=[{"sku": "SKU-B", "qty": 1, "unit_price": "4"}]))
+    paid(client, order_body(lines=[{"sku": "SKU-C", "qty": 1, "unit_price": "5"}]))
+    service.projector.catch_up()
+
+    counts = client.get("/orders/counts")
+
+    assert counts.status_code == 200
+    assert counts.json() == {"awaiting_payment": 1, "confirmed": 2}
+
+
 def test_an_unknown_status_filter_is_422(client):
     assert client.get("/orders", params={"status": "lost"}).status_code == 422
 

@@ -229,6 +229,12 @@ def router() -> APIRouter:
         order = app(request).ship_order(order_id, body.carrier, body.tracking_number)
         return OrderOut.of(order)
 
+    @api.get("/orders/counts", response_model=dict[Status, int])
+    def count_orders(request: Request) -> dict[str, int]:
+        """How many orders are in each status (from the order_view projection)."""
+        queries: OrderQueries = request.app.state.queries
+        return queries.counts()
+
     @api.get("/orders/{order_id}", response_model=OrderOut)
     def get_order(order_id: UUID, request: Request) -> OrderOut:
         """The order as it is now."""
