@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := -e contracts -e runtime -e services/order
+PACKAGES := -e contracts -e runtime -e services/order -e services/inventory
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast bench lint fmt contracts clean
@@ -12,7 +12,7 @@ PACKAGES := -e contracts -e runtime -e services/order
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml requirements-dev.txt
+$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml services/inventory/pyproject.toml requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(PACKAGES) -r requirements-dev.txt

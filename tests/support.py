@@ -30,6 +30,7 @@ from shopfloor_runtime.testing import broker_settings
 def order_service(
     broker: EmbeddedBroker, data_dir: Path, dsn: str | None = None, **overrides: Any
 ) -> OrderService:
+    overrides["rules"] = {"required_checks": [], **overrides.get("rules", {})}
     settings = Settings(
         broker=broker_settings(broker),
         store={"data_dir": data_dir, "dsn": dsn},

@@ -1,9 +1,11 @@
-"""Events on `inventory.v1` that other services consume (the producer is the inventory
-service). Reservations are keyed by order id."""
+"""Events on `inventory.v1`, produced by the inventory service. Reservation events are
+keyed by order id (one order's story stays in order); stock events by SKU."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
 
 from shopfloor_contracts.envelope import Strict
 
@@ -11,7 +13,8 @@ from shopfloor_contracts.envelope import Strict
 class ReservedLine(Strict):
     sku: str
     qty: int = Field(gt=0)
-    warehouse: str
+    warehouse: str = Field(description='a warehouse code, or "presale" for presold units')
+    serials: list[str] = Field(default_factory=list)
 
 
 class StockReserved(Strict):
@@ -24,8 +27,70 @@ class RejectedLine(Strict):
     sku: str
     requested: int
     available: int
+    reason: Literal["insufficient_stock", "purchase_limit", "unknown_sku"] = "insufficient_stock"
 
 
 class ReservationRejected(Strict):
     order_id: str
     short_lines: list[RejectedLine] = Field(min_length=1)
+
+
+class ReservationReleased(Strict):
+    order_id: str
+    reservation_id: str
+    lines: list[ReservedLine]
+    reason: str
+
+
+class StockCommitted(Strict):
+    order_id: str
+    reservation_id: str
+    lines: list[ReservedLine]
+
+
+class StockReceived(Strict):
+    sku: str
+    warehouse: str
+    qty: int = Field(gt=0)
+    serials: list[str] = Field(default_factory=list)
+    on_hand: int = Field(description="on hand in this warehouse afterwards")
+    received_at: AwareDatetime
+
+
+class StockAdjusted(Strict):
+    sku: str
+    warehouse: str
+    counted: int = Field(ge=0)
+    delta: int
+    reason: str
+    on_hand: int
+
+
+class StockTransferred(Strict):
+    transfer_id: str
+    sku: str
+    from_warehouse: str
+    to_warehouse: str
+    qty: int = Field(gt=0)
+
+
+class TransferReceived(Strict):
+    transfer_id: str
+    sku: str
+    to_warehouse: str
+    qty: int = Field(gt=0)
+
+
+class LowStockDetected(Strict):
+    sku: str
+    available: int
+    safety_stock: int
+
+
+class ReorderSuggested(Strict):
+    sku: str
+    quantity: int = Field(gt=0)
+    available: int
+    daily_velocity: float
+    lead_time_days: int
+    safety_stock: int

@@ -75,6 +75,7 @@ class ShortLine(Strict):
     sku: str
     requested: int
     available: int
+    reason: str = Field("insufficient_stock", description="why inventory was short")
 
 
 class OrderCancelled(Strict):

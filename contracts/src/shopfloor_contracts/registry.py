@@ -40,8 +40,21 @@ _SPECS = [
             orders.OrderShipped,
         )
     ),
-    EventSpec("inventory.v1", inventory.StockReserved),
-    EventSpec("inventory.v1", inventory.ReservationRejected),
+    *(
+        EventSpec("inventory.v1", m)
+        for m in (
+            inventory.StockReserved,
+            inventory.ReservationRejected,
+            inventory.ReservationReleased,
+            inventory.StockCommitted,
+            inventory.StockReceived,
+            inventory.StockAdjusted,
+            inventory.StockTransferred,
+            inventory.TransferReceived,
+            inventory.LowStockDetected,
+            inventory.ReorderSuggested,
+        )
+    ),
 ]
 
 EVENTS: dict[str, EventSpec] = {s.event_type: s for s in _SPECS}

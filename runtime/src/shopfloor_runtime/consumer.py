@@ -23,6 +23,7 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError, Tracking
 from pydantic import ValidationError
@@ -54,9 +55,10 @@ class UnitOfWork:
 
     def get(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id not in self._aggregates:
-            if aggregate_id not in self.app.repository:
+            try:
+                self._aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
                 return None
-            self._aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
         return self._aggregates[aggregate_id]
 
     def add(self, aggregate: Aggregate) -> None:

@@ -108,6 +108,10 @@ class OrderService:
             stopping.set()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    @property
+    def projectors(self) -> list[Projector]:
+        return [self.projector]
+
     def close(self) -> None:
         self.app.close()
         self.sql.close()

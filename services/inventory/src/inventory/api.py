@@ -1,0 +1,220 @@
+"""HTTP API of the inventory service: thin routes over the application and read models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from inventory.application import InventoryApplication
+from inventory.domain import DomainError, Sku
+from inventory.projection import InventoryQueries
+
+Code = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$"
+    ),
+]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReceiptIn(Body):
+    sku: Code
+    warehouse: Code
+    qty: int = Field(gt=0, le=1_000_000)
+    serials: list[Code] = Field(
+        default_factory=list, max_length=10_000, description="one per unit, for serialized goods"
+    )
+
+
+class AdjustmentIn(Body):
+    sku: Code
+    warehouse: Code
+    counted: int = Field(ge=0, le=10_000_000, description="units found by the count")
+    reason: Reason
+
+
+class TransferIn(Body):
+    sku: Code
+    from_warehouse: Code
+    to_warehouse: Code
+    qty: int = Field(gt=0, le=1_000_000)
+
+
+class TransferReceiptIn(Body):
+    sku: Code
+
+
+class PolicyIn(Body):
+    safety_stock: int = Field(0, ge=0)
+    lead_time_days: int = Field(7, ge=0, le=365)
+    purchase_limit: int | None = Field(None, ge=1, description="units per customer")
+    presale_allowance: int = Field(0, ge=0, description="units sellable before they arrive")
+
+
+class WarehouseOut(BaseModel):
+    warehouse: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class StockOut(BaseModel):
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    in_transit: int
+    presale_allowance: int
+    presold: int
+    safety_stock: int
+    lead_time_days: int
+    purchase_limit: int | None
+    below_safety: bool
+    warehouses: list[WarehouseOut]
+    version: int
+
+    @classmethod
+    def of(cls, item: Sku) -> StockOut:
+        return cls(
+            sku=item.sku,
+            on_hand=item.on_hand,
+            reserved=item.reserved,
+            available=item.available,
+            in_transit=item.in_transit,
+            presale_allowance=item.presale_allowance,
+            presold=item.presold,
+            safety_stock=item.safety_stock,
+            lead_time_days=item.lead_time_days,
+            purchase_limit=item.purchase_limit,
+            below_safety=item.below_safety,
+            warehouses=[
+                WarehouseOut(
+                    warehouse=code,
+                    on_hand=w["on_hand"],
+                    reserved=w["reserved"],
+                    available=w["on_hand"] - w["reserved"],
+                )
+                for code, w in sorted(item.stock.items())
+            ],
+            version=item.version,
+        )
+
+
+class TransferOut(BaseModel):
+    transfer_id: str
+    stock: StockOut
+
+
+class ReservationOut(BaseModel):
+    order_id: str
+    status: str
+    lines: list[dict[str, Any]]
+    short_lines: list[dict[str, Any]]
+
+
+def router() -> APIRouter:
+    api = APIRouter(tags=["stock"])
+
+    def app(request: Request) -> InventoryApplication:
+        return request.app.state.inventory  # type: ignore[no-any-return]
+
+    def queries(request: Request) -> InventoryQueries:
+        return request.app.state.queries  # type: ignore[no-any-return]
+
+    @api.post("/stock/receipts", status_code=201, response_model=StockOut)
+    def receive_stock(body: ReceiptIn, request: Request) -> StockOut:
+        """Goods arrived in a warehouse (with serial numbers for serialized goods)."""
+        item = app(request).receive_stock(body.sku, body.warehouse, body.qty, body.serials)
+        return StockOut.of(item)
+
+    @api.post("/stock/adjustments", response_model=StockOut)
+    def adjust_stock(body: AdjustmentIn, request: Request) -> StockOut:
+        """A stock count: on hand becomes the counted quantity."""
+        item = app(request).adjust_stock(body.sku, body.warehouse, body.counted, body.reason)
+        return StockOut.of(item)
+
+    @api.post("/stock/transfers", status_code=201, response_model=TransferOut)
+    def transfer_stock(body: TransferIn, request: Request) -> TransferOut:
+        """Send units to another warehouse; they are in transit until received."""
+        item, transfer_id = app(request).transfer_stock(
+            body.sku, body.from_warehouse, body.to_warehouse, body.qty
+        )
+        return TransferOut(transfer_id=transfer_id, stock=StockOut.of(item))
+
+    @api.post("/stock/transfers/{transfer_id}/receipt", response_model=StockOut)
+    def receive_transfer(transfer_id: str, body: TransferReceiptIn, request: Request) -> StockOut:
+        """The transferred units arrived."""
+        return StockOut.of(app(request).receive_transfer(body.sku, transfer_id))
+
+    @api.get("/stock/reconciliation")
+    def reconciliation(request: Request, only_differences: bool = False) -> list[dict[str, Any]]:
+        """Each SKU's reserved total next to the sum of its open reservations."""
+        rows = queries(request).reconciliation()
+        return [r for r in rows if r["difference"]] if only_differences else rows
+
+    @api.get("/stock/{sku}", response_model=StockOut)
+    def get_stock(sku: Code, request: Request) -> StockOut:
+        """Totals and per-warehouse stock of one SKU, as of now."""
+        return StockOut.of(app(request).get_sku(sku))
+
+    @api.get("/stock")
+    def list_stock(
+        request: Request,
+        below_safety: bool = False,
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> list[dict[str, Any]]:
+        """SKUs with their totals; `below_safety=true`: only those under safety stock."""
+        if below_safety:
+            return queries(request).below_safety()
+        return queries(request).all_stock(limit, offset)
+
+    @api.put("/stock/{sku}/policy", response_model=StockOut)
+    def set_policy(sku: Code, body: PolicyIn, request: Request) -> StockOut:
+        """Safety stock, lead time, per-customer purchase limit, presale allowance."""
+        return StockOut.of(app(request).set_policy(sku, **body.model_dump()))
+
+    @api.get("/reorder-suggestions")
+    def reorder_suggestions(request: Request) -> list[dict[str, Any]]:
+        """What to reorder: SKUs below safety stock, with a quantity from recent sales."""
+        return queries(request).reorder_suggestions()
+
+    @api.get("/serials/{serial}")
+    def serial_history(serial: Code, request: Request) -> list[dict[str, Any]]:
+        """One unit's history: received, reserved, released, shipped."""
+        history = queries(request).serial_history(serial)
+        if not history:
+            raise SerialNotFound(serial)
+        return history
+
+    @api.get("/reservations/{order_id}", response_model=ReservationOut)
+    def get_reservation(order_id: Code, request: Request) -> ReservationOut:
+        """The inventory decision for one order."""
+        found = app(request).find_reservation(order_id)
+        if found is None:
+            raise ReservationNotFound(order_id)
+        return ReservationOut(
+            order_id=found.order_id,
+            status=found.status,
+            lines=found.lines,
+            short_lines=found.short_lines,
+        )
+
+    return api
+
+
+class SerialNotFound(DomainError):
+    def __init__(self, serial: str) -> None:
+        super().__init__(f"serial number {serial!r} has never been received")
+
+
+class ReservationNotFound(DomainError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no reservation decision for order {order_id!r} (yet)")

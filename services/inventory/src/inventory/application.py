@@ -1,0 +1,97 @@
+"""Inventory use cases for the API; the reactions to orders live in policies.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import RecordConflictError
+from shopfloor_runtime.clock import Clock, SystemClock
+from shopfloor_runtime.store import ServiceApplication
+
+from inventory.domain import Reservation, Sku, UnknownSku, reservation_id, sku_id
+
+T = TypeVar("T")
+
+
+class InventoryApplication(ServiceApplication):
+    name = "inventory"
+    snapshotting_intervals = {Sku: 200}  # hot SKUs collect thousands of events
+
+    def __init__(self, clock: Clock | None = None, env: dict[str, str] | None = None) -> None:
+        super().__init__({"AGGREGATE_CACHE_MAXSIZE": "5000", **(env or {})})
+        self.clock = clock or SystemClock()
+
+    def receive_stock(self, sku: str, warehouse: str, qty: int, serials: list[str]) -> Sku:
+        def receive() -> Sku:
+            item = self.find_sku(sku) or Sku(sku)
+            item.receive(warehouse, qty, serials, self.clock.now())
+            self.save(item)
+            return item
+
+        return _retry(receive)
+
+    def adjust_stock(self, sku: str, warehouse: str, counted: int, reason: str) -> Sku:
+        return self._change(
+            sku, lambda item: item.adjust(warehouse, counted, reason, self.clock.now())
+        )
+
+    def transfer_stock(self, sku: str, source: str, target: str, qty: int) -> tuple[Sku, str]:
+        transfer_id = str(uuid4())
+        item = self._change(
+            sku, lambda it: it.transfer(transfer_id, source, target, qty, self.clock.now())
+        )
+        return item, transfer_id
+
+    def receive_transfer(self, sku: str, transfer_id: str) -> Sku:
+        return self._change(sku, lambda item: item.receive_transfer(transfer_id, self.clock.now()))
+
+    def set_policy(self, sku: str, **policy: Any) -> Sku:
+        def change() -> Sku:
+            item = self.find_sku(sku) or Sku(sku)
+            item.set_policy(now=self.clock.now(), **policy)
+            self.save(item)
+            return item
+
+        return _retry(change)
+
+    def _change(self, sku: str, action: Callable[[Sku], Any]) -> Sku:
+        def attempt() -> Sku:
+            item = self.get_sku(sku)
+            action(item)
+            self.save(item)
+            return item
+
+        return _retry(attempt)
+
+    # -- queries --------------------------------------------------------------------
+
+    def find_sku(self, sku: str) -> Sku | None:
+        return self._find(sku_id(sku))
+
+    def get_sku(self, sku: str) -> Sku:
+        item = self.find_sku(sku)
+        if item is None:
+            raise UnknownSku(sku)
+        return item
+
+    def find_reservation(self, order_id: str) -> Reservation | None:
+        return self._find(reservation_id(order_id))
+
+    def _find(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+
+def _retry(attempt: Callable[[], T], attempts: int = 8) -> T:
+    """Optimistic concurrency: on a version conflict, load again and decide again."""
+    for _ in range(attempts - 1):
+        try:
+            return attempt()
+        except RecordConflictError:
+            continue
+    return attempt()

@@ -1,0 +1,430 @@
+"""Stock and reservations. Pure: no I/O, no contracts, no settings.
+
+One `Sku` aggregate holds a SKU's stock in every warehouse. Every decision that can take
+the SKU's last unit is a change to that one aggregate, saved with an optimistic version
+check, so two decisions on one SKU can never both succeed on stale numbers; an order's
+lines on several SKUs are saved in one transaction, so its reservation is all or nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:inventory")
+PRESALE = "presale"
+VELOCITY_DAYS = 28
+
+
+def sku_id(sku: str) -> UUID:
+    return uuid5(NAMESPACE, f"sku:{sku}")
+
+
+def reservation_id(order_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"reservation:{order_id}")
+
+
+class DomainError(Exception):
+    pass
+
+
+class InvalidStock(DomainError):
+    """Well-formed input that breaks a stock rule (HTTP 422)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "detail": [{"loc": ["body", self.field], "msg": self.reason, "type": "value_error"}]
+        }
+
+
+class UnknownSku(DomainError):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"SKU {sku!r} has never been received")
+
+
+class UnknownTransfer(DomainError):
+    def __init__(self, transfer_id: str) -> None:
+        super().__init__(f"transfer {transfer_id!r} not found or already received")
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    sku: str
+    requested: int
+    available: int
+    reason: str = "insufficient_stock"
+
+
+class Sku(Aggregate):
+    @staticmethod
+    def create_id(sku: str) -> UUID:
+        return sku_id(sku)
+
+    @event("Registered")
+    def __init__(self, sku: str) -> None:
+        self.sku = sku
+        self.stock: dict[str, dict[str, Any]] = {}  # warehouse -> on_hand, reserved, serials
+        self.holds: dict[str, list[dict[str, Any]]] = {}  # order id -> allocation
+        self.customers: dict[str, int] = {}  # units held or shipped, for purchase limits
+        self.safety_stock, self.lead_time_days = 0, 7
+        self.purchase_limit: int | None = None
+        self.presale_allowance, self.presold = 0, 0
+        self.below_safety = False
+        self.demand: dict[str, int] = {}  # ISO day -> units reserved that day
+        self.transfers: dict[str, dict[str, Any]] = {}
+        self.known_serials: dict[str, str] = {}  # serial -> warehouse it was received in
+
+    # -- reading --------------------------------------------------------------------
+
+    def warehouse(self, code: str) -> dict[str, Any]:
+        return self.stock.get(code) or {"on_hand": 0, "reserved": 0, "serials": []}
+
+    @property
+    def on_hand(self) -> int:
+        return sum(w["on_hand"] for w in self.stock.values())
+
+    @property
+    def reserved(self) -> int:
+        return sum(w["reserved"] for w in self.stock.values())
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @property
+    def presale_left(self) -> int:
+        return max(self.presale_allowance - self.presold, 0)
+
+    @property
+    def in_transit(self) -> int:
+        return sum(t["qty"] for t in self.transfers.values())
+
+    def daily_velocity(self, now: datetime) -> float:
+        since = (now - timedelta(days=VELOCITY_DAYS)).date().isoformat()
+        return sum(n for day, n in self.demand.items() if day > since) / VELOCITY_DAYS
+
+    # -- receiving, counting, moving ------------------------------------------------
+
+    def receive(self, warehouse: str, qty: int, serials: list[str], now: datetime) -> None:
+        if serials and len(serials) != qty:
+            raise InvalidStock("serials", f"{len(serials)} serial numbers for {qty} units")
+        repeated = sorted(set(serials) & set(self.known_serials)) or _repeats(serials)
+        if repeated:
+            raise InvalidStock("serials", f"serial numbers already known: {repeated[:5]}")
+        on_hand = self.warehouse(warehouse)["on_hand"] + qty
+        self._received(
+            sku=self.sku,
+            warehouse=warehouse,
+            qty=qty,
+            serials=serials,
+            received_at=now,
+            on_hand=on_hand,
+        )
+        self._check_safety(now)
+
+    @event("Received")
+    def _received(
+        self,
+        sku: str,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        received_at: datetime,
+        on_hand: int,
+    ) -> None:
+        stock = self.stock.setdefault(warehouse, {"on_hand": 0, "reserved": 0, "serials": []})
+        stock["on_hand"] += qty
+        stock["serials"] = stock["serials"] + serials
+        self.known_serials.update(dict.fromkeys(serials, warehouse))
+
+    def adjust(self, warehouse: str, counted: int, reason: str, now: datetime) -> None:
+        stock = self.warehouse(warehouse)
+        if counted < stock["reserved"]:
+            raise InvalidStock(
+                "counted",
+                f"{stock['reserved']} units in {warehouse} are "
+                f"reserved for orders; release them before counting {counted}",
+            )
+        self._adjusted(
+            sku=self.sku,
+            warehouse=warehouse,
+            counted=counted,
+            delta=counted - stock["on_hand"],
+            reason=reason,
+        )
+        self._check_safety(now)
+
+    @event("Adjusted")
+    def _adjusted(self, sku: str, warehouse: str, counted: int, delta: int, reason: str) -> None:
+        stock = self.stock.setdefault(warehouse, {"on_hand": 0, "reserved": 0, "serials": []})
+        stock["on_hand"] = counted
+
+    def transfer(self, transfer_id: str, source: str, target: str, qty: int, now: datetime) -> None:
+        if source == target:
+            raise InvalidStock("to_warehouse", "a transfer needs two different warehouses")
+        free = self.warehouse(source)["on_hand"] - self.warehouse(source)["reserved"]
+        if qty > free:
+            raise InvalidStock("qty", f"only {free} units of {self.sku} are available in {source}")
+        self._transferred(
+            sku=self.sku, transfer_id=transfer_id, source=source, target=target, qty=qty
+        )
+        self._check_safety(now)
+
+    @event("Transferred")
+    def _transferred(self, sku: str, transfer_id: str, source: str, target: str, qty: int) -> None:
+        self.stock[source]["on_hand"] -= qty
+        self.transfers[transfer_id] = {"from": source, "to": target, "qty": qty}
+
+    def receive_transfer(self, transfer_id: str, now: datetime) -> None:
+        if transfer_id not in self.transfers:
+            raise UnknownTransfer(transfer_id)
+        moving = self.transfers[transfer_id]
+        self._transfer_received(
+            sku=self.sku, transfer_id=transfer_id, target=moving["to"], qty=moving["qty"]
+        )
+        self._check_safety(now)
+
+    @event("TransferReceived")
+    def _transfer_received(self, sku: str, transfer_id: str, target: str, qty: int) -> None:
+        del self.transfers[transfer_id]
+        stock = self.stock.setdefault(target, {"on_hand": 0, "reserved": 0, "serials": []})
+        stock["on_hand"] += qty
+
+    def set_policy(
+        self,
+        safety_stock: int,
+        lead_time_days: int,
+        purchase_limit: int | None,
+        presale_allowance: int,
+        now: datetime,
+    ) -> None:
+        if presale_allowance < self.presold:
+            raise InvalidStock("presale_allowance", f"{self.presold} units are already presold")
+        self._policy_set(
+            sku=self.sku,
+            safety_stock=safety_stock,
+            lead_time_days=lead_time_days,
+            purchase_limit=purchase_limit,
+            presale_allowance=presale_allowance,
+        )
+        self._check_safety(now)
+
+    @event("PolicySet")
+    def _policy_set(
+        self,
+        sku: str,
+        safety_stock: int,
+        lead_time_days: int,
+        purchase_limit: int | None,
+        presale_allowance: int,
+    ) -> None:
+        self.safety_stock, self.lead_time_days = safety_stock, lead_time_days
+        self.purchase_limit, self.presale_allowance = purchase_limit, presale_allowance
+
+    # -- reservations -----------------------------------------------------------------
+
+    def shortfall(self, customer_id: str, qty: int) -> Shortfall | None:
+        """Why this SKU cannot give `qty` units to this customer now, if it cannot."""
+        if self.purchase_limit is not None:
+            allowed = self.purchase_limit - self.customers.get(customer_id, 0)
+            if qty > allowed:
+                return Shortfall(self.sku, qty, max(allowed, 0), "purchase_limit")
+        can = self.available + self.presale_left
+        return Shortfall(self.sku, qty, can) if qty > can else None
+
+    def reserve(self, order_id: str, customer_id: str, qty: int, now: datetime) -> list[dict]:
+        """Hold `qty` units for the order: warehouses with most available first, then
+        presale. Call `shortfall` first; this refuses rather than oversell."""
+        if order_id in self.holds:
+            return self.holds[order_id]
+        if self.shortfall(customer_id, qty) is not None:
+            raise InvalidStock("qty", f"cannot reserve {qty} of {self.sku}")
+        allocation = self._allocate(qty)
+        self._reserved(
+            sku=self.sku,
+            order_id=order_id,
+            customer_id=customer_id,
+            allocation=allocation,
+            day=now.date().isoformat(),
+        )
+        self._check_safety(now)
+        return allocation
+
+    def _allocate(self, qty: int) -> list[dict[str, Any]]:
+        allocation, left = [], qty
+        by_free = sorted(
+            self.stock.items(), key=lambda kv: (kv[1]["reserved"] - kv[1]["on_hand"], kv[0])
+        )
+        for code, stock in by_free:
+            take = min(left, stock["on_hand"] - stock["reserved"])
+            if take > 0:
+                allocation.append(
+                    {"warehouse": code, "qty": take, "serials": self._free_serials(stock)[:take]}
+                )
+                left -= take
+        if left:
+            allocation.append({"warehouse": PRESALE, "qty": left, "serials": []})
+        return allocation
+
+    def _free_serials(self, stock: dict[str, Any]) -> list[str]:
+        if not stock["serials"]:
+            return []
+        held = {s for hold in self.holds.values() for part in hold for s in part["serials"]}
+        return [s for s in stock["serials"] if s not in held]
+
+    @event("Reserved")
+    def _reserved(
+        self, sku: str, order_id: str, customer_id: str, allocation: list[dict[str, Any]], day: str
+    ) -> None:
+        self.holds[order_id] = allocation
+        for part in allocation:
+            if part["warehouse"] == PRESALE:
+                self.presold += part["qty"]
+            else:
+                self.stock[part["warehouse"]]["reserved"] += part["qty"]
+        qty = sum(part["qty"] for part in allocation)
+        self.customers[customer_id] = self.customers.get(customer_id, 0) + qty
+        self.demand[day] = self.demand.get(day, 0) + qty
+        self.demand = {d: n for d, n in self.demand.items() if d >= _days_before(day)}
+
+    def release(self, order_id: str, customer_id: str, now: datetime) -> bool:
+        if order_id not in self.holds:
+            return False  # unknown or already finished: nothing to give back
+        self._released(
+            sku=self.sku,
+            order_id=order_id,
+            customer_id=customer_id,
+            allocation=self.holds[order_id],
+        )
+        self._check_safety(now)
+        return True
+
+    @event("Released")
+    def _released(
+        self, sku: str, order_id: str, customer_id: str, allocation: list[dict[str, Any]]
+    ) -> None:
+        for part in self.holds.pop(order_id):
+            if part["warehouse"] == PRESALE:
+                self.presold -= part["qty"]
+            else:
+                self.stock[part["warehouse"]]["reserved"] -= part["qty"]
+            left = self.customers.get(customer_id, 0) - part["qty"]
+            self.customers[customer_id] = max(left, 0)
+
+    def commit(self, order_id: str, now: datetime) -> bool:
+        if order_id not in self.holds:
+            return False
+        self._committed(sku=self.sku, order_id=order_id, allocation=self.holds[order_id])
+        self._check_safety(now)
+        return True
+
+    @event("Committed")
+    def _committed(self, sku: str, order_id: str, allocation: list[dict[str, Any]]) -> None:
+        for part in self.holds.pop(order_id):
+            if part["warehouse"] == PRESALE:
+                self.presold -= part["qty"]  # a presold unit ships once it arrived
+                continue
+            stock = self.stock[part["warehouse"]]
+            stock["on_hand"] -= part["qty"]
+            stock["reserved"] -= part["qty"]
+            stock["serials"] = [s for s in stock["serials"] if s not in part["serials"]]
+
+    # -- safety stock ---------------------------------------------------------------
+
+    def _check_safety(self, now: datetime) -> None:
+        """Alert once per crossing below safety stock, with a reorder suggestion."""
+        below = self.available < self.safety_stock
+        if below and not self.below_safety:
+            self._low_stock(sku=self.sku, available=self.available, safety_stock=self.safety_stock)
+            velocity = self.daily_velocity(now)
+            need = velocity * self.lead_time_days + self.safety_stock - self.available
+            quantity = max(math.ceil(need - self.in_transit), 1)
+            self._reorder_suggested(
+                sku=self.sku,
+                quantity=quantity,
+                available=self.available,
+                daily_velocity=round(velocity, 3),
+                lead_time_days=self.lead_time_days,
+                safety_stock=self.safety_stock,
+            )
+        elif not below and self.below_safety:
+            self._recovered(sku=self.sku, available=self.available)
+
+    @event("LowStockDetected")
+    def _low_stock(self, sku: str, available: int, safety_stock: int) -> None:
+        self.below_safety = True
+
+    @event("ReorderSuggested")
+    def _reorder_suggested(
+        self,
+        sku: str,
+        quantity: int,
+        available: int,
+        daily_velocity: float,
+        lead_time_days: int,
+        safety_stock: int,
+    ) -> None:
+        pass  # advice for purchasing; the stock itself does not change
+
+    @event("Recovered")
+    def _recovered(self, sku: str, available: int) -> None:
+        self.below_safety = False
+
+
+class Reservation(Aggregate):
+    """The inventory decision for one order: what is held where, or what was short."""
+
+    @staticmethod
+    def create_id(order_id: str) -> UUID:
+        return reservation_id(order_id)
+
+    @event("Decided")
+    def __init__(
+        self,
+        order_id: str,
+        customer_id: str,
+        lines: list[dict[str, Any]],
+        short_lines: list[dict[str, Any]],
+        caused_by: str | None = None,
+    ) -> None:
+        self.order_id, self.customer_id = order_id, customer_id
+        self.lines, self.short_lines = lines, short_lines
+        self.status = "rejected" if short_lines else "held"
+
+    def release(self, reason: str) -> bool:
+        if self.status != "held":
+            return False
+        self._released(reason=reason, order_id=self.order_id, lines=self.lines)
+        return True
+
+    @event("Released")
+    def _released(self, reason: str, order_id: str, lines: list[dict[str, Any]]) -> None:
+        self.status = "released"
+
+    def commit(self) -> bool:
+        if self.status != "held":
+            return False
+        self._committed(order_id=self.order_id, lines=self.lines)
+        return True
+
+    @event("Committed")
+    def _committed(self, order_id: str, lines: list[dict[str, Any]]) -> None:
+        self.status = "committed"
+
+
+def _repeats(serials: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return sorted({s for s in serials if s in seen or seen.add(s)})  # type: ignore[func-returns-value]
+
+
+def _days_before(day: str) -> str:
+    return (datetime.fromisoformat(day) - timedelta(days=VELOCITY_DAYS)).date().isoformat()

@@ -1,0 +1,100 @@
+"""The only module that knows both inventory's domain events and the contracts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shopfloor_contracts import inventory as contract
+from shopfloor_contracts.topics import INVENTORY
+from shopfloor_runtime.relay import Outbound
+
+from inventory.domain import Reservation, Sku
+
+
+def _lines(lines: list[dict[str, Any]]) -> list[contract.ReservedLine]:
+    return [contract.ReservedLine(**line) for line in lines]
+
+
+def _decided(e: Any) -> Any:
+    if e.short_lines:
+        return contract.ReservationRejected(
+            order_id=e.order_id, short_lines=[contract.RejectedLine(**s) for s in e.short_lines]
+        )
+    return contract.StockReserved(
+        order_id=e.order_id, reservation_id=str(e.originator_id), lines=_lines(e.lines)
+    )
+
+
+def to_contract(e: Any) -> tuple[str, Any] | None:
+    """(key, contract payload) for a domain event, or None for events kept inside."""
+    kind = type(e)
+    if kind is Reservation.Decided:
+        return e.order_id, _decided(e)
+    if kind is Reservation.Released:
+        return e.order_id, contract.ReservationReleased(
+            order_id=e.order_id,
+            reservation_id=str(e.originator_id),
+            lines=_lines(e.lines),
+            reason=e.reason,
+        )
+    if kind is Reservation.Committed:
+        return e.order_id, contract.StockCommitted(
+            order_id=e.order_id, reservation_id=str(e.originator_id), lines=_lines(e.lines)
+        )
+    builder = _SKU_EVENTS.get(kind)
+    return None if builder is None else (e.sku, builder(e))
+
+
+_SKU_EVENTS: dict[type, Any] = {
+    Sku.Received: lambda e: contract.StockReceived(
+        sku=e.sku,
+        warehouse=e.warehouse,
+        qty=e.qty,
+        serials=e.serials,
+        on_hand=e.on_hand,
+        received_at=e.received_at,
+    ),
+    Sku.Adjusted: lambda e: contract.StockAdjusted(
+        sku=e.sku,
+        warehouse=e.warehouse,
+        counted=e.counted,
+        delta=e.delta,
+        reason=e.reason,
+        on_hand=e.counted,
+    ),
+    Sku.Transferred: lambda e: contract.StockTransferred(
+        transfer_id=e.transfer_id,
+        sku=e.sku,
+        from_warehouse=e.source,
+        to_warehouse=e.target,
+        qty=e.qty,
+    ),
+    Sku.TransferReceived: lambda e: contract.TransferReceived(
+        transfer_id=e.transfer_id, sku=e.sku, to_warehouse=e.target, qty=e.qty
+    ),
+    Sku.LowStockDetected: lambda e: contract.LowStockDetected(
+        sku=e.sku, available=e.available, safety_stock=e.safety_stock
+    ),
+    Sku.ReorderSuggested: lambda e: contract.ReorderSuggested(
+        sku=e.sku,
+        quantity=e.quantity,
+        available=e.available,
+        daily_velocity=e.daily_velocity,
+        lead_time_days=e.lead_time_days,
+        safety_stock=e.safety_stock,
+    ),
+}
+
+
+def to_outbound(domain_event: Any) -> Outbound | None:
+    found = to_contract(domain_event)
+    if found is None:
+        return None
+    key, payload = found
+    return Outbound(
+        topic=INVENTORY.name,
+        key=key,
+        payload=payload,
+        correlation_id=key,
+        causation_id=getattr(domain_event, "caused_by", None),
+    )
