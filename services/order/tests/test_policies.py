@@ -169,7 +169,9 @@ def test_a_rejected_reservation_cancels_the_order_naming_the_short_lines(app, de
     cancelled = app.order_history(order_id)[-1]
     assert cancelled.event_type == "OrderCancelled"
     assert f"{sku} (wanted 2, 1 available)" in cancelled.payload["detail"]
-    assert cancelled.payload["short_lines"] == [{"sku": sku, "requested": 2, "available": 1}]
+    assert cancelled.payload["short_lines"] == [
+        {"sku": sku, "requested": 2, "available": 1, "reason": "insufficient_stock"}
+    ]
     assert "RefundIssued" not in story(app, order_id)
     stored = [e for e in app.events.get(order_id) if type(e).__name__ == "Cancelled"]
     assert stored[0].caused_by == str(envelope.event_id)
