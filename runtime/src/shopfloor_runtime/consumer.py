@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,8 @@ from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings
 from shopfloor_runtime.store import ServiceApplication
 
 log = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 200
 
 
 class UnitOfWork:
@@ -155,19 +158,17 @@ class TrackedConsumer:
                 dead_letter(dead)
                 sent.add(dead.record.offset)
 
-        for _attempt in range(5):
+        isolate = False
+        for attempt in range(CONFLICT_RETRIES):
             try:
-                return self._apply(tp, records, dead_letter_once, isolate=False)
+                return self._apply(tp, records, dead_letter_once, isolate=isolate)
             except _HandlerFailed:
-                break
+                isolate = True  # find the failing message, apply the others
             except RecordConflictError:
-                continue  # a concurrent writer moved an aggregate or the tracking; re-read
-        for _attempt in range(5):
-            try:
-                return self._apply(tp, records, dead_letter_once, isolate=True)
-            except RecordConflictError:
-                continue
-        raise RuntimeError(f"{tp}: gave up after repeated write conflicts")
+                # Another worker changed an aggregate this batch touches (a hot SKU): load
+                # again and decide again, after a short random pause so the two part ways.
+                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+        raise RuntimeError(f"{tp}: gave up after {CONFLICT_RETRIES} write conflicts in a row")
 
     def _apply(
         self,

@@ -64,6 +64,7 @@ class Projector:
             return 0
         events = [self.app.mapper.to_domain_event(n) for n in notifications]
         with self.sql.transaction() as cur:
+            self.sql.serialize(cur, f"projection:{self.name}")
             if self._position(cur) != position:
                 return 0  # another projector moved on meanwhile; read again
             for domain_event in events:

@@ -47,6 +47,23 @@ def eventsourcing_env(store: StoreSettings, service: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def schema_lock(store: StoreSettings) -> Iterator[None]:
+    """Hold while creating tables: two processes of one service starting at once on a new
+    PostgreSQL database would otherwise race on CREATE TABLE IF NOT EXISTS."""
+    if store.dsn is None:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(store.dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('shopfloor.schema'))")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('shopfloor.schema'))")
+
+
 class ServiceApplication(Application[UUID]):
     """An eventsourcing Application that can record tracking with its events."""
 
@@ -139,6 +156,13 @@ class SqlStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def serialize(self, cur: Any, name: str) -> None:
+        """Inside a writing transaction: wait for any other holder of `name` (another
+        process of the same service) until this transaction ends. SQLite's write lock
+        already serializes writers; PostgreSQL takes a transaction advisory lock."""
+        if self.dialect == "postgres":
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
 
     def close(self) -> None:
         if self._pool is not None:

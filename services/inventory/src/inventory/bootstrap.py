@@ -15,7 +15,7 @@ from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
-from shopfloor_runtime.store import SqlStore, eventsourcing_env
+from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
 from shopfloor_runtime.web import install_error_handlers, ops_router
 
 from inventory import api, policies, translation
@@ -72,6 +72,11 @@ class InventoryService:
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> InventoryService:
     settings = settings or Settings()
+    with schema_lock(settings.store):
+        return _assemble(settings, clock)
+
+
+def _assemble(settings: Settings, clock: Clock | None) -> InventoryService:
     app = InventoryApplication(clock or SystemClock(), eventsourcing_env(settings.store, SERVICE))
     sql = SqlStore(settings.store, SERVICE)
     relay = OutboxRelay(

@@ -17,7 +17,7 @@ from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
-from shopfloor_runtime.store import SqlStore, eventsourcing_env
+from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
 from shopfloor_runtime.web import install_error_handlers, ops_router
 
 from order import api, policies, translation
@@ -119,6 +119,11 @@ class OrderService:
 
 def build(settings: Settings | None = None, clock: Clock | None = None) -> OrderService:
     settings = settings or Settings()
+    with schema_lock(settings.store):
+        return _assemble(settings, clock)
+
+
+def _assemble(settings: Settings, clock: Clock | None) -> OrderService:
     clock = clock or SystemClock()
     env = eventsourcing_env(settings.store, SERVICE)
     app = OrderApplication(rules_from(settings), clock, env, translation.describe)
