@@ -93,9 +93,9 @@ class Sale:
         counts: dict[str, int] = {}
         while loop.time() < deadline:
             counts = await self.decided()
-            if counts.get("cancelled", 0) == ORDERS - UNITS and sum(counts.values()) == ORDERS:
-                if await self._all_checked():
-                    return counts
+            complete = counts.get("cancelled", 0) == ORDERS - UNITS
+            if complete and sum(counts.values()) == ORDERS and await self._all_checked():
+                return counts
             await asyncio.sleep(0.5)
         raise AssertionError(f"orders never settled: {counts}")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
