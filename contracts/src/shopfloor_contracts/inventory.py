@@ -57,6 +57,14 @@ class StockReceived(Strict):
     received_at: AwareDatetime
 
 
+class StockReturned(Strict):
+    sku: str
+    warehouse: str
+    qty: int = Field(gt=0)
+    serials: list[str] = Field(default_factory=list)
+    order_id: str | None = None
+
+
 class StockAdjusted(Strict):
     sku: str
     warehouse: str

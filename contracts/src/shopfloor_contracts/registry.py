@@ -49,6 +49,7 @@ _SPECS = [
             inventory.StockCommitted,
             inventory.StockReceived,
             inventory.StockAdjusted,
+            inventory.StockReturned,
             inventory.StockTransferred,
             inventory.TransferReceived,
             inventory.LowStockDetected,

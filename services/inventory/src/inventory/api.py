@@ -33,6 +33,14 @@ class ReceiptIn(Body):
     )
 
 
+class ReturnIn(Body):
+    sku: Code
+    warehouse: Code
+    qty: int = Field(gt=0, le=1_000_000)
+    serials: list[Code] = Field(default_factory=list, max_length=10_000)
+    order_id: Code | None = Field(None, description="the order the units came back from")
+
+
 class AdjustmentIn(Body):
     sku: Code
     warehouse: Code
@@ -132,6 +140,14 @@ def router() -> APIRouter:
     def receive_stock(body: ReceiptIn, request: Request) -> StockOut:
         """Goods arrived in a warehouse (with serial numbers for serialized goods)."""
         item = app(request).receive_stock(body.sku, body.warehouse, body.qty, body.serials)
+        return StockOut.of(item)
+
+    @api.post("/stock/returns", response_model=StockOut)
+    def return_stock(body: ReturnIn, request: Request) -> StockOut:
+        """Units a customer sent back go on hand again."""
+        item = app(request).return_stock(
+            body.sku, body.warehouse, body.qty, body.serials, body.order_id
+        )
         return StockOut.of(item)
 
     @api.post("/stock/adjustments", response_model=StockOut)

@@ -33,6 +33,14 @@ class InventoryApplication(ServiceApplication):
 
         return _retry(receive)
 
+    def return_stock(
+        self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None
+    ) -> Sku:
+        return self._change(
+            sku,
+            lambda item: item.accept_return(warehouse, qty, serials, order_id, self.clock.now()),
+        )
+
     def adjust_stock(self, sku: str, warehouse: str, counted: int, reason: str) -> Sku:
         return self._change(
             sku, lambda item: item.adjust(warehouse, counted, reason, self.clock.now())

@@ -146,6 +146,31 @@ class Sku(Aggregate):
         stock["serials"] = stock["serials"] + serials
         self.known_serials.update(dict.fromkeys(serials, warehouse))
 
+    def accept_return(
+        self, warehouse: str, qty: int, serials: list[str], order_id: str | None, now: datetime
+    ) -> None:
+        """Units a customer sent back go on hand again (serialized ones by serial)."""
+        if serials and len(serials) != qty:
+            raise InvalidStock("serials", f"{len(serials)} serial numbers for {qty} units")
+        unknown = sorted(set(serials) - set(self.known_serials))
+        if unknown:
+            raise InvalidStock("serials", f"serial numbers never received: {unknown[:5]}")
+        on_shelf = {s for w in self.stock.values() for s in w["serials"]} & set(serials)
+        if on_shelf:
+            raise InvalidStock("serials", f"still in stock, not shipped: {sorted(on_shelf)[:5]}")
+        self._returned(
+            sku=self.sku, warehouse=warehouse, qty=qty, serials=serials, order_id=order_id
+        )
+        self._check_safety(now)
+
+    @event("Returned")
+    def _returned(
+        self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None
+    ) -> None:
+        stock = self.stock.setdefault(warehouse, {"on_hand": 0, "reserved": 0, "serials": []})
+        stock["on_hand"] += qty
+        stock["serials"] = stock["serials"] + serials
+
     def adjust(self, warehouse: str, counted: int, reason: str, now: datetime) -> None:
         stock = self.warehouse(warehouse)
         if counted < stock["reserved"]:

@@ -92,6 +92,9 @@ def apply(cur: Any, e: Any) -> None:
     elif kind is Sku.Received:
         cur.execute(_ADD_STOCK, (sku, e.warehouse, e.qty, 0))
         _history(cur, e, sku, e.serials, "received", e.warehouse, None)
+    elif kind is Sku.Returned:
+        cur.execute(_ADD_STOCK, (sku, e.warehouse, e.qty, 0))
+        _history(cur, e, sku, e.serials, "returned", e.warehouse, e.order_id)
     elif kind is Sku.Adjusted:
         cur.execute(_ADD_STOCK, (sku, e.warehouse, e.delta, 0))
     elif kind is Sku.Transferred:

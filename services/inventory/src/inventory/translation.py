@@ -62,6 +62,9 @@ _SKU_EVENTS: dict[type, Any] = {
         reason=e.reason,
         on_hand=e.counted,
     ),
+    Sku.Returned: lambda e: contract.StockReturned(
+        sku=e.sku, warehouse=e.warehouse, qty=e.qty, serials=e.serials, order_id=e.order_id
+    ),
     Sku.Transferred: lambda e: contract.StockTransferred(
         transfer_id=e.transfer_id,
         sku=e.sku,
