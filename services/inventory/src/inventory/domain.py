@@ -77,7 +77,8 @@ class Sku(Aggregate):
         self.customers: dict[str, int] = {}  # units held or shipped, for purchase limits
         self.safety_stock, self.lead_time_days = 0, 7
         self.purchase_limit: int | None = None
-        self.presale_allowance, self.presold = 0, 0
+        self.presale_allowance, self.presold = 0, 0  # presold: promised, not yet arrived
+        self.presale_taken = 0  # of the allowance: presold plus presales since filled
         self.below_safety = False
         self.demand: dict[str, int] = {}  # ISO day -> units reserved that day
         self.transfers: dict[str, dict[str, Any]] = {}
@@ -102,7 +103,7 @@ class Sku(Aggregate):
 
     @property
     def presale_left(self) -> int:
-        return max(self.presale_allowance - self.presold, 0)
+        return max(self.presale_allowance - self.presale_taken, 0)
 
     @property
     def in_transit(self) -> int:
@@ -129,6 +130,7 @@ class Sku(Aggregate):
             received_at=now,
             on_hand=on_hand,
         )
+        self._fill_presale(warehouse)
         self._check_safety(now)
 
     @event("Received")
@@ -161,6 +163,7 @@ class Sku(Aggregate):
         self._returned(
             sku=self.sku, warehouse=warehouse, qty=qty, serials=serials, order_id=order_id
         )
+        self._fill_presale(warehouse)
         self._check_safety(now)
 
     @event("Returned")
@@ -186,6 +189,7 @@ class Sku(Aggregate):
             delta=counted - stock["on_hand"],
             reason=reason,
         )
+        self._fill_presale(warehouse)
         self._check_safety(now)
 
     @event("Adjusted")
@@ -199,30 +203,85 @@ class Sku(Aggregate):
         free = self.warehouse(source)["on_hand"] - self.warehouse(source)["reserved"]
         if qty > free:
             raise InvalidStock("qty", f"only {free} units of {self.sku} are available in {source}")
+        serials = self._free_serials(self.warehouse(source))[:qty]
         self._transferred(
-            sku=self.sku, transfer_id=transfer_id, source=source, target=target, qty=qty
+            sku=self.sku,
+            transfer_id=transfer_id,
+            source=source,
+            target=target,
+            qty=qty,
+            serials=serials,
         )
         self._check_safety(now)
 
     @event("Transferred")
-    def _transferred(self, sku: str, transfer_id: str, source: str, target: str, qty: int) -> None:
-        self.stock[source]["on_hand"] -= qty
-        self.transfers[transfer_id] = {"from": source, "to": target, "qty": qty}
+    def _transferred(
+        self,
+        sku: str,
+        transfer_id: str,
+        source: str,
+        target: str,
+        qty: int,
+        serials: list[str],
+    ) -> None:
+        stock = self.stock[source]
+        stock["on_hand"] -= qty
+        stock["serials"] = [s for s in stock["serials"] if s not in serials]
+        self.transfers[transfer_id] = {"from": source, "to": target, "qty": qty, "serials": serials}
 
     def receive_transfer(self, transfer_id: str, now: datetime) -> None:
         if transfer_id not in self.transfers:
             raise UnknownTransfer(transfer_id)
         moving = self.transfers[transfer_id]
         self._transfer_received(
-            sku=self.sku, transfer_id=transfer_id, target=moving["to"], qty=moving["qty"]
+            sku=self.sku,
+            transfer_id=transfer_id,
+            target=moving["to"],
+            qty=moving["qty"],
+            serials=moving["serials"],
         )
+        self._fill_presale(moving["to"])
         self._check_safety(now)
 
     @event("TransferReceived")
-    def _transfer_received(self, sku: str, transfer_id: str, target: str, qty: int) -> None:
+    def _transfer_received(
+        self, sku: str, transfer_id: str, target: str, qty: int, serials: list[str]
+    ) -> None:
         del self.transfers[transfer_id]
         stock = self.stock.setdefault(target, {"on_hand": 0, "reserved": 0, "serials": []})
         stock["on_hand"] += qty
+        stock["serials"] = stock["serials"] + serials
+
+    def _fill_presale(self, warehouse: str) -> None:
+        """Units arriving serve presold orders first, oldest first: their presale holds
+        become holds on this warehouse, so the units cannot be sold twice."""
+        stock = self.warehouse(warehouse)
+        free, serials = stock["on_hand"] - stock["reserved"], self._free_serials(stock)
+        fills = []
+        for order_id, parts in self.holds.items():
+            waiting = sum(p["qty"] for p in parts if p["warehouse"] == PRESALE)
+            take = min(waiting, free)
+            if take > 0:
+                fills.append({"order_id": order_id, "qty": take, "serials": serials[:take]})
+                free, serials = free - take, serials[take:]
+        if fills:
+            self._presale_filled(sku=self.sku, warehouse=warehouse, fills=fills)
+
+    @event("PresaleFilled")
+    def _presale_filled(self, sku: str, warehouse: str, fills: list[dict[str, Any]]) -> None:
+        for fill in fills:
+            parts = [dict(p) for p in self.holds[fill["order_id"]]]  # events keep their data
+            presale = next(p for p in parts if p["warehouse"] == PRESALE)
+            presale["qty"] -= fill["qty"]
+            here = next((p for p in parts if p["warehouse"] == warehouse), None)
+            if here is None:
+                parts.append({"warehouse": warehouse, "qty": 0, "serials": []})
+                here = parts[-1]
+            here["qty"] += fill["qty"]
+            here["serials"] = here["serials"] + fill["serials"]
+            self.holds[fill["order_id"]] = [p for p in parts if p["qty"] > 0]
+            self.stock[warehouse]["reserved"] += fill["qty"]
+            self.presold -= fill["qty"]
 
     def set_policy(
         self,
@@ -314,6 +373,7 @@ class Sku(Aggregate):
         for part in allocation:
             if part["warehouse"] == PRESALE:
                 self.presold += part["qty"]
+                self.presale_taken += part["qty"]
             else:
                 self.stock[part["warehouse"]]["reserved"] += part["qty"]
         qty = sum(part["qty"] for part in allocation)
@@ -340,6 +400,7 @@ class Sku(Aggregate):
         for part in self.holds.pop(order_id):
             if part["warehouse"] == PRESALE:
                 self.presold -= part["qty"]
+                self.presale_taken -= part["qty"]  # an unfilled presale gives its quota back
             else:
                 self.stock[part["warehouse"]]["reserved"] -= part["qty"]
             left = self.customers.get(customer_id, 0) - part["qty"]

@@ -82,6 +82,24 @@ def _holds(cur: Any, e: Any, sku: str, sign: int, what: str) -> None:
         )
 
 
+def _fill_presale(cur: Any, e: Any, sku: str) -> None:
+    for fill in e.fills:
+        cur.execute(_ADD_STOCK, (sku, e.warehouse, 0, fill["qty"]))
+        cur.execute(
+            "INSERT INTO reservation_view (order_id, sku, warehouse, qty) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (order_id, sku, warehouse) DO UPDATE SET "
+            "qty = reservation_view.qty + excluded.qty",
+            (fill["order_id"], sku, e.warehouse, fill["qty"]),
+        )
+        cur.execute(
+            "UPDATE reservation_view SET qty = qty - ? WHERE order_id = ? AND sku = ? "
+            "AND warehouse = ?",
+            (fill["qty"], fill["order_id"], sku, PRESALE),
+        )
+        _history(cur, e, sku, fill["serials"], "reserved", e.warehouse, fill["order_id"])
+    cur.execute("DELETE FROM reservation_view WHERE sku = ? AND qty <= 0", (sku,))
+
+
 def apply(cur: Any, e: Any) -> None:
     kind = type(e)
     if not isinstance(e, Sku.Event):
@@ -99,8 +117,12 @@ def apply(cur: Any, e: Any) -> None:
         cur.execute(_ADD_STOCK, (sku, e.warehouse, e.delta, 0))
     elif kind is Sku.Transferred:
         cur.execute(_ADD_STOCK, (sku, e.source, -e.qty, 0))
+        _history(cur, e, sku, e.serials, "in transit", e.target, None)
     elif kind is Sku.TransferReceived:
         cur.execute(_ADD_STOCK, (sku, e.target, e.qty, 0))
+        _history(cur, e, sku, e.serials, "transferred", e.target, None)
+    elif kind is Sku.PresaleFilled:
+        _fill_presale(cur, e, sku)
     elif kind is Sku.Reserved:
         _holds(cur, e, sku, +1, "reserved")
     elif kind is Sku.Released:

@@ -1,0 +1,212 @@
+"""Fixtures for the inventory service's tests: a manual clock, fresh ids, an order feed
+that delivers `orders.v1` events to inventory's handlers the way the tracked consumer
+does, and whole services on SQLite or PostgreSQL (the latter marked `integration`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from itertools import count
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+from inventory.application import InventoryApplication
+from inventory.bootstrap import InventoryService, build
+from inventory.policies import handlers
+from inventory.settings import Settings
+from pydantic import BaseModel
+from shopfloor_contracts.envelope import InboundEnvelope
+from shopfloor_contracts.orders import (
+    OrderCancelled,
+    OrderLine,
+    OrderPlaced,
+    OrderShipped,
+    ShippedLine,
+    ShippingAddress,
+)
+from shopfloor_runtime.clock import ManualClock
+from shopfloor_runtime.consumer import UnitOfWork
+
+Fresh = Callable[[str], str]
+Lines = dict[str, int]
+
+
+def fresh(prefix: str) -> str:
+    """An id no other test uses."""
+    return f"{prefix}-{uuid4().hex[:12]}"
+
+
+class OrderFeed:
+    """Builds `orders.v1` payloads and applies them to inventory's handlers: one unit of
+    work per message, then one `record`, as the tracked consumer does."""
+
+    def __init__(self, app: InventoryApplication) -> None:
+        self.app = app
+        self.handlers = handlers(app)
+        self._positions = count(1)
+        self.customers: dict[str, str] = {}  # order id -> customer id
+
+    # -- payloads ---------------------------------------------------------------------
+
+    def placed(
+        self, lines: Lines | list[tuple[str, int]], customer_id: str | None = None
+    ) -> OrderPlaced:
+        pairs = list(lines.items()) if isinstance(lines, dict) else list(lines)
+        now = self.app.clock.now()
+        order_id = fresh("order")
+        customer_id = customer_id or fresh("customer")
+        self.customers[order_id] = customer_id
+        total = Decimal("10.00") * sum(qty for _, qty in pairs)
+        return OrderPlaced(
+            order_id=order_id,
+            customer_id=customer_id,
+            channel="shop",
+            lines=[OrderLine(sku=sku, qty=qty, unit_price=Decimal("10.00")) for sku, qty in pairs],
+            currency="EUR",
+            subtotal=total,
+            discount=Decimal("0.00"),
+            total=total,
+            payment_method="card",
+            shipping_address=ShippingAddress(
+                name="Ada Lovelace",
+                line1="Hauptstrasse 1",
+                city="Berlin",
+                postal_code="10115",
+                country="DE",
+            ),
+            placed_at=now,
+            payment_reminder_at=now + timedelta(minutes=15),
+            payment_due_at=now + timedelta(minutes=30),
+            required_checks=["inventory"],
+        )
+
+    @staticmethod
+    def cancelled(order_id: str, reason: str = "customer") -> OrderCancelled:
+        return OrderCancelled(
+            order_id=order_id,
+            reason=reason,  # type: ignore[arg-type]
+            detail="changed my mind",
+            paid_amount=Decimal("0.00"),
+        )
+
+    def shipped(self, order_id: str, lines: Lines) -> OrderShipped:
+        return OrderShipped(
+            order_id=order_id,
+            carrier="dhl",
+            tracking_number=fresh("T"),
+            lines=[ShippedLine(sku=sku, qty=qty) for sku, qty in lines.items()],
+            shipped_at=self.app.clock.now(),
+        )
+
+    # -- delivering ---------------------------------------------------------------------
+
+    def envelope(self, payload: BaseModel) -> InboundEnvelope:
+        position = next(self._positions)
+        order_id = payload.order_id  # type: ignore[attr-defined]
+        return InboundEnvelope(
+            event_id=uuid4(),
+            event_type=type(payload).__name__,
+            schema_version=1,
+            occurred_at=self.app.clock.now(),
+            producer="order",
+            aggregate_id=order_id,
+            aggregate_version=position,
+            correlation_id=order_id,
+            position=position,
+            previous_position=position - 1,
+            payload=payload.model_dump(mode="json"),
+        )
+
+    def apply(self, payload: BaseModel, uow: UnitOfWork) -> InboundEnvelope:
+        """Run the handler into `uow` without saving it."""
+        envelope = self.envelope(payload)
+        self.handlers[envelope.event_type](envelope, payload, uow)
+        return envelope
+
+    def deliver(self, payload: BaseModel) -> InboundEnvelope:
+        uow = UnitOfWork(self.app)
+        envelope = self.apply(payload, uow)
+        self.app.record(uow.aggregates)
+        return envelope
+
+    # -- shortcuts ----------------------------------------------------------------------
+
+    def place(self, lines: Lines | list[tuple[str, int]], customer_id: str | None = None) -> str:
+        payload = self.placed(lines, customer_id)
+        self.deliver(payload)
+        return payload.order_id
+
+    def cancel(self, order_id: str) -> None:
+        self.deliver(self.cancelled(order_id))
+
+    def ship(self, order_id: str, lines: Lines) -> None:
+        self.deliver(self.shipped(order_id, lines))
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def new_id() -> Fresh:
+    return fresh
+
+
+@pytest.fixture
+def sku() -> str:
+    return fresh("SKU")
+
+
+@pytest.fixture
+def customer_id() -> str:
+    return fresh("customer")
+
+
+@pytest.fixture
+def feed_for() -> Callable[[InventoryApplication], OrderFeed]:
+    return OrderFeed
+
+
+@pytest.fixture
+def memory_app(clock: ManualClock) -> Iterator[InventoryApplication]:
+    """The application on eventsourcing's in-memory store."""
+    app = InventoryApplication(clock, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    yield app
+    app.close()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)],
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Store settings: a SQLite file in the test's own directory, or a fresh PostgreSQL
+    database. Every service-level test runs on both."""
+    if request.param == "postgres":
+        return {"dsn": request.getfixturevalue("pg_dsn")}
+    return {"data_dir": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def service(store: dict[str, Any], clock: ManualClock) -> Iterator[InventoryService]:
+    """The inventory service on the test's store, without relay or consumer."""
+    settings = Settings(store=store, relay={"enabled": False}, consumer={"enabled": False})
+    built = build(settings, clock=clock)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(service: InventoryService) -> TestClient:
+    # Not entered as a context manager: the lifespan's background projector stays off,
+    # so tests catch the read models up themselves, deterministically.
+    return TestClient(service.http)
+
+
+@pytest.fixture
+def feed(service: InventoryService) -> OrderFeed:
+    return OrderFeed(service.app)

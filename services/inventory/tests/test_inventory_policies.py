@@ -1,0 +1,401 @@
+"""How inventory reacts to orders (inventory.policies), applied the way the tracked
+consumer applies them: a unit of work, then one `record`; what it then publishes
+(inventory.translation); and the race for the last unit on the real stores."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import RecordConflictError
+from inventory import translation
+from inventory.application import InventoryApplication
+from inventory.domain import PRESALE, Reservation, reservation_id, sku_id
+from inventory.policies import handlers
+from shopfloor_contracts import inventory as contract
+from shopfloor_contracts.topics import INVENTORY
+from shopfloor_runtime.consumer import UnitOfWork
+
+# -- helpers ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(memory_app: InventoryApplication) -> InventoryApplication:
+    return memory_app
+
+
+@pytest.fixture
+def feed(feed_for, app):
+    return feed_for(app)
+
+
+def stock(app: InventoryApplication, sku: str, **warehouses: int) -> None:
+    for code, qty in warehouses.items():
+        app.receive_stock(sku, code, qty, [])
+
+
+def totals(app: InventoryApplication, sku: str) -> tuple[int, int, int]:
+    item = app.get_sku(sku)
+    return item.on_hand, item.reserved, item.available
+
+
+def versions(app: InventoryApplication, order_id: str, *skus: str) -> list[int]:
+    reservation = app.find_reservation(order_id)
+    return [reservation.version, *(app.get_sku(s).version for s in skus)]
+
+
+def stored(app: InventoryApplication, aggregate_id: UUID) -> list[Any]:
+    return list(app.events.get(aggregate_id))
+
+
+# -- placing ---------------------------------------------------------------------------
+
+
+def test_the_handlers_cover_exactly_the_order_events_inventory_reacts_to(app):
+    assert set(handlers(app)) == {"OrderPlaced", "OrderCancelled", "OrderShipped"}
+
+
+def test_an_order_whose_lines_all_fit_is_held_with_a_warehouse_allocation(app, feed, new_id):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=2, hamburg=5)
+    stock(app, mugs, berlin=4)
+
+    order_id = feed.place({shirts: 6, mugs: 1})
+
+    reservation = app.find_reservation(order_id)
+    assert reservation.status == "held"
+    assert reservation.short_lines == []
+    assert sorted((line["sku"], line["warehouse"], line["qty"]) for line in reservation.lines) == (
+        sorted([(shirts, "hamburg", 5), (shirts, "berlin", 1), (mugs, "berlin", 1)])
+    )
+    assert totals(app, shirts) == (7, 6, 1)
+    assert totals(app, mugs) == (4, 1, 3)
+    assert app.get_sku(shirts).holds[order_id] == [
+        {"warehouse": "hamburg", "qty": 5, "serials": []},
+        {"warehouse": "berlin", "qty": 1, "serials": []},
+    ]
+
+
+def test_lines_for_the_same_sku_are_added_up_before_deciding(app, feed, sku):
+    stock(app, sku, berlin=3)
+
+    order_id = feed.place([(sku, 2), (sku, 2)])
+
+    reservation = app.find_reservation(order_id)
+    assert reservation.status == "rejected"
+    assert reservation.short_lines == [
+        {"sku": sku, "requested": 4, "available": 3, "reason": "insufficient_stock"}
+    ]
+
+
+def test_an_order_with_one_short_line_holds_nothing_on_any_sku(app, feed, new_id):
+    plenty, scarce = new_id("SKU"), new_id("SKU")
+    stock(app, plenty, berlin=50)
+    stock(app, scarce, berlin=1)
+
+    order_id = feed.place({plenty: 3, scarce: 2})
+
+    reservation = app.find_reservation(order_id)
+    assert reservation.status == "rejected"
+    assert reservation.lines == []
+    assert reservation.short_lines == [
+        {"sku": scarce, "requested": 2, "available": 1, "reason": "insufficient_stock"}
+    ]
+    assert totals(app, plenty) == (50, 0, 50)
+    assert totals(app, scarce) == (1, 0, 1)
+    assert order_id not in app.get_sku(plenty).holds
+
+
+def test_a_rejection_lists_every_short_line_with_its_reason(app, feed, new_id, customer_id):
+    fits, scarce, limited, unknown = (new_id("SKU") for _ in range(4))
+    stock(app, fits, berlin=10)
+    stock(app, scarce, berlin=1)
+    stock(app, limited, berlin=10)
+    app.set_policy(limited, safety_stock=0, lead_time_days=7, purchase_limit=2, presale_allowance=0)
+    feed.place({limited: 1}, customer_id)
+
+    order_id = feed.place({fits: 1, scarce: 3, limited: 2, unknown: 1}, customer_id)
+
+    short = {line["sku"]: line for line in app.find_reservation(order_id).short_lines}
+    assert short == {
+        scarce: {"sku": scarce, "requested": 3, "available": 1, "reason": "insufficient_stock"},
+        limited: {"sku": limited, "requested": 2, "available": 1, "reason": "purchase_limit"},
+        unknown: {"sku": unknown, "requested": 1, "available": 0, "reason": "unknown_sku"},
+    }
+    assert totals(app, fits)[1] == 0
+    assert totals(app, limited)[1] == 1  # only the earlier order's unit
+
+
+def test_the_same_order_placed_twice_is_held_once(app, feed, sku):
+    stock(app, sku, berlin=10)
+    placed = feed.placed({sku: 3})
+    feed.deliver(placed)
+    before = versions(app, placed.order_id, sku)
+
+    feed.deliver(placed)
+
+    assert versions(app, placed.order_id, sku) == before
+    assert totals(app, sku) == (10, 3, 7)
+    decided = stored(app, reservation_id(placed.order_id))
+    assert [type(e).__name__ for e in decided] == ["Decided"]
+
+
+def test_an_order_placed_again_after_stock_arrived_keeps_its_first_decision(app, feed, sku):
+    stock(app, sku, berlin=1)
+    placed = feed.placed({sku: 3})
+    feed.deliver(placed)
+    stock(app, sku, berlin=10)
+
+    feed.deliver(placed)
+
+    assert app.find_reservation(placed.order_id).status == "rejected"
+    assert totals(app, sku) == (11, 0, 11)
+
+
+def test_a_presale_order_takes_presale_units_once_stock_runs_out(app, feed, sku):
+    stock(app, sku, berlin=2)
+    app.set_policy(sku, safety_stock=0, lead_time_days=7, purchase_limit=None, presale_allowance=3)
+
+    order_id = feed.place({sku: 4})
+    refused = feed.place({sku: 2})
+
+    assert [(line["warehouse"], line["qty"]) for line in app.find_reservation(order_id).lines] == [
+        ("berlin", 2),
+        (PRESALE, 2),
+    ]
+    item = app.get_sku(sku)
+    assert (item.available, item.presold, item.presale_left) == (0, 2, 1)
+    assert app.find_reservation(refused).short_lines == [
+        {"sku": sku, "requested": 2, "available": 1, "reason": "insufficient_stock"}
+    ]
+
+
+# -- cancelling and shipping ------------------------------------------------------------
+
+
+def test_cancelling_an_order_makes_its_stock_available_again(app, feed, sku, customer_id):
+    stock(app, sku, berlin=5)
+    app.set_policy(sku, safety_stock=0, lead_time_days=7, purchase_limit=3, presale_allowance=0)
+    order_id = feed.place({sku: 3}, customer_id)
+
+    feed.cancel(order_id)
+
+    assert app.find_reservation(order_id).status == "released"
+    assert totals(app, sku) == (5, 0, 5)
+    assert app.get_sku(sku).shortfall(customer_id, 3) is None  # the limit is free again
+
+
+def test_a_second_cancellation_changes_nothing(app, feed, sku):
+    stock(app, sku, berlin=5)
+    order_id = feed.place({sku: 3})
+    feed.cancel(order_id)
+    before = versions(app, order_id, sku)
+
+    feed.cancel(order_id)
+
+    assert versions(app, order_id, sku) == before
+    assert totals(app, sku) == (5, 0, 5)
+
+
+def test_cancelling_a_rejected_or_unknown_order_changes_nothing(app, feed, new_id, sku):
+    stock(app, sku, berlin=1)
+    other = feed.place({sku: 1})
+    rejected = feed.place({sku: 5})
+    before = versions(app, rejected, sku)
+
+    feed.cancel(rejected)
+    feed.cancel(new_id("order"))
+
+    assert versions(app, rejected, sku) == before
+    assert app.find_reservation(rejected).status == "rejected"
+    assert app.find_reservation(other).status == "held"
+    assert totals(app, sku) == (1, 1, 0)
+
+
+def test_shipping_an_order_commits_its_stock(app, feed, new_id):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=2, hamburg=5)
+    stock(app, mugs, berlin=4)
+    order_id = feed.place({shirts: 6, mugs: 1})
+
+    feed.ship(order_id, {shirts: 6, mugs: 1})
+
+    assert app.find_reservation(order_id).status == "committed"
+    assert totals(app, shirts) == (1, 0, 1)
+    assert totals(app, mugs) == (3, 0, 3)
+    assert [(c, w["on_hand"]) for c, w in sorted(app.get_sku(shirts).stock.items())] == [
+        ("berlin", 1),
+        ("hamburg", 0),
+    ]
+
+
+def test_a_cancellation_after_shipment_changes_nothing(app, feed, sku):
+    stock(app, sku, berlin=5)
+    order_id = feed.place({sku: 2})
+    feed.ship(order_id, {sku: 2})
+    before = versions(app, order_id, sku)
+
+    feed.cancel(order_id)
+    feed.ship(order_id, {sku: 2})
+
+    assert versions(app, order_id, sku) == before
+    assert app.find_reservation(order_id).status == "committed"
+    assert totals(app, sku) == (3, 0, 3)
+
+
+def test_shipping_a_cancelled_order_changes_nothing(app, feed, sku):
+    stock(app, sku, berlin=5)
+    order_id = feed.place({sku: 2})
+    feed.cancel(order_id)
+    before = versions(app, order_id, sku)
+
+    feed.ship(order_id, {sku: 2})
+
+    assert versions(app, order_id, sku) == before
+    assert totals(app, sku) == (5, 0, 5)
+
+
+# -- what is published ---------------------------------------------------------------------
+
+
+def outbound(app: InventoryApplication, aggregate_id: Any) -> list[Any]:
+    return [translation.to_outbound(e) for e in app.events.get(aggregate_id)]
+
+
+def test_a_held_reservation_is_published_as_stock_reserved_keyed_by_order(app, feed, sku):
+    stock(app, sku, berlin=5)
+    placed = feed.placed({sku: 2})
+    envelope = feed.deliver(placed)
+
+    (message,) = outbound(app, reservation_id(placed.order_id))
+
+    assert message.topic == INVENTORY.name
+    assert message.key == message.correlation_id == placed.order_id
+    assert message.causation_id == str(envelope.event_id)
+    assert message.payload == contract.StockReserved(
+        order_id=placed.order_id,
+        reservation_id=str(reservation_id(placed.order_id)),
+        lines=[contract.ReservedLine(sku=sku, qty=2, warehouse="berlin", serials=[])],
+    )
+
+
+def test_a_rejected_reservation_is_published_as_reservation_rejected_keyed_by_order(app, feed, sku):
+    stock(app, sku, berlin=1)
+    order_id = feed.place({sku: 2})
+
+    (message,) = outbound(app, reservation_id(order_id))
+
+    assert message.key == order_id
+    assert message.payload == contract.ReservationRejected(
+        order_id=order_id,
+        short_lines=[contract.RejectedLine(sku=sku, requested=2, available=1)],
+    )
+
+
+def test_release_and_commit_are_published_keyed_by_order(app, feed, sku):
+    stock(app, sku, berlin=5)
+    cancelled, shipped = feed.place({sku: 1}), feed.place({sku: 2})
+    feed.cancel(cancelled)
+    feed.ship(shipped, {sku: 2})
+
+    released = outbound(app, reservation_id(cancelled))[-1]
+    committed = outbound(app, reservation_id(shipped))[-1]
+
+    assert isinstance(released.payload, contract.ReservationReleased)
+    assert released.key == cancelled
+    assert released.payload.lines == [contract.ReservedLine(sku=sku, qty=1, warehouse="berlin")]
+    assert released.payload.reason.startswith("order cancelled")
+    assert isinstance(committed.payload, contract.StockCommitted)
+    assert (committed.key, committed.payload.order_id) == (shipped, shipped)
+
+
+def test_stock_events_are_published_keyed_by_sku_and_bookkeeping_stays_inside(app, feed, sku):
+    stock(app, sku, berlin=5)
+    app.set_policy(sku, safety_stock=4, lead_time_days=7, purchase_limit=None, presale_allowance=0)
+    app.adjust_stock(sku, "berlin", 6, "count")
+    feed.place({sku: 3})  # 3 available: below 4
+
+    messages = {type(e).__name__: translation.to_outbound(e) for e in stored(app, sku_id(sku))}
+
+    assert {kind for kind, m in messages.items() if m is None} == {
+        "Registered",
+        "PolicySet",
+        "Reserved",
+    }
+    published = {kind: m for kind, m in messages.items() if m is not None}
+    assert set(published) == {"Received", "Adjusted", "LowStockDetected", "ReorderSuggested"}
+    assert {m.key for m in published.values()} == {sku}
+    assert published["Adjusted"].payload == contract.StockAdjusted(
+        sku=sku, warehouse="berlin", counted=6, delta=1, reason="count", on_hand=6
+    )
+    assert published["LowStockDetected"].payload == contract.LowStockDetected(
+        sku=sku, available=3, safety_stock=4
+    )
+
+
+def test_transfers_are_published_keyed_by_sku(app, sku):
+    stock(app, sku, berlin=5)
+    _, transfer_id = app.transfer_stock(sku, "berlin", "hamburg", 2)
+    app.receive_transfer(sku, transfer_id)
+
+    messages = [translation.to_outbound(e) for e in stored(app, sku_id(sku))][-2:]
+
+    assert [m.key for m in messages] == [sku, sku]
+    assert messages[0].payload == contract.StockTransferred(
+        transfer_id=transfer_id, sku=sku, from_warehouse="berlin", to_warehouse="hamburg", qty=2
+    )
+    assert messages[1].payload == contract.TransferReceived(
+        transfer_id=transfer_id, sku=sku, to_warehouse="hamburg", qty=2
+    )
+
+
+# -- the race for the last unit, on the real stores -----------------------------------------
+
+
+def test_two_decisions_on_the_same_stored_state_cannot_both_take_the_last_unit(
+    service, feed_for, sku
+):
+    app, feed = service.app, feed_for(service.app)
+    stock(app, sku, berlin=1)
+    first, second = feed.placed({sku: 1}), feed.placed({sku: 1})
+    first_uow, second_uow = UnitOfWork(app), UnitOfWork(app)
+    feed.apply(first, first_uow)
+    feed.apply(second, second_uow)  # both saw one unit available
+    assert app.find_reservation(first.order_id) is None
+
+    app.record(first_uow.aggregates)
+    with pytest.raises(RecordConflictError):
+        app.record(second_uow.aggregates)
+
+    assert app.find_reservation(second.order_id) is None  # nothing of the loser was saved
+    assert totals(app, sku) == (1, 1, 0)
+
+    feed.deliver(second)  # the consumer's retry: fresh state, decided again
+
+    assert app.find_reservation(first.order_id).status == "held"
+    loser = app.find_reservation(second.order_id)
+    assert loser.status == "rejected"
+    assert loser.short_lines == [
+        {"sku": sku, "requested": 1, "available": 0, "reason": "insufficient_stock"}
+    ]
+    assert totals(app, sku) == (1, 1, 0)
+
+
+def test_a_redelivered_order_racing_its_first_delivery_is_decided_once(service, feed_for, sku):
+    app, feed = service.app, feed_for(service.app)
+    stock(app, sku, berlin=5)
+    placed = feed.placed({sku: 2})
+    first_uow, second_uow = UnitOfWork(app), UnitOfWork(app)
+    feed.apply(placed, first_uow)
+    feed.apply(placed, second_uow)
+
+    app.record(first_uow.aggregates)
+    with pytest.raises(RecordConflictError):
+        app.record(second_uow.aggregates)
+    feed.deliver(placed)
+
+    assert totals(app, sku) == (5, 2, 3)
+    reservation = app.find_reservation(placed.order_id)
+    assert [type(e).__name__ for e in stored(app, reservation.id)] == ["Decided"]
+    assert isinstance(reservation, Reservation)
