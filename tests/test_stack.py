@@ -1,6 +1,7 @@
-"""`shopfloor run` end to end: the stack starts, takes simulated traffic, stops cleanly on
-Ctrl-C with nothing left running, and a second run resumes from the data directory while
-the relay refills the new, empty broker."""
+"""`shopfloor run` end to end: the stack starts the order and inventory services, takes
+simulated traffic (orders confirmed once inventory reserved their stock), stops cleanly on
+Ctrl-C with nothing left running, and a second run resumes both services from the data
+directory while their relays refill the new, empty broker."""
 
 from __future__ import annotations
 
@@ -24,8 +25,15 @@ from shopfloor_runtime.testing import free_port
 
 pytestmark = pytest.mark.integration
 
-TRAFFIC = re.compile(r"simulator: (\d+) placed.*\| (\d+) events published")
-QUIET = re.compile(r"simulator off \| (\d+) events published")
+SERVICES = ("order", "inventory")
+READY = re.compile(
+    r"^(order|inventory) +http://127\.0\.0\.1:(\d+) +docs .*/docs +metrics .*/metrics"
+)
+PLACED = re.compile(r"simulator: (\d+) placed")
+QUIET = re.compile(r"simulator off$")
+EVENTS = re.compile(
+    r"events: order (\d+), inventory (\d+) \| orders: ([^|]*) \| stock: (\d+) available"
+)
 STOPPED = re.compile(r"stopped\. simulator placed (\d+)")
 
 Check = Callable[[re.Match[str]], bool]
@@ -129,43 +137,102 @@ def kill_strays(data_dir: Path) -> None:
 
 def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    broker_port, api_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{api_port}"
+    broker_port, order_port, inventory_port = free_port(), free_port(), free_port()
+    ports = (broker_port, order_port, inventory_port)
+    orders, inventory = f"http://127.0.0.1:{order_port}", f"http://127.0.0.1:{inventory_port}"
     env = {
         **os.environ,
         "SHOPFLOOR_DATA_DIR": str(data_dir),
         "SHOPFLOOR_BROKER_PORT": str(broker_port),
-        "ORDER_API__PORT": str(api_port),
+        "ORDER_API__PORT": str(order_port),
+        "INVENTORY_API__PORT": str(inventory_port),
         "SHOPFLOOR_SIM_RATE": "20",
     }
     stacks: list[RunningStack] = []
     try:
         first = RunningStack(env)
         stacks.append(first)
-        first.wait_for(TRAFFIC, lambda m: int(m[1]) > 0 and int(m[2]) > 0)
-        seen_in_first_run = order_ids(api)
+        assert_both_ready(first, orders, inventory)
+        first.wait_for(PLACED, lambda m: int(m[1]) > 0)
+        # Confirmed needs the whole story: placed -> inventory reserved -> paid -> confirmed.
+        first.wait_for(EVENTS, lambda m: int(m[2]) > 0 and status_count(m[3], "confirmed") > 0, 45)
+        counts = httpx.get(f"{orders}/orders/counts", timeout=10).json()
+        assert counts.get("confirmed", 0) + counts.get("shipped", 0) > 0, counts
+        seen_in_first_run = order_ids(orders)
+        stock_in_first_run = stock_versions(inventory)
+        assert set(stock_in_first_run) >= {"MUG-WHITE", "TEE-M", "STICKERS-10"}
         assert first.interrupt() == 0, "\n".join(first.output)
         placed = placed_in(first)
-        assert_nothing_left(data_dir, broker_port, api_port)
+        assert placed > 0
+        # Every placed order has at least its OrderPlaced in the order store.
+        order_published, inventory_published = published_in(first)
+        order_published = max(order_published, placed)
+        assert_nothing_left(data_dir, *ports)
 
-        # Same data dir and ports, no new traffic: whatever gets published now is the relay
+        # Same data dir and ports, no new traffic: whatever gets published now is the relays
         # refilling the new, empty broker from the stored events.
         second = RunningStack({**env, "SHOPFLOOR_SIM_RATE": "0"})
         stacks.append(second)
-        second.wait_for(QUIET, lambda m: int(m[1]) >= placed)
-        assert seen_in_first_run <= order_ids(api)
+        assert_both_ready(second, orders, inventory)
+        second.wait_for(QUIET)
+        second.wait_for(
+            EVENTS, lambda m: int(m[1]) >= order_published and int(m[2]) >= inventory_published, 45
+        )
+        assert seen_in_first_run <= order_ids(orders)
+        assert_stock_kept(inventory, stock_in_first_run)
         assert second.interrupt() == 0, "\n".join(second.output)
-        assert_nothing_left(data_dir, broker_port, api_port)
+        assert_nothing_left(data_dir, *ports)
     finally:
         for stack in stacks:
             stack.ensure_stopped()
         kill_strays(data_dir)
 
 
+def assert_both_ready(stack: RunningStack, *urls: str) -> None:
+    """Each service announced its API, /docs and /metrics, and answers /ready."""
+    announced = {stack.wait_for(READY, timeout=60)[1] for _ in SERVICES}
+    assert announced == set(SERVICES), "\n".join(stack.output)
+    for url in urls:
+        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200, url
+
+
+def status_count(statuses: str, status: str) -> int:
+    """`12` from "3 awaiting payment, 12 confirmed, 4 shipped" and "confirmed"."""
+    found = re.search(rf"(\d+) {status}", statuses)
+    return int(found[1]) if found else 0
+
+
+def stock_versions(api: str) -> dict[str, int]:
+    """Each SKU's aggregate version, read from GET /stock/{sku}."""
+    response = httpx.get(f"{api}/stock", params={"limit": 1000}, timeout=10)
+    response.raise_for_status()
+    skus = [row["sku"] for row in response.json()]
+    return {sku: httpx.get(f"{api}/stock/{sku}", timeout=10).json()["version"] for sku in skus}
+
+
+def assert_stock_kept(api: str, versions: dict[str, int]) -> None:
+    """Every SKU of the first run is still there, at least as far along, stocked in both
+    warehouses the simulator received into."""
+    for sku, version in versions.items():
+        response = httpx.get(f"{api}/stock/{sku}", timeout=10)
+        assert response.status_code == 200, (sku, response.text)
+        stock = response.json()
+        assert stock["version"] >= version, (sku, stock)
+        assert {w["warehouse"] for w in stock["warehouses"]} >= {"WH-AMS", "WH-BER"}, stock
+        assert stock["on_hand"] > 0, stock
+
+
+def published_in(stack: RunningStack) -> tuple[int, int]:
+    """Events the order and inventory relays had published at the last progress line."""
+    matches = [m for line in stack.output if (m := EVENTS.search(line))]
+    assert matches, "no progress line:\n" + "\n".join(stack.output)
+    order, inventory = int(matches[-1][1]), int(matches[-1][2])
+    assert order > 0 and inventory > 0, matches[-1][0]
+    return order, inventory
+
+
 def placed_in(stack: RunningStack) -> int:
     """Orders the simulator placed, from the summary the stack prints when it stops."""
     matches = [m for line in stack.output if (m := STOPPED.search(line))]
     assert matches, "no summary line:\n" + "\n".join(stack.output)
-    placed = int(matches[-1][1])
-    assert placed > 0
-    return placed
+    return int(matches[-1][1])

