@@ -199,8 +199,23 @@ def router() -> APIRouter:
 
     @api.get("/reorder-suggestions")
     def reorder_suggestions(request: Request) -> list[dict[str, Any]]:
-        """What to reorder: SKUs below safety stock, with a quantity from recent sales."""
-        return queries(request).reorder_suggestions()
+        """What to reorder now: SKUs below safety stock, with a quantity from recent sales
+        (worked out afresh on every call; the ReorderSuggested event is the first one)."""
+        inventory, now = app(request), app(request).clock.now()
+        fresh = []
+        for row in queries(request).reorder_suggestions():
+            item, first = inventory.get_sku(row["sku"]), row.pop("suggested_at")
+            fresh.append(
+                {
+                    **row,
+                    "quantity": item.reorder_quantity(now),
+                    "daily_velocity": round(item.daily_velocity(now), 3),
+                    "available": item.available,
+                    "in_transit": item.in_transit,
+                    "first_suggested_at": first,
+                }
+            )
+        return fresh
 
     @api.get("/serials/{serial}")
     def serial_history(serial: Code, request: Request) -> list[dict[str, Any]]:

@@ -113,6 +113,12 @@ class Sku(Aggregate):
         since = (now - timedelta(days=VELOCITY_DAYS)).date().isoformat()
         return sum(n for day, n in self.demand.items() if day > since) / VELOCITY_DAYS
 
+    def reorder_quantity(self, now: datetime) -> int:
+        """Enough to cover demand over the lead time and refill safety stock, less what
+        is on the way: velocity x lead time + safety stock - available - in transit."""
+        need = self.daily_velocity(now) * self.lead_time_days + self.safety_stock
+        return max(math.ceil(need - self.available - self.in_transit), 1)
+
     # -- receiving, counting, moving ------------------------------------------------
 
     def receive(self, warehouse: str, qty: int, serials: list[str], now: datetime) -> None:
@@ -432,8 +438,7 @@ class Sku(Aggregate):
         if below and not self.below_safety:
             self._low_stock(sku=self.sku, available=self.available, safety_stock=self.safety_stock)
             velocity = self.daily_velocity(now)
-            need = velocity * self.lead_time_days + self.safety_stock - self.available
-            quantity = max(math.ceil(need - self.in_transit), 1)
+            quantity = self.reorder_quantity(now)
             self._reorder_suggested(
                 sku=self.sku,
                 quantity=quantity,
