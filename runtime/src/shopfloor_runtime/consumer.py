@@ -52,9 +52,18 @@ CONFLICT_RETRIES = 200
 class UnitOfWork:
     """Aggregates touched while applying a batch; saved together with the tracking."""
 
-    def __init__(self, app: ServiceApplication) -> None:
-        self.app = app
+    def __init__(self, app: ServiceApplication, careful: bool = False) -> None:
+        self.app, self.careful = app, careful
         self._aggregates: dict[UUID, Aggregate] = {}
+
+    def get_new(self, aggregate_id: UUID) -> Any | None:
+        """An aggregate a message normally creates (its id derives from the message).
+        A first try does not look for it: tracking already keeps repeats out, and should
+        it exist all the same, the save fails on its version and the retry (careful)
+        looks. Saves a query per message."""
+        if aggregate_id in self._aggregates or self.careful:
+            return self.get(aggregate_id)
+        return None
 
     def get(self, aggregate_id: UUID) -> Any | None:
         if aggregate_id not in self._aggregates:
@@ -161,7 +170,7 @@ class TrackedConsumer:
         isolate = False
         for attempt in range(CONFLICT_RETRIES):
             try:
-                return self._apply(tp, records, dead_letter_once, isolate=isolate)
+                return self._apply(tp, records, dead_letter_once, isolate, attempt > 0)
             except _HandlerFailed:
                 isolate = True  # find the failing message, apply the others
             except RecordConflictError:
@@ -176,9 +185,10 @@ class TrackedConsumer:
         records: Sequence[ConsumerRecord[bytes, bytes]],
         dead_letter: Callable[[DeadLetter], None],
         isolate: bool,
+        careful: bool = False,
     ) -> BatchResult:
         result = BatchResult()
-        uow = UnitOfWork(self.app)
+        uow = UnitOfWork(self.app, careful or isolate)
         positions: dict[str, int] = {}
         for record in records:
             try:
@@ -228,7 +238,7 @@ class TrackedConsumer:
             except Exception as error:
                 raise _HandlerFailed from error
             return "applied"
-        single = UnitOfWork(self.app)
+        single = UnitOfWork(self.app, careful=True)
         try:
             handler(envelope, payload, single)
         except Exception as error:  # noqa: BLE001 - the message goes to the DLQ

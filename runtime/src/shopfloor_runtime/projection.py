@@ -90,16 +90,15 @@ class Projector:
         self.create()
         return self.catch_up()
 
-    async def run(self, stopping: asyncio.Event, idle: float = 0.05) -> None:
+    async def run(self, stopping: asyncio.Event, idle: float = 0.2) -> None:
         while not stopping.is_set():
+            seen = self.app.saves
             try:
                 moved = await asyncio.to_thread(self.run_once)
             except Exception as error:  # noqa: BLE001 - retried; position is transactional
                 log.warning("projection %s: %s", self.name, error)
-                moved = 0
-                idle_for = 1.0
-            else:
-                idle_for = idle
-            if not moved:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), idle_for)
+                    await asyncio.wait_for(stopping.wait(), 1.0)
+                continue
+            if not moved:  # a save in this process wakes it; other writers within `idle`
+                await asyncio.to_thread(self.app.wait_for_saves, seen, idle)

@@ -243,10 +243,13 @@ class OutboxRelay:
             try:
                 if self._producer is None:
                     await self.start()
+                seen = self.app.saves
                 moved = await self.publish_once()
                 backoff = 0.2
                 if moved == 0:
-                    await _wait(stopping, self.settings.poll_interval_s)
+                    await asyncio.to_thread(
+                        self.app.wait_for_saves, seen, self.settings.poll_interval_s
+                    )
             except Exception as error:  # noqa: BLE001 - keep relaying; state is reloaded
                 log.warning("%s relay: %s; retrying in %.1fs", self.service, error, backoff)
                 await self._reset()

@@ -26,7 +26,11 @@ class StoreSettings(BaseModel):
 class RelaySettings(BaseModel):
     enabled: bool = True
     batch_size: int = Field(500, description="events read and sent per round")
-    poll_interval_s: float = Field(0.05, description="pause when there is nothing to send")
+    poll_interval_s: float = Field(
+        0.2,
+        description="longest pause when there is nothing to send (a save in the same "
+        "process wakes the relay at once)",
+    )
     incarnation_check_s: float = Field(5.0, description="how often to look for a new broker")
 
 

@@ -69,8 +69,31 @@ class ServiceApplication(Application[UUID]):
 
     recorder: ProcessRecorder
 
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        # Counts saves in this process: the relay and projectors wake on it instead of
+        # waiting out their poll interval.
+        self._saves = 0
+        self._saved = threading.Condition()
+
     def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
         return self.factory.process_recorder()
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        super()._notify(recordings)
+        if recordings:
+            with self._saved:
+                self._saves += 1
+                self._saved.notify_all()
+
+    @property
+    def saves(self) -> int:
+        return self._saves
+
+    def wait_for_saves(self, seen: int, timeout: float) -> None:
+        """Block until this process saved events after `seen` saves, or `timeout` passed."""
+        with self._saved:
+            self._saved.wait_for(lambda: self._saves != seen, timeout)
 
     def record(
         self, aggregates: Iterable[Aggregate], tracking: Tracking | None = None
@@ -78,7 +101,10 @@ class ServiceApplication(Application[UUID]):
         """Save the aggregates' pending events and the tracking in one transaction."""
         processing = ProcessingEvent[UUID](tracking=tracking)
         processing.collect_events(*aggregates)
-        return self._record(processing)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
 
     def tracked_position(self, name: str) -> int:
         return self.recorder.max_tracking_id(name) or 0

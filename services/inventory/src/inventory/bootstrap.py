@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -54,6 +55,9 @@ class InventoryService:
     async def running(self) -> AsyncIterator[None]:
         """Background work beside the API: read models, relay, consumer."""
         stopping = asyncio.Event()
+        # relay, projector, consumer and deadlines each use worker threads; the default
+        # pool (cores + 4) is too small for them on a 2-core machine
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
         tasks = [asyncio.create_task(self.projector.run(stopping))]
         if self.settings.relay.enabled:
             tasks.append(asyncio.create_task(self.relay.run(stopping)))

@@ -84,6 +84,19 @@ class Sku(Aggregate):
         self.transfers: dict[str, dict[str, Any]] = {}
         self.known_serials: dict[str, str] = {}  # serial -> warehouse it was received in
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Sku:
+        """The repository's cache hands out deep copies. A hot SKU holds thousands of open
+        reservations and customers, and a full deep copy per batch was the consumer's
+        biggest cost; allocation lists and counts are never changed in place (events
+        replace them), so copying the maps and sharing their values is enough."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.stock = {code: {**w, "serials": list(w["serials"])} for code, w in self.stock.items()}
+        for name in ("holds", "customers", "demand", "transfers", "known_serials"):
+            setattr(twin, name, dict(getattr(self, name)))
+        twin._pending_events = list(self._pending_events)
+        return twin
+
     # -- reading --------------------------------------------------------------------
 
     def warehouse(self, code: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from inventory.domain import Reservation, Shortfall, Sku, reservation_id, sku_id
 
 def handlers(app: InventoryApplication) -> dict[str, Handler]:
     def order_placed(envelope: InboundEnvelope, event: OrderPlaced, uow: UnitOfWork) -> None:
-        if uow.get(reservation_id(event.order_id)) is not None:
+        if uow.get_new(reservation_id(event.order_id)) is not None:
             return  # already decided
         wanted = Counter[str]()
         for line in event.lines:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -94,6 +95,9 @@ class OrderService:
     async def running(self) -> AsyncIterator[None]:
         """Background work beside the API: read model, deadlines, relay, consumer."""
         stopping = asyncio.Event()
+        # relay, projector, consumer and deadlines each use worker threads; the default
+        # pool (cores + 4) is too small for them on a 2-core machine
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
         tasks = [
             asyncio.create_task(self.projector.run(stopping)),
             asyncio.create_task(self._deadlines(stopping)),
