@@ -32,6 +32,7 @@ test-fast: $(STAMP) ## domain and service tests only
 
 bench: $(STAMP) ## orders/s through the API with the event published, SQLite and PostgreSQL
 	$(BIN)/python -m bench.place_orders
+	$(BIN)/python -m bench.reservations
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check contracts runtime services tests bench

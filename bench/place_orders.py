@@ -16,42 +16,41 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 from shopfloor_contracts.topics import ORDERS
-
-# Imported for its side effect too: aiokafka then never creates a topic by looking it up,
-# so this consumer cannot create orders.v1 with the wrong partition count before the relay.
-from shopfloor_runtime import broker as _brokerlib  # noqa: F401
 from shopfloor_runtime.launcher import EmbeddedBroker
-from shopfloor_runtime.testing import PG_ADMIN_DSN, free_port, postgres_database
+from shopfloor_runtime.testing import free_port, postgres_database
+
+from bench.harness import (
+    PROGRESS_EVERY_S,
+    BenchError,
+    Service,
+    describe_machine,
+    machine,
+    pct,
+    postgres_version,
+    stop_service,
+    stopped_cleanly,
+    utc_stamp,
+    wait_ready,
+    write_results,
+)
+from bench.harness import rnd as _r
+from bench.harness import start_consumer as _start_consumer
+from bench.harness import start_service as _start_service
 
 STORES = ("sqlite", "postgres")
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-READY_TIMEOUT_S = 60.0
-TOPIC_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 20.0
-PROGRESS_EVERY_S = 2.0
-
-
-class BenchError(Exception):
-    """A failure that ends the run with one readable line."""
 
 
 @dataclass
@@ -75,136 +74,15 @@ class Run:
     phase: str = "starting"
 
 
-# -- the order service as a separate process -----------------------------------------------
-
-
-@dataclass
-class Service:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+# -- the order service as a separate process, and the consumer of orders.v1 -----------------
 
 
 def start_service(store: str, broker: EmbeddedBroker, tmp: Path, dsn: str | None) -> Service:
-    port = free_port()
-    # Settings come only from here: no ORDER_* variable of the caller leaks in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDER_")}
-    env.update(
-        ORDER_API__PORT=str(port),
-        ORDER_BROKER__BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-        ORDER_BROKER__SESSION_TIMEOUT_MS="6000",
-        PYTHONUNBUFFERED="1",
-    )
-    if dsn is None:
-        env["ORDER_STORE__DATA_DIR"] = str(tmp / "data")
-    else:
-        env["ORDER_STORE__DSN"] = dsn
-    log_path = tmp / "order.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "order"],
-            env=env,
-            cwd=tmp,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return Service(process, port, log_path)
-
-
-async def wait_ready(service: Service, store: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with httpx.AsyncClient(base_url=service.url, timeout=5) as client:
-        while True:
-            code = service.process.poll()
-            if code is not None:
-                raise BenchError(
-                    f"the order service ({store}) exited with code {code} before it was "
-                    f"ready; see its log: {service.log_path}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/ready")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"the order service ({store}) did not answer GET /ready with 200 within "
-                    f"{READY_TIMEOUT_S:.0f}s; see its log: {service.log_path}"
-                )
-            await asyncio.sleep(0.2)
-
-
-def stop_service(service: Service) -> tuple[int | None, float]:
-    """SIGTERM, wait, SIGKILL if it hangs. Returns (exit code, seconds it took)."""
-    began = time.monotonic()
-    process = service.process
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            print(
-                f"  order service did not stop in {STOP_TIMEOUT_S:.0f}s after SIGTERM; killing it",
-                flush=True,
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    return process.returncode, time.monotonic() - began
-
-
-# -- the consumer that sees OrderPlaced on orders.v1 -----------------------------------------
-
-
-async def wait_for_topic(bootstrap: str) -> list[int]:
-    """The relay creates orders.v1 once it is up; /ready does not wait for that."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + TOPIC_TIMEOUT_S
-        found: list[int] = []
-        while True:
-            if ORDERS.name in await admin.list_topics():
-                [described] = await admin.describe_topics([ORDERS.name])
-                found = sorted(p["partition"] for p in described["partitions"])
-                if len(found) == ORDERS.partitions:
-                    return found
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"topic {ORDERS.name} did not appear with {ORDERS.partitions} partitions "
-                    f"within {TOPIC_TIMEOUT_S:.0f}s (found {len(found)})"
-                )
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+    return _start_service("order", broker, tmp, dsn)
 
 
 async def start_consumer(bootstrap: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=25,
-        max_partition_fetch_bytes=4 << 20,
-    )
-    partitions = await wait_for_topic(bootstrap)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(ORDERS.name, p) for p in partitions]
-        consumer.assign(tps)
-        # A fresh broker: the beginning is "before the first order", and reading from it
-        # cannot miss an event published while the consumer was being positioned.
-        await consumer.seek_to_beginning(*tps)
-    except BaseException:
-        await consumer.stop()
-        raise
-    return consumer
+    return await _start_consumer(bootstrap, ORDERS)
 
 
 async def consume(consumer: AIOKafkaConsumer, run: Run) -> None:
@@ -351,18 +229,9 @@ async def bench_store(store: str, args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     result = summarize(run, drained, args)
     result["service_exit_code"], result["service_stop_s"] = exit_code, round(stop_s, 2)
-    # uvicorn re-raises the SIGTERM it handled, so a clean stop exits with -SIGTERM.
-    clean = exit_code in (0, -signal.SIGTERM)
-    note = "" if clean else f" (exit code {exit_code}; log {service.log_path})"
+    note = "" if stopped_cleanly(exit_code) else f" (exit code {exit_code}; log {service.log_path})"
     print(f"[{store}] done: service stopped in {stop_s:.1f}s{note}", flush=True)
     return result
-
-
-def pct(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile of sorted values."""
-    if not values:
-        return None
-    return values[min(len(values) - 1, max(0, math.ceil(p / 100 * len(values)) - 1))]
 
 
 def summarize(run: Run, drained: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -394,41 +263,7 @@ def summarize(run: Run, drained: float, args: argparse.Namespace) -> dict[str, A
     }
 
 
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
 # -- output ---------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu_model"] = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["memory_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
-    return info
-
-
-def postgres_version() -> str | None:
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else None
-    except psycopg.Error:
-        return None
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -493,11 +328,7 @@ async def amain(args: argparse.Namespace) -> int:
     info = machine()
     if "postgres" in args.stores:
         info["postgres"] = postgres_version()
-    print(
-        f"machine: {info['cpu_count']} cores ({info.get('cpu_model', 'unknown CPU')}), "
-        f"{info.get('memory_gb', '?')} GB, Python {info['python']}"
-        + (f", PostgreSQL {info['postgres']}" if info.get("postgres") else "")
-    )
+    print(describe_machine(info))
     parts = (
         "the order service, the broker and PostgreSQL"
         if "postgres" in args.stores
@@ -517,9 +348,7 @@ async def amain(args: argparse.Namespace) -> int:
     print()
     print(text)
     print()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"place_orders-{stamp}.json"
+    stamp = utc_stamp()
     payload = {
         "benchmark": "place_orders",
         "started_at": stamp,
@@ -534,7 +363,7 @@ async def amain(args: argparse.Namespace) -> int:
         "results": results,
         "table_markdown": text,
     }
-    out.write_text(json.dumps(payload, indent=2) + "\n")
+    out = write_results("place_orders", stamp, payload)
     print(f"results: {out}")
     missing = sum(r["missing_events"] for r in results)
     if missing:

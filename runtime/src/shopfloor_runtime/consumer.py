@@ -73,6 +73,10 @@ class UnitOfWork:
                 return None
         return self._aggregates[aggregate_id]
 
+    @property
+    def ids(self) -> list[UUID]:
+        return list(self._aggregates)
+
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate
 
@@ -211,7 +215,11 @@ class TrackedConsumer:
             setattr(result, outcome, getattr(result, outcome) + 1)
             positions[name] = envelope.position
             _observe_age(self.service, tp.topic, envelope.occurred_at)
-        self._save_positions(uow, positions, isolate)
+        try:
+            self._save_positions(uow, positions, isolate)
+        except RecordConflictError:
+            self.app.forget(uow.ids)  # cached copies were stale: the retry loads them
+            raise
         return result
 
     def _handle_one(
@@ -244,7 +252,11 @@ class TrackedConsumer:
         except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
             dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
             return "dead"
-        self.app.record(single.aggregates, Tracking(name, envelope.position))
+        try:
+            self.app.record(single.aggregates, Tracking(name, envelope.position))
+        except RecordConflictError:
+            self.app.forget(single.ids)
+            raise
         return "applied"
 
     def _save_positions(self, uow: UnitOfWork, positions: dict[str, int], isolate: bool) -> None:

@@ -3,6 +3,7 @@ the few tables that are not event streams: relay state and read-model projection
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -105,6 +106,13 @@ class ServiceApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def forget(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Drop aggregates from the cache (after a write conflict showed them stale)."""
+        cache = self.repository.cache
+        for aggregate_id in aggregate_ids if cache is not None else ():
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
 
     def tracked_position(self, name: str) -> int:
         return self.recorder.max_tracking_id(name) or 0

@@ -178,7 +178,7 @@ def router() -> APIRouter:
     @api.get("/stock/{sku}", response_model=StockOut)
     def get_stock(sku: Code, request: Request) -> StockOut:
         """Totals and per-warehouse stock of one SKU, as of now."""
-        return StockOut.of(app(request).get_sku(sku))
+        return StockOut.of(app(request).read_sku(sku))
 
     @api.get("/stock")
     def list_stock(
@@ -204,7 +204,7 @@ def router() -> APIRouter:
         inventory, now = app(request), app(request).clock.now()
         fresh = []
         for row in queries(request).reorder_suggestions():
-            item, first = inventory.get_sku(row["sku"]), row.pop("suggested_at")
+            item, first = inventory.read_sku(row["sku"]), row.pop("suggested_at")
             fresh.append(
                 {
                     **row,

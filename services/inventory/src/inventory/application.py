@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
@@ -21,7 +22,10 @@ class InventoryApplication(ServiceApplication):
     snapshotting_intervals = {Sku: 200}  # hot SKUs collect thousands of events
 
     def __init__(self, clock: Clock | None = None, env: dict[str, str] | None = None) -> None:
-        super().__init__({"AGGREGATE_CACHE_MAXSIZE": "5000", **(env or {})})
+        # Cached aggregates are not re-read before use (no fast-forward): every decision
+        # is saved with a version check, and a conflict drops the stale copies.
+        cache = {"AGGREGATE_CACHE_MAXSIZE": "5000", "AGGREGATE_CACHE_FASTFORWARD": "n"}
+        super().__init__({**cache, **(env or {})})
         self.clock = clock or SystemClock()
 
     def receive_stock(self, sku: str, warehouse: str, qty: int, serials: list[str]) -> Sku:
@@ -31,7 +35,7 @@ class InventoryApplication(ServiceApplication):
             self.save(item)
             return item
 
-        return _retry(receive)
+        return _retry(self, sku, receive)
 
     def return_stock(
         self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None
@@ -63,7 +67,7 @@ class InventoryApplication(ServiceApplication):
             self.save(item)
             return item
 
-        return _retry(change)
+        return _retry(self, sku, change)
 
     def _change(self, sku: str, action: Callable[[Sku], Any]) -> Sku:
         def attempt() -> Sku:
@@ -72,7 +76,7 @@ class InventoryApplication(ServiceApplication):
             self.save(item)
             return item
 
-        return _retry(attempt)
+        return _retry(self, sku, attempt)
 
     # -- queries --------------------------------------------------------------------
 
@@ -85,6 +89,14 @@ class InventoryApplication(ServiceApplication):
             raise UnknownSku(sku)
         return item
 
+    def read_sku(self, sku: str) -> Sku:
+        """The SKU as stored now, not as this process last cached it (another worker
+        may have changed it since)."""
+        try:
+            return self.repository.get(sku_id(sku), version=sys.maxsize)  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise UnknownSku(sku) from None
+
     def find_reservation(self, order_id: str) -> Reservation | None:
         return self._find(reservation_id(order_id))
 
@@ -95,11 +107,11 @@ class InventoryApplication(ServiceApplication):
             return None
 
 
-def _retry(attempt: Callable[[], T], attempts: int = 8) -> T:
+def _retry(app: InventoryApplication, sku: str, attempt: Callable[[], T], attempts: int = 8) -> T:
     """Optimistic concurrency: on a version conflict, load again and decide again."""
     for _ in range(attempts - 1):
         try:
             return attempt()
         except RecordConflictError:
-            continue
+            app.forget([sku_id(sku)])  # the cached copy was stale
     return attempt()
