@@ -37,7 +37,7 @@ bench: $(STAMP) ## orders/s through the API with the event published, SQLite and
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check contracts runtime services tests bench
 	$(BIN)/ruff format --check contracts runtime services tests bench
-	$(BIN)/mypy contracts/src runtime/src services/order/src
+	$(BIN)/mypy contracts/src runtime/src services/order/src services/inventory/src
 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format contracts runtime services tests bench

@@ -110,7 +110,9 @@ class ServiceApplication(Application[UUID]):
     def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         """Drop aggregates from the cache (after a write conflict showed them stale)."""
         cache = self.repository.cache
-        for aggregate_id in aggregate_ids if cache is not None else ():
+        if cache is None:
+            return
+        for aggregate_id in aggregate_ids:
             with contextlib.suppress(KeyError):
                 cache.get(aggregate_id, evict=True)
 

@@ -3,21 +3,17 @@ models and FastAPI app, once."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from shopfloor_contracts.topics import ORDERS
-from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
+from shopfloor_runtime.service import background, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
-from shopfloor_runtime.web import install_error_handlers, ops_router
 
 from inventory import api, policies, translation
 from inventory.application import InventoryApplication
@@ -51,23 +47,16 @@ class InventoryService:
     def projectors(self) -> list[Projector]:
         return [self.projector]
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    def running(self) -> AbstractAsyncContextManager[None]:
         """Background work beside the API: read models, relay, consumer."""
-        stopping = asyncio.Event()
-        # relay, projector, consumer and deadlines each use worker threads; the default
-        # pool (cores + 4) is too small for them on a 2-core machine
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
-        tasks = [asyncio.create_task(self.projector.run(stopping))]
-        if self.settings.relay.enabled:
-            tasks.append(asyncio.create_task(self.relay.run(stopping)))
-        if self.settings.consumer.enabled:
-            tasks.append(asyncio.create_task(self.consumer.run(stopping)))
-        try:
-            yield
-        finally:
-            stopping.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        settings = self.settings
+        return background(
+            [
+                self.projector.run,
+                *([self.relay.run] if settings.relay.enabled else []),
+                *([self.consumer.run] if settings.consumer.enabled else []),
+            ]
+        )
 
     def close(self) -> None:
         self.app.close()
@@ -107,28 +96,14 @@ def _assemble(settings: Settings, clock: Clock | None) -> InventoryService:
 
 
 def _http(service: InventoryService) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with service.running():
-            yield
-
-    http = FastAPI(
-        title="shopfloor inventory service",
-        version="0.1.0",
-        lifespan=lifespan,
+    return service_http(
+        name=SERVICE,
+        app=service.app,
+        broker=service.settings.broker,
+        router=api.router(),
+        errors=ERRORS,
+        running=service.running,
+        state={"inventory": service.app, "queries": service.queries},
         description="Stock per SKU and warehouse; reservations that never oversell. "
         "Consumes orders.v1; publishes inventory.v1.",
     )
-    http.state.inventory, http.state.queries = service.app, service.queries
-
-    async def store_ok() -> bool:
-        await asyncio.to_thread(service.app.recorder.max_notification_id)
-        return True
-
-    async def broker_ok() -> bool:
-        return await brokerlib.ping(service.settings.broker)
-
-    http.include_router(api.router())
-    http.include_router(ops_router(SERVICE, {"store": store_ok, "broker": broker_ok}))
-    install_error_handlers(http, ERRORS)
-    return http

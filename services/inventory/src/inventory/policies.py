@@ -39,7 +39,7 @@ def handlers(app: InventoryApplication) -> dict[str, Handler]:
                 event.order_id,
                 event.customer_id,
                 lines,
-                [asdict(s) for s in shorts],
+                [asdict(s) for s in shorts if s is not None],
                 str(envelope.event_id),
             )
         )
@@ -49,15 +49,14 @@ def handlers(app: InventoryApplication) -> dict[str, Handler]:
         if reservation is None or not reservation.release(f"order cancelled: {event.reason}"):
             return  # nothing held: never reserved, rejected, or already finished
         for sku in {line["sku"] for line in reservation.lines}:
-            item = uow.get(sku_id(sku))
-            item.release(event.order_id, reservation.customer_id, app.clock.now())
+            _sku(uow, sku).release(event.order_id, reservation.customer_id, app.clock.now())
 
     def order_shipped(envelope: InboundEnvelope, event: OrderShipped, uow: UnitOfWork) -> None:
         reservation = uow.get(reservation_id(event.order_id))
         if reservation is None or not reservation.commit():
             return
         for sku in {line["sku"] for line in reservation.lines}:
-            uow.get(sku_id(sku)).commit(event.order_id, app.clock.now())
+            _sku(uow, sku).commit(event.order_id, app.clock.now())
 
     return {
         "OrderPlaced": order_placed,
@@ -70,3 +69,10 @@ def _shortfall(item: Sku | None, sku: str, qty: int, customer_id: str) -> Shortf
     if item is None:
         return Shortfall(sku, qty, 0, "unknown_sku")
     return item.shortfall(customer_id, qty)
+
+
+def _sku(uow: UnitOfWork, sku: str) -> Sku:
+    item = uow.get(sku_id(sku))
+    if item is None:  # a held reservation names only SKUs that exist
+        raise LookupError(f"SKU {sku!r} of a held reservation is missing")
+    return item  # type: ignore[no-any-return]

@@ -6,20 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import FastAPI
 from shopfloor_contracts.topics import INVENTORY
-from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
+from shopfloor_runtime.service import background, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
-from shopfloor_runtime.web import install_error_handlers, ops_router
 
 from order import api, policies, translation
 from order.application import OrderApplication
@@ -91,26 +89,17 @@ class OrderService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.settings.deadline_tick_s)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    def running(self) -> AbstractAsyncContextManager[None]:
         """Background work beside the API: read model, deadlines, relay, consumer."""
-        stopping = asyncio.Event()
-        # relay, projector, consumer and deadlines each use worker threads; the default
-        # pool (cores + 4) is too small for them on a 2-core machine
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))
-        tasks = [
-            asyncio.create_task(self.projector.run(stopping)),
-            asyncio.create_task(self._deadlines(stopping)),
-        ]
-        if self.settings.relay.enabled:
-            tasks.append(asyncio.create_task(self.relay.run(stopping)))
-        if self.settings.consumer.enabled:
-            tasks.append(asyncio.create_task(self.consumer.run(stopping)))
-        try:
-            yield
-        finally:
-            stopping.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        settings = self.settings
+        return background(
+            [
+                self.projector.run,
+                self._deadlines,
+                *([self.relay.run] if settings.relay.enabled else []),
+                *([self.consumer.run] if settings.consumer.enabled else []),
+            ]
+        )
 
     @property
     def projectors(self) -> list[Projector]:
@@ -156,28 +145,14 @@ def _assemble(settings: Settings, clock: Clock | None) -> OrderService:
 
 
 def _http(service: OrderService) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with service.running():
-            yield
-
-    http = FastAPI(
-        title="shopfloor order service",
-        version="0.1.0",
-        lifespan=lifespan,
+    return service_http(
+        name=SERVICE,
+        app=service.app,
+        broker=service.settings.broker,
+        router=api.router(),
+        errors=ERRORS,
+        running=service.running,
+        state={"orders": service.app, "queries": service.queries},
         description="Places, pays, confirms, cancels and refunds orders. "
         "Publishes orders.v1; consumes inventory.v1.",
     )
-    http.state.orders, http.state.queries = service.app, service.queries
-
-    async def store_ok() -> bool:
-        await asyncio.to_thread(service.app.recorder.max_notification_id)
-        return True
-
-    async def broker_ok() -> bool:
-        return await brokerlib.ping(service.settings.broker)
-
-    http.include_router(api.router())
-    http.include_router(ops_router(SERVICE, {"store": store_ok, "broker": broker_ok}))
-    install_error_handlers(http, ERRORS)
-    return http
