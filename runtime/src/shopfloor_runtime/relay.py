@@ -235,6 +235,11 @@ class OutboxRelay:
             EVENTS_PUBLISHED.labels(self.service, topic).inc()
         self.published += len(topics)
         RELAY_POSITION.labels(self.service).set(new_state.position)
+        if len(notifications) == self.settings.batch_size:  # behind: say by how much
+            top = await asyncio.to_thread(self.app.recorder.max_notification_id)
+            RELAY_BACKLOG.labels(self.service).set((top or 0) - new_state.position)
+        else:
+            RELAY_BACKLOG.labels(self.service).set(0)
         return len(notifications)
 
     async def run(self, stopping: asyncio.Event) -> None:

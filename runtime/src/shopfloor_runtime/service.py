@@ -8,16 +8,55 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
 
 from shopfloor_runtime import broker as brokerlib
-from shopfloor_runtime.settings import BrokerSettings
-from shopfloor_runtime.store import ServiceApplication
+from shopfloor_runtime.consumer import Handler, TrackedConsumer
+from shopfloor_runtime.relay import OutboxRelay, Translate
+from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings, RelaySettings
+from shopfloor_runtime.store import ServiceApplication, SqlStore
 from shopfloor_runtime.web import install_error_handlers, ops_router
 
 Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class Plumbing(Protocol):
+    """The settings groups every service has."""
+
+    broker: BrokerSettings
+    relay: RelaySettings
+    consumer: ConsumerSettings
+
+
+def messaging(
+    service: str,
+    app: ServiceApplication,
+    sql: SqlStore,
+    settings: Plumbing,
+    translate: Translate,
+    topics: list[str],
+    handlers: dict[str, Handler],
+) -> tuple[OutboxRelay, TrackedConsumer]:
+    """The service's outbox relay (its own topic) and tracked consumer (others' topics)."""
+    relay = OutboxRelay(
+        service=service,
+        app=app,
+        translate=translate,
+        sql=sql,
+        broker=settings.broker,
+        settings=settings.relay,
+    )
+    consumer = TrackedConsumer(
+        service=service,
+        app=app,
+        topics=topics,
+        handlers=handlers,
+        broker=settings.broker,
+        settings=settings.consumer,
+    )
+    return relay, consumer
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
-from shopfloor_runtime.service import background, service_http
+from shopfloor_runtime.service import background, messaging, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
 
 from inventory import api, policies, translation
@@ -72,21 +72,8 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Inven
 def _assemble(settings: Settings, clock: Clock | None) -> InventoryService:
     app = InventoryApplication(clock or SystemClock(), eventsourcing_env(settings.store, SERVICE))
     sql = SqlStore(settings.store, SERVICE)
-    relay = OutboxRelay(
-        service=SERVICE,
-        app=app,
-        translate=translation.to_outbound,
-        sql=sql,
-        broker=settings.broker,
-        settings=settings.relay,
-    )
-    consumer = TrackedConsumer(
-        service=SERVICE,
-        app=app,
-        topics=[ORDERS.name],
-        handlers=policies.handlers(app),
-        broker=settings.broker,
-        settings=settings.consumer,
+    relay, consumer = messaging(
+        SERVICE, app, sql, settings, translation.to_outbound, [ORDERS.name], policies.handlers(app)
     )
     service = InventoryService(
         settings, app, sql, projector(app, sql), InventoryQueries(sql), relay, consumer

@@ -16,7 +16,7 @@ from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
-from shopfloor_runtime.service import background, service_http
+from shopfloor_runtime.service import background, messaging, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
 
 from order import api, policies, translation
@@ -121,21 +121,14 @@ def _assemble(settings: Settings, clock: Clock | None) -> OrderService:
     env = eventsourcing_env(settings.store, SERVICE)
     app = OrderApplication(rules_from(settings), clock, env, translation.describe)
     sql = SqlStore(settings.store, SERVICE)
-    relay = OutboxRelay(
-        service=SERVICE,
-        app=app,
-        translate=translation.to_outbound,
-        sql=sql,
-        broker=settings.broker,
-        settings=settings.relay,
-    )
-    consumer = TrackedConsumer(
-        service=SERVICE,
-        app=app,
-        topics=[INVENTORY.name],
-        handlers=policies.handlers(app),
-        broker=settings.broker,
-        settings=settings.consumer,
+    relay, consumer = messaging(
+        SERVICE,
+        app,
+        sql,
+        settings,
+        translation.to_outbound,
+        [INVENTORY.name],
+        policies.handlers(app),
     )
     service = OrderService(
         settings, clock, app, sql, projector(app, sql), OrderQueries(sql), relay, consumer
