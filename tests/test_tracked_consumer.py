@@ -7,7 +7,7 @@ from collections import defaultdict
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from shopfloor_contracts.inventory import ReservedLine, StockReserved
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.chain import partition_for
@@ -165,3 +165,33 @@ async def test_a_consumer_killed_mid_batch_and_restarted_has_no_duplicate_effect
         await reborn.consumer.stop()
     assert all(events_named(reborn, i, "CheckPassed") == 1 for i in ids)
     assert all(events_named(reborn, i, "Confirmed") == 1 for i in ids)
+
+
+async def test_a_worker_with_a_stale_position_applies_nothing_twice(own_broker, tmp_path, pg_dsn):
+    """Worker A keeps its positions in memory between polls. Its partition goes to worker
+    B for a while (a rebalance), then comes back with messages A believes new: the
+    position's move fails, A reads it again and applies only what B did not."""
+    a = order_service(own_broker, tmp_path / "a", pg_dsn, rules=INVENTORY_CHECK)
+    b = order_service(own_broker, tmp_path / "b", pg_dsn, rules=INVENTORY_CHECK)
+    ids = place_paid_orders(a, 60)
+    partition = partition_for(ids[0].encode(), INVENTORY.partitions)
+    ids = [i for i in ids if partition_for(i.encode(), INVENTORY.partitions) == partition][:6]
+    producer = ContractProducer(own_broker)
+    tp = TopicPartition(INVENTORY.name, partition)
+    records = []
+    for offset, order_id in enumerate(ids):
+        topic, _, value = producer.envelope(*reserved(order_id))
+        records.append(ConsumerRecord(topic, partition, offset, 0, 0, None, value, None, 0, 0, []))
+
+    def no_dead_letters(dead):
+        raise AssertionError(dead.error)
+
+    a.consumer.apply_poll({tp: records[:2]}, no_dead_letters)
+    b.consumer.apply_poll({tp: records[:4]}, no_dead_letters)  # B had it meanwhile
+    result = a.consumer.apply_poll({tp: records[2:]}, no_dead_letters)[tp]
+
+    assert (result.applied, result.duplicates) == (2, 2)
+    assert set(statuses(a, ids)) == {"confirmed"}
+    assert all(events_named(a, i, "CheckPassed") == 1 for i in ids)
+    a.close()
+    b.close()

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import RecordConflictError, Tracking
+from eventsourcing.persistence import RecordConflictError
 from pydantic import ValidationError
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.registry import read_payload
@@ -41,6 +41,7 @@ from shopfloor_runtime.metrics import (
     GAPS,
     PROCESSING_SECONDS,
 )
+from shopfloor_runtime.recorders import TrackingMove
 from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings
 from shopfloor_runtime.store import ServiceApplication
 
@@ -83,6 +84,12 @@ class UnitOfWork:
     @property
     def aggregates(self) -> list[Aggregate]:
         return list(self._aggregates.values())
+
+    def take(self) -> list[Aggregate]:
+        """The aggregates touched so far, forgetting them (they are saved or dropped)."""
+        aggregates = self.aggregates
+        self._aggregates.clear()
+        return aggregates
 
 
 Handler = Callable[[InboundEnvelope, Any, UnitOfWork], None]
@@ -133,6 +140,7 @@ class TrackedConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: Any = None
         self._gap_streak: dict[TopicPartition, int] = {}
+        self._positions: dict[str, int] = {}  # tracking name -> position, see _position
         self.applied = 0
 
     # -- applying one partition's batch (runs in a worker thread) -----------------
@@ -153,85 +161,128 @@ class TrackedConsumer:
         except ValidationError as error:
             raise _Poison(f"invalid {envelope.event_type} payload: {_first_error(error)}") from None
 
+    def apply_poll(
+        self,
+        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
+        dead_letter: Callable[[DeadLetter], None],
+    ) -> dict[TopicPartition, BatchResult]:
+        """Apply everything one poll fetched, every partition, in one transaction; on a
+        failing handler, fall back to one message per transaction.
+
+        `dead_letter` must return only once the dead letter is stored, so a message is
+        never marked consumed before its dead letter exists.
+        """
+        sent: set[tuple[TopicPartition, int]] = set()
+
+        def dead_letter_once(dead: DeadLetter) -> None:  # retries re-meet the same poison
+            key = (TopicPartition(dead.record.topic, dead.record.partition), dead.record.offset)
+            if key not in sent:
+                dead_letter(dead)
+                sent.add(key)
+
+        isolate = False
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._apply(batches, dead_letter_once, isolate, attempt > 0)
+            except _HandlerFailed:
+                isolate = True  # find the failing message, apply the others
+            except RecordConflictError:
+                # Another worker changed an aggregate this batch touches (a hot SKU) or
+                # moved a position: load again and decide again, after a short random
+                # pause so the two part ways.
+                self._positions.clear()
+                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+        raise RuntimeError(f"gave up after {CONFLICT_RETRIES} write conflicts in a row")
+
     def apply_batch(
         self,
         tp: TopicPartition,
         records: Sequence[ConsumerRecord[bytes, bytes]],
         dead_letter: Callable[[DeadLetter], None],
     ) -> BatchResult:
-        """Apply in one transaction; on a failing handler, fall back to one at a time.
-
-        `dead_letter` must return only once the dead letter is stored, so a message is
-        never marked consumed before its dead letter exists.
-        """
-        sent: set[int] = set()
-
-        def dead_letter_once(dead: DeadLetter) -> None:  # retries re-meet the same poison
-            if dead.record.offset not in sent:
-                dead_letter(dead)
-                sent.add(dead.record.offset)
-
-        isolate = False
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                return self._apply(tp, records, dead_letter_once, isolate, attempt > 0)
-            except _HandlerFailed:
-                isolate = True  # find the failing message, apply the others
-            except RecordConflictError:
-                # Another worker changed an aggregate this batch touches (a hot SKU): load
-                # again and decide again, after a short random pause so the two part ways.
-                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
-        raise RuntimeError(f"{tp}: gave up after {CONFLICT_RETRIES} write conflicts in a row")
+        """One partition's batch (see `apply_poll`)."""
+        return self.apply_poll({tp: records}, dead_letter)[tp]
 
     def _apply(
         self,
-        tp: TopicPartition,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
         dead_letter: Callable[[DeadLetter], None],
         isolate: bool,
-        careful: bool = False,
-    ) -> BatchResult:
-        result = BatchResult()
+        careful: bool,
+    ) -> dict[TopicPartition, BatchResult]:
+        results = {tp: BatchResult() for tp in batches}
         uow = UnitOfWork(self.app, careful or isolate)
+        # Where each position stood when this attempt began (what its move expects),
+        # and where the applied messages took it.
+        started: dict[str, int] = {}
         positions: dict[str, int] = {}
-        for record in records:
-            try:
-                envelope = self._envelope(record)
-            except _Poison as poison:  # no position to track: it is outside every chain
-                dead_letter(DeadLetter(record, str(poison)))
-                result.dead += 1
-                continue
-            name = tracking_name(tp.topic, tp.partition, envelope.producer)
-            last = positions.get(name)
-            if last is None:
-                last = positions[name] = self.app.tracked_position(name)
-            if envelope.position <= last:
-                result.duplicates += 1
-                continue
-            if envelope.previous_position > last:
-                result.gap = True
-                break
-            outcome = self._handle_one(record, envelope, uow, name, isolate, dead_letter)
-            setattr(result, outcome, getattr(result, outcome) + 1)
-            positions[name] = envelope.position
-            _observe_age(self.service, tp.topic, envelope.occurred_at)
+        for tp, records in batches.items():
+            result = results[tp]
+            for record in records:
+                try:
+                    envelope = self._envelope(record)
+                except _Poison as poison:  # no position to track: it is outside every chain
+                    dead_letter(DeadLetter(record, str(poison)))
+                    result.dead += 1
+                    continue
+                name = tracking_name(tp.topic, tp.partition, envelope.producer)
+                if name not in positions:
+                    started[name] = positions[name] = self._position(name)
+                last = positions[name]
+                if envelope.position <= last:
+                    result.duplicates += 1
+                    continue
+                if envelope.previous_position > last:
+                    self._confirm_gap(name, started[name])
+                    result.gap = True
+                    break
+                outcome = self._handle_one(record, envelope, uow, isolate, dead_letter)
+                if isolate and outcome == "applied":
+                    move = TrackingMove(name, started[name], envelope.position)
+                    self._save(uow.take(), [move])
+                    started[name] = envelope.position
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                positions[name] = envelope.position
+                _observe_age(self.service, tp.topic, envelope.occurred_at)
+        moves = [TrackingMove(n, started[n], p) for n, p in positions.items() if p > started[n]]
+        self._save(uow.take(), moves)
+        return results
+
+    def _position(self, name: str) -> int:
+        """The position as this worker last read or moved it. Kept between polls: every
+        move checks it is still where it was, so a stale one costs a retry, never a
+        message applied twice."""
+        if name not in self._positions:
+            self._positions.update(self.app.tracked_positions([name]))
+        return self._positions[name]
+
+    def _confirm_gap(self, name: str, believed: int) -> None:
+        """A gap is only real if the stored position agrees (another worker may have
+        moved it while this one held a stale copy)."""
+        if self.app.tracked_positions([name])[name] != believed:
+            raise RecordConflictError(f"{name} moved on elsewhere")
+
+    def _save(self, aggregates: list[Aggregate], moves: list[TrackingMove]) -> None:
+        if not aggregates and not moves:
+            return
         try:
-            self._save_positions(uow, positions, isolate)
+            self.app.record(aggregates, moves=moves)
         except RecordConflictError:
-            self.app.forget(uow.ids)  # cached copies were stale: the retry loads them
+            self.app.forget([a.id for a in aggregates])  # cached copies were stale
             raise
-        return result
+        for move in moves:
+            self._positions[move.name] = move.position
 
     def _handle_one(
         self,
         record: ConsumerRecord[bytes, bytes],
         envelope: InboundEnvelope,
         uow: UnitOfWork,
-        name: str,
         isolate: bool,
         dead_letter: Callable[[DeadLetter], None],
     ) -> str:
-        """Apply one message in order; returns the outcome counted for it."""
+        """Apply one message in order; returns the outcome counted for it. Isolated, a
+        handler's failure dead-letters the message and undoes only its own changes."""
         try:
             payload = self._payload(envelope)
         except _Poison as poison:
@@ -246,30 +297,13 @@ class TrackedConsumer:
             except Exception as error:
                 raise _HandlerFailed from error
             return "applied"
-        single = UnitOfWork(self.app, careful=True)
         try:
-            handler(envelope, payload, single)
+            handler(envelope, payload, uow)
         except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
+            uow.take()  # its half-made changes are dropped
             dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
             return "dead"
-        try:
-            self.app.record(single.aggregates, Tracking(name, envelope.position))
-        except RecordConflictError:
-            self.app.forget(single.ids)
-            raise
         return "applied"
-
-    def _save_positions(self, uow: UnitOfWork, positions: dict[str, int], isolate: bool) -> None:
-        names = list(positions)
-        aggregates = [] if isolate else uow.aggregates
-        for i, name in enumerate(names):
-            if positions[name] > self.app.tracked_position(name):
-                # Events go with the first tracking record; further producers (rare) get
-                # their own transaction, each safe to repeat.
-                self.app.record(aggregates if i == 0 else [], Tracking(name, positions[name]))
-                aggregates = []
-        if aggregates:
-            self.app.record(aggregates)
 
     # -- the asyncio side ---------------------------------------------------------
 
@@ -284,6 +318,7 @@ class TrackedConsumer:
             session_timeout_ms=self.broker.session_timeout_ms,
             heartbeat_interval_ms=self.broker.heartbeat_interval_ms,
             max_poll_records=self.settings.batch_size,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         self._dlq = brokerlib.producer(self.broker)
         await self._dlq.start()
@@ -297,17 +332,19 @@ class TrackedConsumer:
         self._consumer = self._dlq = None
 
     async def poll_once(self) -> int:
-        """Fetch one batch and apply it; returns the number of messages handled."""
+        """Fetch what is there (every assigned partition) and apply it; returns the
+        number of messages handled."""
         assert self._consumer is not None
         batches = await self._consumer.getmany(
             timeout_ms=self.settings.fetch_timeout_ms, max_records=self.settings.batch_size
         )
-        handled = 0
-        for tp, records in batches.items():
-            handled += await self._handle(tp, records)
-        return handled
+        if not batches:
+            return 0
+        return await self._handle(batches)
 
-    async def _handle(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+    async def _handle(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> int:
         assert self._consumer is not None
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -315,23 +352,32 @@ class TrackedConsumer:
         def dead_letter(dead: DeadLetter) -> None:
             asyncio.run_coroutine_threadsafe(self._dead_letter(dead), loop).result(timeout=60)
 
-        result = await asyncio.to_thread(self.apply_batch, tp, records, dead_letter)
-        PROCESSING_SECONDS.labels(self.service, tp.topic).observe(time.perf_counter() - started)
-        self._count(tp.topic, result)
-        if result.gap:
-            await self._rewind(tp, progressed=result.applied + result.ignored + result.dead > 0)
-            return len(records)
-        self._gap_streak.pop(tp, None)
-        try:
-            await self._consumer.commit({tp: records[-1].offset + 1})
-        except (CommitFailedError, IllegalStateError) as error:
-            log.info("%s: offset commit skipped (%s); tracking keeps it safe", self.service, error)
-        highwater = self._consumer.highwater(tp)
-        if highwater is not None:
-            CONSUMER_LAG.labels(self.service, tp.topic).set(
-                max(highwater - records[-1].offset - 1, 0)
-            )
-        return len(records)
+        results = await asyncio.to_thread(self.apply_poll, batches, dead_letter)
+        took = time.perf_counter() - started
+        for topic in {tp.topic for tp in batches}:
+            PROCESSING_SECONDS.labels(self.service, topic).observe(took)
+        offsets: dict[TopicPartition, int] = {}
+        for tp, result in results.items():
+            records = batches[tp]
+            self._count(tp.topic, result)
+            if result.gap:
+                await self._rewind(tp, progressed=result.applied + result.ignored + result.dead > 0)
+                continue
+            self._gap_streak.pop(tp, None)
+            offsets[tp] = records[-1].offset + 1
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                CONSUMER_LAG.labels(self.service, tp.topic).set(
+                    max(highwater - records[-1].offset - 1, 0)
+                )
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as error:
+                log.info(
+                    "%s: offset commit skipped (%s); tracking keeps it safe", self.service, error
+                )
+        return sum(len(records) for records in batches.values())
 
     async def _rewind(self, tp: TopicPartition, progressed: bool) -> None:
         """A predecessor is missing: read the partition again rather than skip it. If it

@@ -38,6 +38,12 @@ class ConsumerSettings(BaseModel):
     enabled: bool = True
     batch_size: int = Field(500, description="messages saved per transaction, at most")
     fetch_timeout_ms: int = 200
+    fetch_max_wait_ms: int = Field(
+        20,
+        description="how long the broker may hold a fetch with no data; also the latency "
+        "floor per hop on Tansu, which answers a waiting fetch only when this expires "
+        "(measured: 500 ms gives a p50 delivery of 131 ms, 25 ms gives 7 ms)",
+    )
 
 
 class ApiSettings(BaseModel):

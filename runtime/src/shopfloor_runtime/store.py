@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ProcessRecorder, Recording, Tracking
 from psycopg.conninfo import conninfo_to_dict
 
+from shopfloor_runtime.recorders import KWARG, RECORDERS, TrackingMove
 from shopfloor_runtime.settings import StoreSettings
 
 
@@ -31,12 +32,14 @@ def eventsourcing_env(store: StoreSettings, service: str) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PROCESS_RECORDER_TOPIC": RECORDERS["eventsourcing.sqlite"],
             "SQLITE_DBNAME": str(path),
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     info = conninfo_to_dict(store.dsn.get_secret_value())
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PROCESS_RECORDER_TOPIC": RECORDERS["eventsourcing.postgres"],
         "POSTGRES_DBNAME": str(info.get("dbname", "postgres")),
         "POSTGRES_HOST": str(info.get("host", "127.0.0.1")),
         "POSTGRES_PORT": str(info.get("port", "5432")),
@@ -97,11 +100,18 @@ class ServiceApplication(Application[UUID]):
             self._saved.wait_for(lambda: self._saves != seen, timeout)
 
     def record(
-        self, aggregates: Iterable[Aggregate], tracking: Tracking | None = None
+        self,
+        aggregates: Iterable[Aggregate],
+        tracking: Tracking | None = None,
+        moves: Sequence[TrackingMove] = (),
     ) -> list[Recording[UUID]]:
-        """Save the aggregates' pending events and the tracking in one transaction."""
+        """Save the aggregates' pending events, the tracking and the consumer positions'
+        moves in one transaction (a move fails the whole of it with a conflict if its
+        position is no longer where it started)."""
         processing = ProcessingEvent[UUID](tracking=tracking)
         processing.collect_events(*aggregates)
+        if moves:
+            processing.saved_kwargs[KWARG] = list(moves)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
@@ -118,6 +128,13 @@ class ServiceApplication(Application[UUID]):
 
     def tracked_position(self, name: str) -> int:
         return self.recorder.max_tracking_id(name) or 0
+
+    def tracked_positions(self, names: Sequence[str]) -> dict[str, int]:
+        """Consumer positions by name, in one query (0: none recorded)."""
+        recorder: Any = self.recorder
+        if hasattr(recorder, "positions"):
+            return recorder.positions(names)  # type: ignore[no-any-return]
+        return {name: self.tracked_position(name) for name in names}
 
 
 class Cursor(Protocol):
