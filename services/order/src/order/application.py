@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.store import ServiceApplication
@@ -22,6 +24,7 @@ from order.domain import (
     OrderRules,
     Placement,
     PlacementResult,
+    Pricing,
     order_id_for_key,
     price,
 )
@@ -37,6 +40,19 @@ class HistoryEntry:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class PlacementRequest:
+    placement: Placement
+    pricing: Pricing
+    idempotency_key: str | None
+
+    @property
+    def ids(self) -> list[UUID]:
+        """The aggregates placing it may touch: the fingerprint, the keyed order."""
+        keyed = [order_id_for_key(self.idempotency_key)] if self.idempotency_key else []
+        return [self.placement.fingerprint(), *keyed]
+
+
 class OrderApplication(ServiceApplication):
     name = "order"
 
@@ -47,15 +63,73 @@ class OrderApplication(ServiceApplication):
         env: dict[str, str] | None = None,
         describe: Callable[[Any], tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
-        super().__init__(env)
+        # Cached orders and fingerprints are not re-read before use (no fast-forward):
+        # every change is saved with a version check, and a conflict drops the stale
+        # copy before the command is tried again. Reads for callers are fresh.
+        cache = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "n"}
+        super().__init__({**cache, **(env or {})})
         self.rules, self.clock = rules, clock or SystemClock()
         self._describe = describe or (lambda e: (type(e).__name__, {}))
 
     # -- commands -------------------------------------------------------------------
 
     def place_order(self, placement: Placement, idempotency_key: str | None) -> PlacementResult:
-        pricing = price(placement, self.rules)
-        return _retry(lambda: self._place(placement, pricing, idempotency_key))
+        request = PlacementRequest(placement, price(placement, self.rules), idempotency_key)
+        return self._place_one(request)
+
+    def _place_one(self, request: PlacementRequest) -> PlacementResult:
+        return _retry(
+            self,
+            request.ids,
+            lambda: self._place(request.placement, request.pricing, request.idempotency_key),
+        )
+
+    def place_orders(
+        self, requests: Sequence[PlacementRequest]
+    ) -> list[PlacementResult | Exception]:
+        """Place many orders in one transaction (group commit for the API).
+
+        The common case, a new order with a fingerprint and key this process has not
+        seen, needs no read: the order and its fingerprint are saved as new, and if
+        either exists after all (placed by another process, or before a restart) the
+        save fails on its version and every request of the group is placed again on
+        its own, carefully. Requests that may be repeats are placed on their own too."""
+        now = self.clock.now()
+        results: list[PlacementResult | Exception | None] = [None] * len(requests)
+        batch: dict[UUID, Aggregate] = {}
+        alone: list[int] = []
+        for i, request in enumerate(requests):
+            ids = request.ids
+            if any(aggregate_id in batch or self._cached(aggregate_id) for aggregate_id in ids):
+                alone.append(i)  # a repeat, or the same fingerprint twice in this group
+                continue
+            key = request.idempotency_key
+            order_id = order_id_for_key(key) if key else uuid4()
+            order = Order.place(request.placement, request.pricing, self.rules, now, order_id)
+            batch[order.id] = order
+            batch[ids[0]] = Fingerprint(ids[0], order.id, now)
+            results[i] = PlacementResult(order)
+        try:
+            self.record(batch.values())
+        except RecordConflictError:
+            self.forget(batch)
+            alone = list(range(len(requests)))
+        for i in alone:
+            try:
+                results[i] = self._place_one(requests[i])
+            except Exception as error:  # noqa: BLE001 - handed to that request's caller
+                results[i] = error
+        return [r for r in results if r is not None]
+
+    def _cached(self, aggregate_id: UUID) -> bool:
+        cache = self.repository.cache
+        if cache is None:
+            return False
+        try:
+            cache.get(aggregate_id)
+        except KeyError:
+            return False
+        return True
 
     def _place(self, placement: Placement, pricing: Any, key: str | None) -> PlacementResult:
         now = self.clock.now()
@@ -92,7 +166,7 @@ class OrderApplication(ServiceApplication):
 
     def pay_order(self, order_id: UUID, amount: Decimal, method: str, reference: str) -> Order:
         def pay() -> Order:
-            order = self.get_order(order_id)
+            order = self._load(order_id)
             refusal = order.pay(
                 amount, method, reference, self.clock.now(), self.rules.payment_methods
             )
@@ -101,7 +175,7 @@ class OrderApplication(ServiceApplication):
                 raise refusal
             return order
 
-        return _retry(pay)
+        return _retry(self, [order_id], pay)
 
     def cancel_order(self, order_id: UUID, reason: str, detail: str) -> Order:
         return self._change(order_id, lambda o: o.cancel(reason, detail, self.clock.now()))
@@ -137,23 +211,33 @@ class OrderApplication(ServiceApplication):
         self, order_id: UUID, action: Callable[[Order], Any], returns_order: bool = True
     ) -> Any:
         def attempt() -> Any:
-            order = self.get_order(order_id)
+            order = self._load(order_id)
             result = action(order)
             self.save(order)
             return order if returns_order else result
 
-        return _retry(attempt)
+        return _retry(self, [order_id], attempt)
 
-    # -- queries ----------------------------------------------------------------------
-
-    def get_order(self, order_id: UUID) -> Order:
+    def _load(self, order_id: UUID) -> Order:
+        """For a command: possibly this process's cached copy (the save checks it)."""
         order = self._find(order_id)
         if not isinstance(order, Order):
             raise OrderNotFound(order_id)
         return order
 
-    def _find(self, aggregate_id: UUID) -> Any | None:
+    # -- queries ----------------------------------------------------------------------
+
+    def get_order(self, order_id: UUID) -> Order:
+        """The order as stored now, not as this process last cached it."""
+        order = self._find(order_id, fresh=True)
+        if not isinstance(order, Order):
+            raise OrderNotFound(order_id)
+        return order
+
+    def _find(self, aggregate_id: UUID, fresh: bool = False) -> Any | None:
         try:
+            if fresh:  # a version bypasses the cache
+                return self.repository.get(aggregate_id, version=sys.maxsize)
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
@@ -169,11 +253,13 @@ class OrderApplication(ServiceApplication):
         return entries
 
 
-def _retry(attempt: Callable[[], T], attempts: int = 8) -> T:
+def _retry(
+    app: OrderApplication, ids: Iterable[UUID], attempt: Callable[[], T], attempts: int = 8
+) -> T:
     """Optimistic concurrency: on a version conflict, load again and decide again."""
     for _ in range(attempts - 1):
         try:
             return attempt()
         except RecordConflictError:
-            continue
+            app.forget(ids)  # the cached copies were stale
     return attempt()

@@ -14,13 +14,14 @@ from fastapi import FastAPI
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
+from shopfloor_runtime.groupcommit import GroupCommit
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
 from shopfloor_runtime.service import background, messaging, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
 
 from order import api, policies, translation
-from order.application import OrderApplication
+from order.application import OrderApplication, PlacementRequest
 from order.domain import (
     Coupon,
     IdempotencyConflict,
@@ -30,6 +31,7 @@ from order.domain import (
     OrderRules,
     PaymentConflict,
     PaymentRefused,
+    PlacementResult,
 )
 from order.projection import OrderQueries, projector
 from order.settings import Settings
@@ -74,6 +76,7 @@ class OrderService:
     queries: OrderQueries
     relay: OutboxRelay
     consumer: TrackedConsumer
+    placer: GroupCommit[PlacementRequest, PlacementResult]
     http: FastAPI = field(init=False)
 
     def tick_deadlines(self) -> int:
@@ -106,6 +109,7 @@ class OrderService:
         return [self.projector]
 
     def close(self) -> None:
+        self.placer.stop()
         self.app.close()
         self.sql.close()
 
@@ -130,8 +134,9 @@ def _assemble(settings: Settings, clock: Clock | None) -> OrderService:
         [INVENTORY.name],
         policies.handlers(app),
     )
+    placer = GroupCommit(SERVICE, "place_orders", app.place_orders)
     service = OrderService(
-        settings, clock, app, sql, projector(app, sql), OrderQueries(sql), relay, consumer
+        settings, clock, app, sql, projector(app, sql), OrderQueries(sql), relay, consumer, placer
     )
     service.http = _http(service)
     return service
@@ -145,7 +150,7 @@ def _http(service: OrderService) -> FastAPI:
         router=api.router(),
         errors=ERRORS,
         running=service.running,
-        state={"orders": service.app, "queries": service.queries},
+        state={"orders": service.app, "queries": service.queries, "placer": service.placer},
         description="Places, pays, confirms, cancels and refunds orders. "
         "Publishes orders.v1; consumes inventory.v1.",
     )
