@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 from shopfloor_contracts.topics import ORDERS
 from shopfloor_runtime.launcher import EmbeddedBroker
@@ -49,8 +48,10 @@ from bench.harness import (
 from bench.harness import rnd as _r
 from bench.harness import start_consumer as _start_consumer
 from bench.harness import start_service as _start_service
+from bench.loadgen import Pool, TransportError
 
 STORES = ("sqlite", "postgres")
+REQUEST_TIMEOUT_S = 30.0  # one POST /orders: connect, send, read the whole response
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Run:
     measure_from: float = math.inf
     measure_to: float = math.inf
     phase: str = "starting"
+    reconnects: int = 0  # connections to the order API opened again (closed, or an error)
 
 
 # -- the order service as a separate process, and the consumer of orders.v1 -----------------
@@ -118,7 +120,10 @@ def order_body(run: Run, worker: int, n: int) -> dict[str, Any]:
     }
 
 
-async def drive(client: httpx.AsyncClient, run: Run, concurrency: int) -> None:
+async def drive(pool: Pool, run: Run, concurrency: int) -> None:
+    """`concurrency` workers, each sending its next order as soon as its last one is
+    answered, over a pool of as many keep-alive connections (`bench.loadgen`)."""
+
     async def worker(w: int) -> None:
         n = 0
         while True:
@@ -126,18 +131,19 @@ async def drive(client: httpx.AsyncClient, run: Run, concurrency: int) -> None:
             if sent >= run.measure_to:
                 return
             n += 1
+            body = json.dumps(order_body(run, w, n), separators=(",", ":")).encode()
             try:
-                response = await client.post("/orders", json=order_body(run, w, n))
-            except httpx.HTTPError as error:
-                run.errors[type(error).__name__] += 1
+                status, answer = await pool.post("/orders", body)
+            except TransportError as error:
+                run.errors[error.kind] += 1
                 await asyncio.sleep(0.05)  # do not spin on a dead connection
                 continue
             done = time.perf_counter()
-            if response.status_code == 201:
+            if status == 201:
                 measured = sent >= run.measure_from and done <= run.measure_to
-                run.accepted.append(Accepted(response.json()["id"], sent, done, measured))
+                run.accepted.append(Accepted(json.loads(answer)["id"], sent, done, measured))
             else:
-                run.errors[f"HTTP {response.status_code}"] += 1
+                run.errors[f"HTTP {status}"] += 1
 
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
 
@@ -188,13 +194,8 @@ async def bench_store(store: str, args: argparse.Namespace) -> dict[str, Any]:
         )
         consuming = asyncio.create_task(consume(consumer, run))
         reporting = asyncio.create_task(progress(run))
-        limits = httpx.Limits(
-            max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-        )
         try:
-            async with httpx.AsyncClient(
-                base_url=service.url, limits=limits, timeout=httpx.Timeout(30.0)
-            ) as client:
+            async with Pool(service.url, args.concurrency, timeout=REQUEST_TIMEOUT_S) as pool:
                 run.started = time.perf_counter()
                 run.measure_from = run.started + args.warmup
                 run.measure_to = run.measure_from + args.seconds
@@ -205,7 +206,8 @@ async def bench_store(store: str, args: argparse.Namespace) -> dict[str, Any]:
                 loop.call_at(
                     loop.time() + args.warmup + args.seconds, setattr, run, "phase", "closing"
                 )
-                await drive(client, run, args.concurrency)
+                await drive(pool, run, args.concurrency)
+            run.reconnects = pool.reconnects
             load_ended = time.perf_counter()
             run.phase = "drain"
             # Bounded wait for the events of every accepted order (warm-up ones included).
@@ -257,6 +259,7 @@ def summarize(run: Run, drained: float, args: argparse.Namespace) -> dict[str, A
         | {"max": _r(lags[-1] if lags else None)},
         "errors": sum(run.errors.values()),
         "errors_by_kind": dict(run.errors),
+        "reconnects": run.reconnects,
         "missing_events": len(missing),
         "missing_examples": missing[:5],
         "drain_s": round(drained, 2),

@@ -71,6 +71,7 @@ from bench.harness import (
     wait_ready,
     write_results,
 )
+from bench.loadgen import Pool, TransportError
 
 SCENARIOS = (
     "uniform-fixed",
@@ -81,11 +82,11 @@ SCENARIOS = (
     "flash-backlog",
 )
 DECISIONS = ("StockReserved", "ReservationRejected")
-JSON_HEADERS = {"content-type": "application/json"}
 WAREHOUSE = "WH-BENCH"
 TARGET_DECISIONS_PER_S = 500.0
 TARGET_P99_MS = 250.0
 MAX_IN_FLIGHT = 2000  # open loop: beyond this many unanswered requests, sends are skipped
+REQUEST_TIMEOUT_S = 60.0  # one POST /orders: connect, send, read the whole response
 #: From POST /orders to the decision received, in four legs (see bench/README.md).
 STAGES = ("api", "order_relay", "inventory_decides", "inventory_relay")
 # Events carry wall-clock times (occurred_at); this turns them into perf_counter times.
@@ -161,6 +162,7 @@ class Run:
     errors: Counter[str] = field(default_factory=Counter)
     lateness: list[float] = field(default_factory=list)  # open loop: sent - scheduled, s
     skipped: int = 0  # open loop: sends skipped because MAX_IN_FLIGHT were unanswered
+    reconnects: int = 0  # connections to the order API opened again (closed, or an error)
     in_flight: int = 0
     sent_count: int = 0
     started: float = 0.0
@@ -317,59 +319,31 @@ async def consume_placements(consumer: AIOKafkaConsumer, run: Run) -> None:
 # -- the load ---------------------------------------------------------------------------------
 
 
-class Connections:
-    """`n` keep-alive connections to the order API, spread over small httpx clients of
-    PER_CLIENT connections each, handed out as slots: a slot is used by one request at a
-    time, so no request ever queues inside httpcore's pool. (httpcore's pool does work in
-    proportion to its connections and queued requests on every request; many small pools
-    with nothing queued keep this load generator's CPU per request low.)"""
-
-    PER_CLIENT = 4
-
-    def __init__(self, url: str, n: int) -> None:
-        limits = httpx.Limits(
-            max_connections=self.PER_CLIENT, max_keepalive_connections=self.PER_CLIENT
-        )
-        self.clients = [
-            httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(60.0))
-            for _ in range(math.ceil(n / self.PER_CLIENT))
-        ]
-        self.slots: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for i in range(n):
-            self.slots.put_nowait(self.clients[i // self.PER_CLIENT])
-
-    async def __aenter__(self) -> Connections:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.gather(*(client.aclose() for client in self.clients))
-
-
-async def place(connections: Connections, run: Run, n: int, due: float | None = None) -> bool:
-    """One POST /orders. The clock starts when the order is `due` (open loop: its place in
-    the schedule, so a late generator or a wait for a free connection counts), else now."""
+async def place(connections: Pool, run: Run, n: int, due: float | None = None) -> bool:
+    """One POST /orders on a free connection of the pool (`bench.loadgen`: one request per
+    connection, so requests wait for a connection here, in the bench). The clock starts
+    when the order is `due` (open loop: its place in the schedule, so a late generator or
+    a wait for a free connection counts), else now."""
     sent = time.perf_counter() if due is None else due
     body = run.mix.body(n)
     run.in_flight += 1
     run.sent_count += 1
-    client = await connections.slots.get()
     try:
-        response = await client.post("/orders", content=body, headers=JSON_HEADERS)
-    except httpx.HTTPError as error:
-        run.errors[type(error).__name__] += 1
+        status, answer = await connections.post("/orders", body)
+    except TransportError as error:
+        run.errors[error.kind] += 1
         return False
     finally:
-        connections.slots.put_nowait(client)
         run.in_flight -= 1
     done = time.perf_counter()
-    if response.status_code != 201:
-        run.errors[f"HTTP {response.status_code}"] += 1
+    if status != 201:
+        run.errors[f"HTTP {status}"] += 1
         return False
-    run.placed[response.json()["id"]] = Placed(sent, done)
+    run.placed[json.loads(answer)["id"]] = Placed(sent, done)
     return True
 
 
-async def open_loop(connections: Connections, run: Run, rate: float) -> None:
+async def open_loop(connections: Pool, run: Run, rate: float) -> None:
     """One order due every 1/rate s from `run.started` to `run.measure_to`, each in its own
     task: a slow answer does not delay the next send."""
     pending: set[asyncio.Task[bool]] = set()
@@ -392,7 +366,7 @@ async def open_loop(connections: Connections, run: Run, rate: float) -> None:
     await asyncio.gather(*pending)
 
 
-async def closed_loop(connections: Connections, run: Run, concurrency: int) -> None:
+async def closed_loop(connections: Pool, run: Run, concurrency: int) -> None:
     counter = iter(range(1, 1 << 62))
 
     async def worker() -> None:
@@ -462,7 +436,7 @@ async def load_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
         reporting = asyncio.create_task(progress(run))
         try:
-            async with Connections(system.order.url, connections) as pool:
+            async with Pool(system.order.url, connections, timeout=REQUEST_TIMEOUT_S) as pool:
                 run.started = time.perf_counter()
                 run.measure_from = run.started + args.warmup
                 run.measure_to = run.measure_from + args.seconds
@@ -473,6 +447,7 @@ async def load_scenario(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 else:
                     await closed_loop(pool, run, args.concurrency)
                 await marking
+            run.reconnects = pool.reconnects
             load_ended = time.perf_counter()
             run.phase = "drain"
             await wait_until(
@@ -510,13 +485,14 @@ async def backlog_scenario(name: str, args: argparse.Namespace) -> dict[str, Any
             run.started = time.perf_counter()
             run.phase = "filling"
             queue = iter(range(1, total + 1))
-            async with Connections(system.order.url, args.concurrency) as pool:
+            async with Pool(system.order.url, args.concurrency, timeout=REQUEST_TIMEOUT_S) as pool:
 
                 async def worker() -> None:
                     for n in queue:
                         await place(pool, run, n)
 
                 await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            run.reconnects = pool.reconnects
             filled = time.perf_counter() - run.started
             run.phase = "publish"
             if not await wait_until(
@@ -629,6 +605,7 @@ def summarize_load(
         "rejections": run.rejected(),
         "errors": sum(run.errors.values()),
         "errors_by_kind": dict(run.errors),
+        "reconnects": run.reconnects,
         "undecided": len(undecided),
         "undecided_examples": undecided[:5],
         "repeated_decisions": run.repeated_decisions,
@@ -674,6 +651,7 @@ def summarize_backlog(
         "rejections": run.rejected(),
         "errors": sum(run.errors.values()),
         "errors_by_kind": dict(run.errors),
+        "reconnects": run.reconnects,
         "undecided": sum(1 for o in run.placed if o not in run.decided),
         "complete": complete,
         "repeated_decisions": run.repeated_decisions,
