@@ -116,3 +116,14 @@ async def test_a_request_breaking_a_rule_is_refused_before_it_is_queued(
         response = await client.post("/orders", json=order_body(**bad))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "channel"]
+
+
+async def test_an_order_arriving_while_the_service_stops_is_refused_with_503(
+    service: OrderService, order_body
+) -> None:
+    service.placer.stop()
+    transport = httpx.ASGITransport(app=service.http)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.post("/orders", json=order_body())
+    assert response.status_code == 503
+    assert "stopping" in response.json()["detail"]

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
-from shopfloor_runtime.groupcommit import GroupCommit
+from shopfloor_runtime.groupcommit import GroupCommit, Stopped
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.relay import OutboxRelay
 from shopfloor_runtime.service import background, messaging, service_http
@@ -63,6 +63,7 @@ ERRORS: dict[type[Exception], int] = {
     OrderNotFound: 404,
     IllegalTransition: 409,
     IdempotencyConflict: 409,
+    Stopped: 503,
 }
 
 
