@@ -184,8 +184,11 @@ async def test_a_broker_that_loses_its_data_mid_sale_changes_nothing(own_broker,
 
         async def lose_the_broker_at_a_third(placed: int) -> None:
             if placed == ORDERS // 3:
-                own_broker.stop()
-                own_broker.start()  # empty: the relays must refill it
+                # In threads: the other customers go on placing orders meanwhile (a
+                # blocked loop could also outlast the API's 5 s keep-alive and race the
+                # server closing idle connections: httpx.ReadError).
+                await asyncio.to_thread(own_broker.stop)
+                await asyncio.to_thread(own_broker.start)  # empty: relays must refill it
 
         await flash.place_all(during=lose_the_broker_at_a_third)
         counts = await flash.settle()
