@@ -305,6 +305,38 @@ class TrackedConsumer:
             return "dead"
         return "applied"
 
+    # -- dead letters, after a fix ------------------------------------------------
+
+    def redrive(self, record: ConsumerRecord[bytes, bytes], name: str) -> str:
+        """Apply a dead letter's message again with the current handlers, outside its
+        partition chain. `name` records it as redriven, with its effects, in one
+        transaction; returns "applied", "ignored" (no handler wants it) or
+        "already" (redriven before), or raises `RedriveFailed` with the new error."""
+        if self.app.tracked_positions([name])[name]:
+            return "already"
+        try:
+            envelope = self._envelope(record)
+            payload = self._payload(envelope)
+        except _Poison as poison:
+            raise RedriveFailed(str(poison)) from None
+        outcome = "ignored" if payload is None else "applied"
+        for attempt in range(CONFLICT_RETRIES):
+            uow = UnitOfWork(self.app, careful=True)
+            if payload is not None:
+                try:
+                    self.handlers[envelope.event_type](envelope, payload, uow)
+                except Exception as error:  # noqa: BLE001 - reported; the letter stays
+                    raise RedriveFailed(f"{type(error).__name__}: {error}") from None
+            try:
+                self.app.record(uow.take(), moves=[TrackingMove(name, 0, 1)])
+                return outcome
+            except RecordConflictError:
+                self.app.forget(uow.ids)
+                if self.app.tracked_positions([name])[name]:
+                    return "already"  # another redrive got there first
+                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+        raise RedriveFailed(f"gave up after {CONFLICT_RETRIES} write conflicts in a row")
+
     # -- the asyncio side ---------------------------------------------------------
 
     async def start(self) -> None:
@@ -455,6 +487,10 @@ class TrackedConsumer:
 
 class _HandlerFailed(Exception):
     pass
+
+
+class RedriveFailed(Exception):
+    """A dead letter that still cannot be applied; it stays pending."""
 
 
 def _first_error(error: ValidationError) -> str:

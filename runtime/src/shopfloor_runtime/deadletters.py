@@ -1,0 +1,127 @@
+"""Dead letters of one service: list them, show one, redrive them after a fix.
+
+A dead letter is the original message (key and bytes) on `dlq.<service>` with headers
+saying where it came from and why it failed. Redriving applies it again with the
+service's current handlers, outside the partition chain it came from (the consumer moved
+past it when it dead-lettered it). Each redriven letter is recorded in the service's own
+store with its effects, in one transaction (a tracking row named after the letter), so a
+letter is applied at most once however often `redrive` runs, in however many processes.
+A letter that fails again stays pending, with its new error reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from shopfloor_contracts.topics import dlq_topic
+
+from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.settings import BrokerSettings
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of `dlq.<service>`; `ref` ("partition:offset") names it for commands."""
+
+    record: ConsumerRecord[bytes, bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.record.partition}:{self.record.offset}"
+
+    @property
+    def tracking_name(self) -> str:
+        return f"redrive:{self.record.topic}#{self.record.partition}@{self.record.offset}"
+
+    @property
+    def error(self) -> str:
+        return self.headers.get("dlq.error", "?")
+
+    @property
+    def source(self) -> str:
+        topic, partition, offset = (
+            self.headers.get(f"dlq.{name}", "?") for name in ("topic", "partition", "offset")
+        )
+        return f"{topic}[{partition}]@{offset}"
+
+    @property
+    def event_type(self) -> str:
+        try:
+            value = json.loads(self.record.value or b"")
+        except ValueError:
+            return "(undecodable)"
+        if not isinstance(value, dict):
+            return "(undecodable)"
+        return str(value.get("event_type", "(no event_type)"))
+
+    def describe(self) -> dict[str, Any]:
+        raw = self.record.value or b""
+        try:
+            message: Any = json.loads(raw)
+        except ValueError:
+            message = raw.decode("utf-8", "replace")
+        return {
+            "ref": self.ref,
+            "from": self.source,
+            "event_type": self.event_type,
+            "key": (self.record.key or b"").decode("utf-8", "replace"),
+            "headers": self.headers,
+            "message": message,
+        }
+
+
+def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
+    return DeadLetter(record, headers)
+
+
+async def read(broker: BrokerSettings, service: str, timeout_s: float = 10.0) -> list[DeadLetter]:
+    """Every dead letter of the service, oldest first (an empty or absent topic: none)."""
+    topic = dlq_topic(service)
+    await brokerlib.ensure_topics(broker, [topic])
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or {0})
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        letters: list[DeadLetter] = []
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        async def drain() -> None:
+            while await behind():
+                batches = await consumer.getmany(timeout_ms=200)
+                for tp, records in batches.items():
+                    letters.extend(_letter(r) for r in records if r.offset < ends[tp])
+
+        await asyncio.wait_for(drain(), timeout_s)
+    finally:
+        await consumer.stop()
+    return sorted(letters, key=lambda d: (d.record.partition, d.record.offset))
+
+
+def pick(letters: Sequence[DeadLetter], refs: Sequence[str]) -> list[DeadLetter]:
+    """The letters named by `refs` ("partition:offset", or "offset" on partition 0)."""
+    by_ref = {letter.ref: letter for letter in letters}
+    chosen = []
+    for ref in refs:
+        key = ref if ":" in ref else f"0:{ref}"
+        if key not in by_ref:
+            raise LookupError(f"no dead letter {ref} (see the list for the refs)")
+        chosen.append(by_ref[key])
+    return chosen
