@@ -59,12 +59,7 @@ class GroupCommit(Generic[R, T]):
         """Queue the request and wait for its result (or its exception)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._start()
-        self._queue.put((request, loop, future))
-        return await future
-
-    def _start(self) -> None:
-        with self._lock:
+        with self._lock:  # with stop()'s: nothing is queued behind the stop marker
             if self._stopped:
                 raise Stopped(f"{self.service} is stopping")
             if self._thread is None:
@@ -72,14 +67,17 @@ class GroupCommit(Generic[R, T]):
                     target=self._run, name=f"{self.service}-{self.name}", daemon=True
                 )
                 self._thread.start()
+            self._queue.put((request, loop, future))
+        return await future
 
     def stop(self, timeout: float = 30.0) -> None:
         """Apply what is queued, then stop; later submits fail with `Stopped`."""
         with self._lock:
             self._stopped = True
             thread = self._thread
+            if thread is not None:
+                self._queue.put(_STOP)
         if thread is not None:
-            self._queue.put(_STOP)
             thread.join(timeout)
 
     def _run(self) -> None:
