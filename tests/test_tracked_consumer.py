@@ -8,6 +8,8 @@ from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from eventsourcing.persistence import OperationalError
+from prometheus_client import REGISTRY
 from shopfloor_contracts.inventory import ReservedLine, StockReserved
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.chain import partition_for
@@ -195,3 +197,66 @@ async def test_a_worker_with_a_stale_position_applies_nothing_twice(own_broker, 
     assert all(events_named(a, i, "CheckPassed") == 1 for i in ids)
     a.close()
     b.close()
+
+
+async def test_a_store_failure_in_a_handler_is_retried_not_dead_lettered(own_broker, tmp_path):
+    service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK)
+    [order_id] = place_paid_orders(service, 1)
+    topic, partition, value = ContractProducer(own_broker).envelope(*reserved(order_id))
+    tp = TopicPartition(topic, partition)
+    record = ConsumerRecord(topic, partition, 0, 0, 0, None, value, None, 0, 0, [])
+    handle, calls = service.consumer.handlers["StockReserved"], {"n": 0}
+
+    def store_away_twice(envelope, event, uow):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        handle(envelope, event, uow)
+
+    def no_dead_letters(dead):
+        raise AssertionError(f"dead-lettered: {dead.error}")
+
+    service.consumer.handlers["StockReserved"] = store_away_twice
+    for _ in range(2):  # the poll fails as a whole; nothing moves
+        with pytest.raises(OperationalError):
+            service.consumer.apply_poll({tp: [record]}, no_dead_letters)
+    assert statuses(service, [order_id]) == ["paid"]
+    assert service.consumer.apply_poll({tp: [record]}, no_dead_letters)[tp].applied == 1
+    assert statuses(service, [order_id]) == ["confirmed"]
+    service.close()
+
+
+async def test_a_gap_on_one_partition_holds_only_that_partition_and_dead_letters_once(
+    own_broker, tmp_path
+):
+    service = order_service(own_broker, tmp_path, rules=INVENTORY_CHECK)
+    ids = place_paid_orders(service, 40)
+    gapped = ids[0]
+    p = partition_for(gapped.encode(), INVENTORY.partitions)
+    elsewhere = [i for i in ids if partition_for(i.encode(), INVENTORY.partitions) != p][:3]
+    producer = ContractProducer(own_broker)
+    await producer.publish_raw("inventory.v1", gapped, b"garbage", p)
+    lost = str(uuid4())
+    while partition_for(lost.encode(), INVENTORY.partitions) != p:
+        lost = str(uuid4())
+    producer.envelope(*reserved(lost))  # written by the producer on p, never delivered
+    await producer.publish([reserved(gapped), *(reserved(i) for i in elsewhere)])
+
+    def count(name, labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    dead = {"service": "order", "topic": "inventory.v1"}
+    dead_before = count("shopfloor_dead_letters_total", dead)
+    gaps_before = count("shopfloor_consumer_gaps_total", dead)
+    consumer = service.consumer
+    await consumer.start()
+    try:
+        await pump(consumer, lambda: set(statuses(service, elsewhere)) == {"confirmed"})
+        for _ in range(30):  # keep meeting the gap
+            await consumer.poll_once()
+    finally:
+        await consumer.stop()
+    assert count("shopfloor_consumer_gaps_total", dead) - gaps_before >= 3
+    assert count("shopfloor_dead_letters_total", dead) - dead_before == 1  # garbage once
+    assert statuses(service, [gapped]) == ["paid"]  # never applied past the gap
+    service.close()

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import PersistenceError, RecordConflictError
 from pydantic import ValidationError
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.registry import read_payload
@@ -112,6 +112,12 @@ class BatchResult:
     ignored: int = 0
     dead: int = 0
     gap: bool = False
+    gap_at: int = 0  # offset of the message whose predecessor is missing
+
+    @property
+    def progressed(self) -> bool:
+        """A position moved (dead letters of unreadable bytes move none)."""
+        return self.applied + self.ignored > 0
 
 
 def tracking_name(topic: str, partition: int, producer: str) -> str:
@@ -140,6 +146,10 @@ class TrackedConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: Any = None
         self._gap_streak: dict[TopicPartition, int] = {}
+        # Below these offsets a partition was handled before a rewind: unreadable bytes
+        # met there again are not dead-lettered twice.
+        self._handled_below: dict[TopicPartition, int] = {}
+        self._resume_at: dict[TopicPartition, float] = {}  # paused after repeated gaps
         self._positions: dict[str, int] = {}  # tracking name -> position, see _position
         self.applied = 0
 
@@ -222,6 +232,9 @@ class TrackedConsumer:
                 try:
                     envelope = self._envelope(record)
                 except _Poison as poison:  # no position to track: it is outside every chain
+                    if record.offset < self._handled_below.get(tp, 0):
+                        result.duplicates += 1  # met again on a re-read: already dead-lettered
+                        continue
                     dead_letter(DeadLetter(record, str(poison)))
                     result.dead += 1
                     continue
@@ -234,7 +247,7 @@ class TrackedConsumer:
                     continue
                 if envelope.previous_position > last:
                     self._confirm_gap(name, started[name])
-                    result.gap = True
+                    result.gap, result.gap_at = True, record.offset
                     break
                 outcome = self._handle_one(record, envelope, uow, isolate, dead_letter)
                 if isolate and outcome == "applied":
@@ -294,11 +307,15 @@ class TrackedConsumer:
         if not isolate:
             try:
                 handler(envelope, payload, uow)
+            except TRANSIENT:
+                raise  # the store is away, not the message: nothing moves, try again later
             except Exception as error:
                 raise _HandlerFailed from error
             return "applied"
         try:
             handler(envelope, payload, uow)
+        except TRANSIENT:
+            raise
         except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
             uow.take()  # its half-made changes are dropped
             dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
@@ -340,6 +357,8 @@ class TrackedConsumer:
     # -- the asyncio side ---------------------------------------------------------
 
     async def start(self) -> None:
+        self._handled_below.clear()  # offsets of a new connection may be a new topic's
+        self._resume_at.clear()
         await brokerlib.ensure_topics(self.broker, [*self.topics, dlq_topic(self.service)])
         self._consumer = AIOKafkaConsumer(
             *self.topics,
@@ -367,6 +386,7 @@ class TrackedConsumer:
         """Fetch what is there (every assigned partition) and apply it; returns the
         number of messages handled."""
         assert self._consumer is not None
+        await self._resume_due()
         batches = await self._consumer.getmany(
             timeout_ms=self.settings.fetch_timeout_ms, max_records=self.settings.batch_size
         )
@@ -393,9 +413,12 @@ class TrackedConsumer:
             records = batches[tp]
             self._count(tp.topic, result)
             if result.gap:
-                await self._rewind(tp, progressed=result.applied + result.ignored + result.dead > 0)
+                offsets[tp] = result.gap_at  # all before it is handled: resume there
+                self._handled_below[tp] = max(self._handled_below.get(tp, 0), result.gap_at)
+                await self._rewind(tp, progressed=result.progressed)
                 continue
-            self._gap_streak.pop(tp, None)
+            if result.progressed:
+                self._gap_streak.pop(tp, None)
             offsets[tp] = records[-1].offset + 1
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
@@ -413,7 +436,8 @@ class TrackedConsumer:
 
     async def _rewind(self, tp: TopicPartition, progressed: bool) -> None:
         """A predecessor is missing: read the partition again rather than skip it. If it
-        stays missing (its producer has not re-published it yet), wait longer each time."""
+        stays missing (its producer has not re-published it yet), wait longer each time,
+        with only that partition paused: the others go on."""
         assert self._consumer is not None
         GAPS.labels(self.service, tp.topic).inc()
         streak = 0 if progressed else self._gap_streak.get(tp, 0) + 1
@@ -427,12 +451,21 @@ class TrackedConsumer:
                 tp,
                 wait,
             )
-            await asyncio.sleep(wait)
-        else:
-            log.warning(
-                "%s: gap on %s; reading the partition again from the start", self.service, tp
-            )
+            self._consumer.pause(tp)
+            self._resume_at[tp] = time.monotonic() + wait
+            return
+        log.warning("%s: gap on %s; reading the partition again from the start", self.service, tp)
         await self._consumer.seek_to_beginning(tp)
+
+    async def _resume_due(self) -> None:
+        assert self._consumer is not None
+        now = time.monotonic()
+        for tp, at in list(self._resume_at.items()):
+            if at <= now:
+                del self._resume_at[tp]
+                if tp in self._consumer.assignment():
+                    self._consumer.resume(tp)
+                    await self._consumer.seek_to_beginning(tp)
 
     def _count(self, topic: str, result: BatchResult) -> None:
         self.applied += result.applied
@@ -487,6 +520,10 @@ class TrackedConsumer:
 
 class _HandlerFailed(Exception):
     pass
+
+
+#: Failures of the store or the network, not of the message: never a dead letter.
+TRANSIENT = (PersistenceError, OSError, TimeoutError)
 
 
 class RedriveFailed(Exception):

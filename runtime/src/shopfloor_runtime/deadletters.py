@@ -37,7 +37,19 @@ class DeadLetter:
 
     @property
     def tracking_name(self) -> str:
+        """Named after the event, so two copies of one dead letter (dead-lettered twice,
+        e.g. by two workers during a rebalance) are redriven once between them."""
+        event_id = self._envelope_field("event_id")
+        if event_id is not None:
+            return f"redrive:{event_id}"
         return f"redrive:{self.record.topic}#{self.record.partition}@{self.record.offset}"
+
+    def _envelope_field(self, name: str) -> str | None:
+        try:
+            value = json.loads(self.record.value or b"")
+        except ValueError:
+            return None
+        return str(value[name]) if isinstance(value, dict) and name in value else None
 
     @property
     def error(self) -> str:
@@ -52,13 +64,7 @@ class DeadLetter:
 
     @property
     def event_type(self) -> str:
-        try:
-            value = json.loads(self.record.value or b"")
-        except ValueError:
-            return "(undecodable)"
-        if not isinstance(value, dict):
-            return "(undecodable)"
-        return str(value.get("event_type", "(no event_type)"))
+        return self._envelope_field("event_type") or "(undecodable)"
 
     def describe(self) -> dict[str, Any]:
         raw = self.record.value or b""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -119,7 +119,8 @@ class OrderApplication(ServiceApplication):
                 results[i] = self._place_one(requests[i])
             except Exception as error:  # noqa: BLE001 - handed to that request's caller
                 results[i] = error
-        return [r for r in results if r is not None]
+        assert all(r is not None for r in results), "a request of the group was not placed"
+        return cast(list[PlacementResult | Exception], results)
 
     def _cached(self, aggregate_id: UUID) -> bool:
         cache = self.repository.cache
@@ -141,8 +142,10 @@ class OrderApplication(ServiceApplication):
                         f"Idempotency-Key {key!r} was already used for order {existing.id} "
                         "with a different request"
                     )
-                return PlacementResult(
-                    existing, duplicate=True, notes=["same Idempotency-Key: the first order"]
+                return PlacementResult(  # as it is now, not as this process cached it
+                    self.get_order(existing.id),
+                    duplicate=True,
+                    notes=["same Idempotency-Key: the first order"],
                 )
         fingerprint = self._find(placement.fingerprint())
         if key is None and fingerprint and fingerprint.within(now, self.rules.duplicate_window):
