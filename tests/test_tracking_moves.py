@@ -70,3 +70,11 @@ def test_two_workers_moving_a_first_position_at_once_one_wins(app: CounterApp) -
     with pytest.raises(RecordConflictError):
         app.record([Counter()], moves=[TrackingMove("a#0@x", 0, 6)])
     assert app.tracked_positions(["a#0@x"]) == {"a#0@x": 4}
+
+
+def test_positions_of_many_names_are_read_at_once(app: CounterApp) -> None:
+    names = [f"redrive:{i}" for i in range(1_200)]
+    app.record([], moves=[TrackingMove(names[7], 0, 1), TrackingMove(names[1_100], 0, 1)])
+    positions = app.tracked_positions(names)
+    assert len(positions) == 1_200
+    assert {name for name, position in positions.items() if position} == {names[7], names[1_100]}

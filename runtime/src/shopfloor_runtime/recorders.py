@@ -27,6 +27,19 @@ class TrackingMove(NamedTuple):
     position: int
 
 
+def _moves(kwargs: dict[str, Any]) -> list[TrackingMove]:
+    """In name order: two workers briefly sharing partitions lock rows in the same order."""
+    return sorted(kwargs.get(KWARG, ()), key=lambda move: move.name)
+
+
+def _check_layout(single_row_tracking: bool, db_functions: bool = False) -> None:
+    if not single_row_tracking or db_functions:
+        raise ValueError(
+            "consumer positions need single-row tracking and no database functions "
+            "(SINGLE_ROW_TRACKING, POSTGRES_ENABLE_DB_FUNCTIONS)"
+        )
+
+
 def _moved(name: str, expected: int, row: Any) -> None:
     if row is None:
         raise IntegrityError(
@@ -37,6 +50,7 @@ def _moved(name: str, expected: int, row: Any) -> None:
 class PostgresMovingRecorder(PostgresProcessRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _check_layout(self.datastore.single_row_tracking, self.datastore.enable_db_functions)
         table = SQL("{0}.{1}").format(
             Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
         )
@@ -55,7 +69,7 @@ class PostgresMovingRecorder(PostgresProcessRecorder):
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        for move in kwargs.get(KWARG, ()):
+        for move in _moves(kwargs):
             if move.expected:
                 curs.execute(self._next_move, (move.position, move.name, move.expected))
             else:
@@ -71,10 +85,14 @@ class PostgresMovingRecorder(PostgresProcessRecorder):
 
 
 class SQLiteMovingRecorder(SQLiteProcessRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _check_layout(self.datastore.single_row_tracking)
+
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        for move in kwargs.get(KWARG, ()):
+        for move in _moves(kwargs):
             if move.expected:
                 c.execute(
                     "UPDATE tracking SET notification_id = ? "
@@ -91,14 +109,17 @@ class SQLiteMovingRecorder(SQLiteProcessRecorder):
         return super()._insert_events(c, stored_events, **kwargs)
 
     def positions(self, names: Sequence[str]) -> dict[str, int]:
-        marks = ",".join("?" * len(names))
+        found: dict[str, int] = {}
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT application_name, notification_id FROM tracking "  # noqa: S608
-                f"WHERE application_name IN ({marks})",
-                list(names),
-            )
-            found = {row[0]: row[1] for row in c.fetchall()}
+            for start in range(0, len(names), 500):  # SQLite's limit on parameters
+                chunk = list(names[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    f"SELECT application_name, notification_id FROM tracking "  # noqa: S608
+                    f"WHERE application_name IN ({marks})",
+                    chunk,
+                )
+                found.update({row[0]: row[1] for row in c.fetchall()})
         return {name: found.get(name) or 0 for name in names}
 
 
