@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import aiokafka.client
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.metadata import MetadataRequest
@@ -155,3 +155,27 @@ async def incarnation(broker: BrokerSettings) -> int:
     found = await _first_marker(broker)
     assert found is not None
     return found
+
+
+async def records_until(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record up to the end offsets taken at the start; later ones are not waited
+    for, so the command ends even while producers keep writing."""
+    if not ends:
+        return
+    consumer.assign(list(ends))
+    await consumer.seek_to_beginning(*ends)
+    pending = set(ends)
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=200, max_records=5000)
+        for tp, records in batch.items():
+            for record in records:
+                if record.offset < ends[tp]:
+                    yield record
+        for tp in list(pending):
+            # The position, not the last offset seen: offsets can skip (transaction
+            # markers, compaction on a real Kafka).
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+                consumer.pause(tp)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,24 +101,16 @@ async def read(broker: BrokerSettings, service: str, timeout_s: float = 10.0) ->
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or {0})
         tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        letters: list[DeadLetter] = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-        async def drain() -> None:
-            while await behind():
-                batches = await consumer.getmany(timeout_ms=200)
-                for tp, records in batches.items():
-                    letters.extend(_letter(r) for r in records if r.offset < ends[tp])
-
-        await asyncio.wait_for(drain(), timeout_s)
+        records = brokerlib.records_until(consumer, {tp: n for tp, n in ends.items() if n > 0})
+        letters = await asyncio.wait_for(_collect(records), timeout_s)
     finally:
         await consumer.stop()
     return sorted(letters, key=lambda d: (d.record.partition, d.record.offset))
+
+
+async def _collect(records: AsyncIterator[ConsumerRecord[bytes, bytes]]) -> list[DeadLetter]:
+    return [_letter(record) async for record in records]
 
 
 def pick(letters: Sequence[DeadLetter], refs: Sequence[str]) -> list[DeadLetter]:

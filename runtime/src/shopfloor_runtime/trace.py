@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -123,7 +123,9 @@ async def _read(order_id: str, settings: BrokerSettings, timeout: float) -> Stor
             TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))
         ]
         ends = await consumer.end_offsets(partitions) if partitions else {}
-        records = _records(consumer, {tp: end for tp, end in ends.items() if end > 0})
+        records = brokerlib.records_until(
+            consumer, {tp: end for tp, end in ends.items() if end > 0}
+        )
         found, messages = [], 0
         async for record in records:
             messages += 1
@@ -139,30 +141,6 @@ def _story_topics(existing: Iterable[str]) -> list[str]:
     existing = set(existing)
     dead = sorted(t for t in existing if t.startswith(DLQ_PREFIX))
     return [t for t in TOPICS if t in existing] + dead
-
-
-async def _records(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
-) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every record up to the end offsets taken at the start; later ones are not waited
-    for, so the command ends even while producers keep writing."""
-    if not ends:
-        return
-    consumer.assign(list(ends))
-    await consumer.seek_to_beginning(*ends)
-    pending = set(ends)
-    while pending:
-        batch = await consumer.getmany(*pending, timeout_ms=200, max_records=5000)
-        for tp, records in batch.items():
-            for record in records:
-                if record.offset < ends[tp]:
-                    yield record
-        for tp in list(pending):
-            # The position, not the last offset seen: offsets can skip (transaction
-            # markers, compaction on a real Kafka).
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
-                consumer.pause(tp)
 
 
 def select(order_id: str, record: ConsumerRecord[bytes, bytes]) -> Found | None:
