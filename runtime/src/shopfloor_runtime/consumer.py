@@ -201,17 +201,8 @@ class TrackedConsumer:
                 # moved a position: load again and decide again, after a short random
                 # pause so the two part ways.
                 self._positions.clear()
-                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+                _pause(attempt)
         raise RuntimeError(f"gave up after {CONFLICT_RETRIES} write conflicts in a row")
-
-    def apply_batch(
-        self,
-        tp: TopicPartition,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
-        dead_letter: Callable[[DeadLetter], None],
-    ) -> BatchResult:
-        """One partition's batch (see `apply_poll`)."""
-        return self.apply_poll({tp: records}, dead_letter)[tp]
 
     def _apply(
         self,
@@ -342,6 +333,8 @@ class TrackedConsumer:
             if payload is not None:
                 try:
                     self.handlers[envelope.event_type](envelope, payload, uow)
+                except TRANSIENT:
+                    raise  # the store is away: the redrive fails, the letter is untouched
                 except Exception as error:  # noqa: BLE001 - reported; the letter stays
                     raise RedriveFailed(f"{type(error).__name__}: {error}") from None
             try:
@@ -351,7 +344,7 @@ class TrackedConsumer:
                 self.app.forget(uow.ids)
                 if self.app.tracked_positions([name])[name]:
                     return "already"  # another redrive got there first
-                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+                _pause(attempt)
         raise RedriveFailed(f"gave up after {CONFLICT_RETRIES} write conflicts in a row")
 
     # -- the asyncio side ---------------------------------------------------------
@@ -520,6 +513,12 @@ class TrackedConsumer:
 
 class _HandlerFailed(Exception):
     pass
+
+
+def _pause(attempt: int) -> None:
+    """After a write conflict: a short random pause, longer each time, so two workers
+    contending for one aggregate part ways."""
+    time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
 
 
 #: Failures of the store or the network, not of the message: never a dead letter.

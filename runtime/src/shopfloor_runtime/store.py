@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ProcessRecorder, Recording, Tracking
+from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Recording, Tracking
 from psycopg.conninfo import conninfo_to_dict
 
 from shopfloor_runtime.recorders import KWARG, RECORDERS, TrackingMove
 from shopfloor_runtime.settings import StoreSettings
+
+T = TypeVar("T")
 
 
 def sqlite_path(store: StoreSettings, service: str) -> Path:
@@ -116,6 +119,21 @@ class ServiceApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def retry(self, ids: Iterable[UUID], attempt: Callable[[], T], attempts: int = 8) -> T:
+        """Optimistic concurrency: on a version conflict, drop the cached copies of `ids`
+        (they were stale), load again and decide again."""
+        for _ in range(attempts - 1):
+            try:
+                return attempt()
+            except RecordConflictError:
+                self.forget(ids)
+        return attempt()
+
+    def read(self, aggregate_id: UUID) -> Any:
+        """The aggregate as stored now, not as this process last cached it (another
+        worker may have changed it since); AggregateNotFoundError if there is none."""
+        return self.repository.get(aggregate_id, version=sys.maxsize)
 
     def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         """Drop aggregates from the cache (after a write conflict showed them stale)."""

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import RecordConflictError
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.store import ServiceApplication
 
 from inventory.domain import Reservation, Sku, UnknownSku, reservation_id, sku_id
-
-T = TypeVar("T")
 
 
 class InventoryApplication(ServiceApplication):
@@ -35,7 +31,7 @@ class InventoryApplication(ServiceApplication):
             self.save(item)
             return item
 
-        return _retry(self, sku, receive)
+        return self.retry([sku_id(sku)], receive)
 
     def return_stock(
         self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None
@@ -67,7 +63,7 @@ class InventoryApplication(ServiceApplication):
             self.save(item)
             return item
 
-        return _retry(self, sku, change)
+        return self.retry([sku_id(sku)], change)
 
     def _change(self, sku: str, action: Callable[[Sku], Any]) -> Sku:
         def attempt() -> Sku:
@@ -76,7 +72,7 @@ class InventoryApplication(ServiceApplication):
             self.save(item)
             return item
 
-        return _retry(self, sku, attempt)
+        return self.retry([sku_id(sku)], attempt)
 
     # -- queries --------------------------------------------------------------------
 
@@ -93,7 +89,7 @@ class InventoryApplication(ServiceApplication):
         """The SKU as stored now, not as this process last cached it (another worker
         may have changed it since)."""
         try:
-            return self.repository.get(sku_id(sku), version=sys.maxsize)  # type: ignore[no-any-return]
+            return self.read(sku_id(sku))  # type: ignore[no-any-return]
         except AggregateNotFoundError:
             raise UnknownSku(sku) from None
 
@@ -105,13 +101,3 @@ class InventoryApplication(ServiceApplication):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
-
-
-def _retry(app: InventoryApplication, sku: str, attempt: Callable[[], T], attempts: int = 8) -> T:
-    """Optimistic concurrency: on a version conflict, load again and decide again."""
-    for _ in range(attempts - 1):
-        try:
-            return attempt()
-        except RecordConflictError:
-            app.forget([sku_id(sku)])  # the cached copy was stale
-    return attempt()

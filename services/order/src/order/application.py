@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -28,8 +27,6 @@ from order.domain import (
     order_id_for_key,
     price,
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,8 +75,7 @@ class OrderApplication(ServiceApplication):
         return self._place_one(request)
 
     def _place_one(self, request: PlacementRequest) -> PlacementResult:
-        return _retry(
-            self,
+        return self.retry(
             request.ids,
             lambda: self._place(request.placement, request.pricing, request.idempotency_key),
         )
@@ -178,7 +174,7 @@ class OrderApplication(ServiceApplication):
                 raise refusal
             return order
 
-        return _retry(self, [order_id], pay)
+        return self.retry([order_id], pay)
 
     def cancel_order(self, order_id: UUID, reason: str, detail: str) -> Order:
         return self._change(order_id, lambda o: o.cancel(reason, detail, self.clock.now()))
@@ -219,7 +215,7 @@ class OrderApplication(ServiceApplication):
             self.save(order)
             return order if returns_order else result
 
-        return _retry(self, [order_id], attempt)
+        return self.retry([order_id], attempt)
 
     def _load(self, order_id: UUID) -> Order:
         """For a command: possibly this process's cached copy (the save checks it)."""
@@ -239,9 +235,7 @@ class OrderApplication(ServiceApplication):
 
     def _find(self, aggregate_id: UUID, fresh: bool = False) -> Any | None:
         try:
-            if fresh:  # a version bypasses the cache
-                return self.repository.get(aggregate_id, version=sys.maxsize)
-            return self.repository.get(aggregate_id)
+            return self.read(aggregate_id) if fresh else self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
 
@@ -254,15 +248,3 @@ class OrderApplication(ServiceApplication):
                 HistoryEntry(name, domain_event.originator_version, domain_event.timestamp, payload)
             )
         return entries
-
-
-def _retry(
-    app: OrderApplication, ids: Iterable[UUID], attempt: Callable[[], T], attempts: int = 8
-) -> T:
-    """Optimistic concurrency: on a version conflict, load again and decide again."""
-    for _ in range(attempts - 1):
-        try:
-            return attempt()
-        except RecordConflictError:
-            app.forget(ids)  # the cached copies were stale
-    return attempt()
