@@ -20,11 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import PersistenceError, RecordConflictError
 from pydantic import ValidationError
@@ -33,6 +31,7 @@ from shopfloor_contracts.registry import read_payload
 from shopfloor_contracts.topics import dlq_topic
 
 from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.edge import Handler, UnitOfWork
 from shopfloor_runtime.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
@@ -48,51 +47,6 @@ from shopfloor_runtime.store import ServiceApplication
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 200
-
-
-class UnitOfWork:
-    """Aggregates touched while applying a batch; saved together with the tracking."""
-
-    def __init__(self, app: ServiceApplication, careful: bool = False) -> None:
-        self.app, self.careful = app, careful
-        self._aggregates: dict[UUID, Aggregate] = {}
-
-    def get_new(self, aggregate_id: UUID) -> Any | None:
-        """An aggregate a message normally creates (its id derives from the message).
-        A first try does not look for it: tracking already keeps repeats out, and should
-        it exist all the same, the save fails on its version and the retry (careful)
-        looks. Saves a query per message."""
-        if aggregate_id in self._aggregates or self.careful:
-            return self.get(aggregate_id)
-        return None
-
-    def get(self, aggregate_id: UUID) -> Any | None:
-        if aggregate_id not in self._aggregates:
-            try:
-                self._aggregates[aggregate_id] = self.app.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                return None
-        return self._aggregates[aggregate_id]
-
-    @property
-    def ids(self) -> list[UUID]:
-        return list(self._aggregates)
-
-    def add(self, aggregate: Aggregate) -> None:
-        self._aggregates[aggregate.id] = aggregate
-
-    @property
-    def aggregates(self) -> list[Aggregate]:
-        return list(self._aggregates.values())
-
-    def take(self) -> list[Aggregate]:
-        """The aggregates touched so far, forgetting them (they are saved or dropped)."""
-        aggregates = self.aggregates
-        self._aggregates.clear()
-        return aggregates
-
-
-Handler = Callable[[InboundEnvelope, Any, UnitOfWork], None]
 
 
 class GapDetected(Exception):

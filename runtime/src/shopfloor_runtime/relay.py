@@ -13,18 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import BaseModel
 from shopfloor_contracts.envelope import Envelope
 from shopfloor_contracts.registry import EVENTS
 from shopfloor_contracts.topics import TOPICS
 
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.chain import PartitionChains, partition_for
+from shopfloor_runtime.edge import Outbound, Translate
 from shopfloor_runtime.metrics import EVENTS_PUBLISHED, RELAY_BACKLOG, RELAY_POSITION, REPUBLISHES
 from shopfloor_runtime.settings import BrokerSettings, RelaySettings
 from shopfloor_runtime.store import ServiceApplication, SqlStore
@@ -32,20 +31,6 @@ from shopfloor_runtime.store import ServiceApplication, SqlStore
 log = logging.getLogger(__name__)
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:event")
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """What a service's translation says to publish for one of its domain events."""
-
-    topic: str
-    key: str
-    payload: BaseModel
-    correlation_id: str
-    causation_id: str | None = None
-
-
-Translate = Callable[[Any], Outbound | None]
 
 
 @dataclass

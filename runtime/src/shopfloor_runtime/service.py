@@ -13,8 +13,9 @@ from typing import Any, Protocol
 from fastapi import APIRouter, FastAPI
 
 from shopfloor_runtime import broker as brokerlib
-from shopfloor_runtime.consumer import Handler, TrackedConsumer
-from shopfloor_runtime.relay import OutboxRelay, Translate
+from shopfloor_runtime.consumer import TrackedConsumer
+from shopfloor_runtime.edge import Handler, Translate
+from shopfloor_runtime.relay import OutboxRelay
 from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings, RelaySettings
 from shopfloor_runtime.store import ServiceApplication, SqlStore
 from shopfloor_runtime.web import install_error_handlers, ops_router

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Recording, Tracking
 from psycopg.conninfo import conninfo_to_dict
@@ -134,6 +134,15 @@ class ServiceApplication(Application[UUID]):
         """The aggregate as stored now, not as this process last cached it (another
         worker may have changed it since); AggregateNotFoundError if there is none."""
         return self.repository.get(aggregate_id, version=sys.maxsize)
+
+    def find(self, aggregate_id: UUID, fresh: bool = False) -> Any | None:
+        """The aggregate, or None if there is none. For a command, possibly this
+        process's cached copy (its save checks the version); `fresh` for callers who
+        must see what is stored now."""
+        try:
+            return self.read(aggregate_id) if fresh else self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
 
     def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         """Drop aggregates from the cache (after a write conflict showed them stale)."""

@@ -1,18 +1,37 @@
-"""Endpoints every service exposes: /health, /ready, /metrics; and one error shape."""
+"""The HTTP edge every service shares: the request types (`Code`, `Text`, `Body`), the
+endpoints every service exposes (/health, /ready, /metrics) and one error shape."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+
+#: An identifier or code: SKUs, customers, warehouses, references.
+Code = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$"
+    ),
+]
+#: A short human text: a name, a reason, a street line.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused (a typo is a 422, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def ops_router(service: str, checks: dict[str, ReadyCheck]) -> APIRouter:

@@ -30,7 +30,7 @@ from shopfloor_contracts.orders import (
     ShippingAddress,
 )
 from shopfloor_runtime.clock import ManualClock
-from shopfloor_runtime.consumer import UnitOfWork
+from shopfloor_runtime.edge import UnitOfWork
 
 Fresh = Callable[[str], str]
 Lines = dict[str, int]

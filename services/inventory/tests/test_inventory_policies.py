@@ -15,7 +15,7 @@ from inventory.domain import PRESALE, Reservation, reservation_id, sku_id
 from inventory.policies import handlers
 from shopfloor_contracts import inventory as contract
 from shopfloor_contracts.topics import INVENTORY
-from shopfloor_runtime.consumer import UnitOfWork
+from shopfloor_runtime.edge import UnitOfWork
 
 # -- helpers ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from shopfloor_contracts.inventory import (
     StockReserved,
 )
 from shopfloor_runtime.clock import ManualClock
-from shopfloor_runtime.consumer import UnitOfWork
+from shopfloor_runtime.edge import UnitOfWork
 
 Deliver = Callable[[BaseModel], InboundEnvelope]
 

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
+from shopfloor_runtime.web import Body, Code, Text
 
 from inventory.application import InventoryApplication
 from inventory.domain import DomainError, Sku
 from inventory.projection import InventoryQueries
-
-Code = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$"
-    ),
-]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ReceiptIn(Body):
@@ -45,7 +34,7 @@ class AdjustmentIn(Body):
     sku: Code
     warehouse: Code
     counted: int = Field(ge=0, le=10_000_000, description="units found by the count")
-    reason: Reason
+    reason: Text
 
 
 class TransferIn(Body):

@@ -11,6 +11,7 @@ from shopfloor_contracts.topics import ORDERS
 from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.projection import Projector
+from shopfloor_runtime.registry import ServiceSpec
 from shopfloor_runtime.relay import OutboxRelay
 from shopfloor_runtime.service import background, messaging, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
@@ -22,6 +23,10 @@ from inventory.projection import InventoryQueries, projector
 from inventory.settings import Settings
 
 SERVICE = "inventory"
+DESCRIPTION = (
+    "Stock per SKU and warehouse; reservations that never oversell. "
+    "Consumes orders.v1; publishes inventory.v1."
+)
 
 ERRORS: dict[type[Exception], int] = {
     InvalidStock: 422,
@@ -91,6 +96,14 @@ def _http(service: InventoryService) -> FastAPI:
         errors=ERRORS,
         running=service.running,
         state={"inventory": service.app, "queries": service.queries},
-        description="Stock per SKU and warehouse; reservations that never oversell. "
-        "Consumes orders.v1; publishes inventory.v1.",
+        description=DESCRIPTION,
     )
+
+
+SPEC = ServiceSpec(
+    name=SERVICE,
+    package="inventory",
+    settings=Settings,
+    build=build,
+    description=DESCRIPTION,
+)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.orders import OrderCancelled, OrderPlaced, OrderShipped
-from shopfloor_runtime.consumer import Handler, UnitOfWork
+from shopfloor_runtime.edge import Handler, UnitOfWork
 
 from inventory.application import InventoryApplication
 from inventory.domain import Reservation, Shortfall, Sku, reservation_id, sku_id

@@ -6,7 +6,7 @@ from typing import Any
 
 from shopfloor_contracts import inventory as contract
 from shopfloor_contracts.topics import INVENTORY
-from shopfloor_runtime.relay import Outbound
+from shopfloor_runtime.edge import Outbound
 
 from inventory.domain import Reservation, Sku
 

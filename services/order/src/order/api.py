@@ -8,27 +8,17 @@ from typing import Annotated, Any, Literal, Self, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from shopfloor_runtime.groupcommit import GroupCommit
+from shopfloor_runtime.web import Body, Code, Text
 
 from order.application import OrderApplication, PlacementRequest
 from order.countries import COUNTRIES
 from order.domain import Address, Line, Order, Placement, PlacementResult, price
 from order.projection import OrderQueries
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Code = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$"
-    ),
-]
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LineIn(Body):

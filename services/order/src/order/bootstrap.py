@@ -16,6 +16,7 @@ from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.groupcommit import GroupCommit, Stopped
 from shopfloor_runtime.projection import Projector
+from shopfloor_runtime.registry import ServiceSpec
 from shopfloor_runtime.relay import OutboxRelay
 from shopfloor_runtime.service import background, messaging, service_http
 from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
@@ -37,6 +38,10 @@ from order.projection import OrderQueries, projector
 from order.settings import Settings
 
 SERVICE = "order"
+DESCRIPTION = (
+    "Places, pays, confirms, cancels and refunds orders. "
+    "Publishes orders.v1; consumes inventory.v1."
+)
 log = logging.getLogger(__name__)
 
 
@@ -152,6 +157,14 @@ def _http(service: OrderService) -> FastAPI:
         errors=ERRORS,
         running=service.running,
         state={"orders": service.app, "queries": service.queries, "placer": service.placer},
-        description="Places, pays, confirms, cancels and refunds orders. "
-        "Publishes orders.v1; consumes inventory.v1.",
+        description=DESCRIPTION,
     )
+
+
+SPEC = ServiceSpec(
+    name=SERVICE,
+    package="order",
+    settings=Settings,
+    build=build,
+    description=DESCRIPTION,
+)

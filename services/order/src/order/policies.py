@@ -7,7 +7,7 @@ from uuid import UUID
 
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.inventory import ReservationRejected, StockReserved
-from shopfloor_runtime.consumer import Handler, UnitOfWork
+from shopfloor_runtime.edge import Handler, UnitOfWork
 
 from order.application import OrderApplication
 from order.domain import Order, OrderNotFound

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from shopfloor_contracts import orders as contract
 from shopfloor_contracts.topics import ORDERS
-from shopfloor_runtime.relay import Outbound
+from shopfloor_runtime.edge import Outbound
 
 from order.domain import Order
 

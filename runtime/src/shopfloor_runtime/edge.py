@@ -1,0 +1,81 @@
+"""The edge types between a service and the plumbing: what its translation hands the
+relay (`Outbound`), what the consumer hands its policies (`Handler`, `UnitOfWork`).
+Small on purpose: a service's policies and translation import only this module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from pydantic import BaseModel
+from shopfloor_contracts.envelope import InboundEnvelope
+
+from shopfloor_runtime.store import ServiceApplication
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What a service's translation says to publish for one of its domain events."""
+
+    topic: str
+    key: str
+    payload: BaseModel
+    correlation_id: str
+    causation_id: str | None = None
+
+
+#: A service's translation: the message(s) to publish for a stored domain event, or
+#: None for events that stay inside the service.
+Translate = Callable[[Any], Outbound | None]
+
+
+class UnitOfWork:
+    """Aggregates touched while applying consumed messages (or one command); saved
+    together, with the consumer's tracking, in one transaction."""
+
+    def __init__(self, app: ServiceApplication, careful: bool = False) -> None:
+        self.app, self.careful = app, careful
+        self._aggregates: dict[UUID, Aggregate] = {}
+
+    def get_new(self, aggregate_id: UUID) -> Any | None:
+        """An aggregate a message normally creates (its id derives from the message).
+        A first try does not look for it: tracking already keeps repeats out, and should
+        it exist all the same, the save fails on its version and the retry (careful)
+        looks. Saves a query per message."""
+        if aggregate_id in self._aggregates or self.careful:
+            return self.get(aggregate_id)
+        return None
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        if aggregate_id not in self._aggregates:
+            found = self.app.find(aggregate_id)
+            if found is None:
+                return None
+            self._aggregates[aggregate_id] = found
+        return self._aggregates[aggregate_id]
+
+    @property
+    def ids(self) -> list[UUID]:
+        return list(self._aggregates)
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    @property
+    def aggregates(self) -> list[Aggregate]:
+        return list(self._aggregates.values())
+
+    def take(self) -> list[Aggregate]:
+        """The aggregates touched so far, forgetting them (they are saved or dropped)."""
+        aggregates = self.aggregates
+        self._aggregates.clear()
+        return aggregates
+
+
+#: A policy: one inbound contract event applied through the application's use cases.
+Handler = Callable[[InboundEnvelope, Any, UnitOfWork], None]
+#: A service's policies, looked up by the contract class they handle.
+Handlers = dict[type[BaseModel], Handler]
