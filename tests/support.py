@@ -14,7 +14,7 @@ from typing import Any
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from order.bootstrap import OrderService, build
+from order.bootstrap import OrderService
 from order.domain import Address, Line, Placement
 from order.settings import Settings
 from pydantic import BaseModel
@@ -36,7 +36,7 @@ def order_service(
         store={"data_dir": data_dir, "dsn": dsn},
         **overrides,
     )
-    return build(settings)
+    return OrderService(settings)
 
 
 def placement(

@@ -39,7 +39,7 @@ def start_service(broker, dsn: str, log_path) -> subprocess.Popen:
 
 
 def confirmed(service) -> int:
-    service.projector.catch_up()
+    service.catch_up()
     return service.queries.counts().get("confirmed", 0)
 
 

@@ -7,7 +7,7 @@ import json
 from uuid import UUID
 
 import pytest
-from order.bootstrap import build
+from order.bootstrap import OrderService
 from order.domain import order_id_for_key
 from prometheus_client import REGISTRY
 from shopfloor_contracts.topics import INVENTORY
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 async def cli(service, capsys, *argv: str) -> tuple[int, str, str]:
     """`python -m order <argv>` on the service's settings, in a thread (it runs its own
     event loop)."""
-    code = await asyncio.to_thread(main, "order", lambda: service.settings, build, list(argv))
+    code = await asyncio.to_thread(main, OrderService, list(argv), service.settings)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -188,9 +188,9 @@ async def test_a_worker_with_a_stale_position_applies_nothing_twice(own_broker, 
     def no_dead_letters(dead):
         raise AssertionError(dead.error)
 
-    a.consumer.apply_poll({tp: records[:2]}, no_dead_letters)
-    b.consumer.apply_poll({tp: records[:4]}, no_dead_letters)  # B had it meanwhile
-    result = a.consumer.apply_poll({tp: records[2:]}, no_dead_letters)[tp]
+    a.consumer.applier.apply_poll({tp: records[:2]}, no_dead_letters)
+    b.consumer.applier.apply_poll({tp: records[:4]}, no_dead_letters)  # B had it meanwhile
+    result = a.consumer.applier.apply_poll({tp: records[2:]}, no_dead_letters)[tp]
 
     assert (result.applied, result.duplicates) == (2, 2)
     assert set(statuses(a, ids)) == {"confirmed"}
@@ -219,9 +219,9 @@ async def test_a_store_failure_in_a_handler_is_retried_not_dead_lettered(own_bro
     service.consumer.handlers["StockReserved"] = store_away_twice
     for _ in range(2):  # the poll fails as a whole; nothing moves
         with pytest.raises(OperationalError):
-            service.consumer.apply_poll({tp: [record]}, no_dead_letters)
+            service.consumer.applier.apply_poll({tp: [record]}, no_dead_letters)
     assert statuses(service, [order_id]) == ["paid"]
-    assert service.consumer.apply_poll({tp: [record]}, no_dead_letters)[tp].applied == 1
+    assert service.consumer.applier.apply_poll({tp: [record]}, no_dead_letters)[tp].applied == 1
     assert statuses(service, [order_id]) == ["confirmed"]
     service.close()
 

@@ -1,12 +1,11 @@
 """Tracked consumer: broker -> application, effectively once.
 
-Messages of one partition are applied in one transaction per batch, with a tracking
-record naming the last producer position applied (`<topic>#<partition>@<producer>`).
-Positions come from the producer's own log, not from Kafka offsets, so a refilled topic
-or a redelivery is recognised: a position at or below the tracked one is a repeat and is
-dropped; a message whose `previous_position` is ahead of the tracked one means something
-was missed, and the partition is read again from the beginning instead of skipping.
-A message that cannot be decoded or applied goes to `dlq.<service>` and the rest go on.
+The aiokafka side: polls every assigned partition, hands a whole poll to the
+`BatchApplier` (one transaction, with the consumer positions), writes dead letters
+through the `DeadLetterProducer` before a message counts as consumed, reads a partition
+again from the start when the applier finds a gap (pausing only that partition when the
+gap stays), and commits offsets only as a hint of where to resume: the positions in the
+store are what keeps it effectively once.
 """
 
 from __future__ import annotations
@@ -14,72 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import PersistenceError, RecordConflictError
-from pydantic import ValidationError
-from shopfloor_contracts.envelope import InboundEnvelope
-from shopfloor_contracts.registry import read_payload
 from shopfloor_contracts.topics import dlq_topic
 
 from shopfloor_runtime import broker as brokerlib
-from shopfloor_runtime.edge import Handler, UnitOfWork
-from shopfloor_runtime.metrics import (
-    CONSUMER_LAG,
-    DEAD_LETTERS,
-    EVENT_AGE_SECONDS,
-    EVENTS_CONSUMED,
-    GAPS,
-    PROCESSING_SECONDS,
-)
-from shopfloor_runtime.recorders import TrackingMove
+from shopfloor_runtime.applier import BatchApplier, BatchResult, Record
+from shopfloor_runtime.deadletters import DeadLetterProducer, Rejected
+from shopfloor_runtime.edge import Handlers
+from shopfloor_runtime.metrics import CONSUMER_LAG, EVENTS_CONSUMED, GAPS, PROCESSING_SECONDS
+from shopfloor_runtime.redrive import redrive
 from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings
 from shopfloor_runtime.store import ServiceApplication
 
 log = logging.getLogger(__name__)
-
-CONFLICT_RETRIES = 200
-
-
-class GapDetected(Exception):
-    pass
-
-
-@dataclass
-class DeadLetter:
-    record: ConsumerRecord[bytes, bytes]
-    error: str
-
-
-@dataclass
-class BatchResult:
-    applied: int = 0
-    duplicates: int = 0
-    ignored: int = 0
-    dead: int = 0
-    gap: bool = False
-    gap_at: int = 0  # offset of the message whose predecessor is missing
-
-    @property
-    def progressed(self) -> bool:
-        """A position moved (dead letters of unreadable bytes move none)."""
-        return self.applied + self.ignored > 0
-
-
-def tracking_name(topic: str, partition: int, producer: str) -> str:
-    return f"{topic}#{partition}@{producer}"
-
-
-class _Poison(Exception):
-    """A message that can never be applied (bad bytes, bad payload, handler refusal)."""
 
 
 class TrackedConsumer:
@@ -89,222 +39,29 @@ class TrackedConsumer:
         service: str,
         app: ServiceApplication,
         topics: Sequence[str],
-        handlers: dict[str, Handler],
+        handlers: Handlers,
         broker: BrokerSettings,
         settings: ConsumerSettings,
         group_id: str | None = None,
     ) -> None:
         self.service, self.app, self.topics = service, app, list(topics)
-        self.handlers, self.broker, self.settings = handlers, broker, settings
+        self.broker, self.settings = broker, settings
+        self.applier = BatchApplier(service, app, handlers)
         self.group_id = group_id or f"{service}.{'+'.join(self.topics)}"
         self._consumer: AIOKafkaConsumer | None = None
-        self._dlq: Any = None
+        self._dlq = DeadLetterProducer(service, broker)
         self._gap_streak: dict[TopicPartition, int] = {}
-        # Below these offsets a partition was handled before a rewind: unreadable bytes
-        # met there again are not dead-lettered twice.
-        self._handled_below: dict[TopicPartition, int] = {}
         self._resume_at: dict[TopicPartition, float] = {}  # paused after repeated gaps
-        self._positions: dict[str, int] = {}  # tracking name -> position, see _position
         self.applied = 0
 
-    # -- applying one partition's batch (runs in a worker thread) -----------------
-
-    @staticmethod
-    def _envelope(record: ConsumerRecord[bytes, bytes]) -> InboundEnvelope:
-        try:
-            return InboundEnvelope.model_validate_json(record.value or b"")
-        except ValidationError as error:
-            raise _Poison(f"undecodable envelope: {_first_error(error)}") from None
-
-    def _payload(self, envelope: InboundEnvelope) -> Any:
-        """The typed payload, or None for event types this service does not handle."""
-        if envelope.event_type not in self.handlers:
-            return None
-        try:
-            return read_payload(envelope.event_type, envelope.payload)
-        except ValidationError as error:
-            raise _Poison(f"invalid {envelope.event_type} payload: {_first_error(error)}") from None
-
-    def apply_poll(
-        self,
-        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
-        dead_letter: Callable[[DeadLetter], None],
-    ) -> dict[TopicPartition, BatchResult]:
-        """Apply everything one poll fetched, every partition, in one transaction; on a
-        failing handler, fall back to one message per transaction.
-
-        `dead_letter` must return only once the dead letter is stored, so a message is
-        never marked consumed before its dead letter exists.
-        """
-        sent: set[tuple[TopicPartition, int]] = set()
-
-        def dead_letter_once(dead: DeadLetter) -> None:  # retries re-meet the same poison
-            key = (TopicPartition(dead.record.topic, dead.record.partition), dead.record.offset)
-            if key not in sent:
-                dead_letter(dead)
-                sent.add(key)
-
-        isolate = False
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                return self._apply(batches, dead_letter_once, isolate, attempt > 0)
-            except _HandlerFailed:
-                isolate = True  # find the failing message, apply the others
-            except RecordConflictError:
-                # Another worker changed an aggregate this batch touches (a hot SKU) or
-                # moved a position: load again and decide again, after a short random
-                # pause so the two part ways.
-                self._positions.clear()
-                _pause(attempt)
-        raise RuntimeError(f"gave up after {CONFLICT_RETRIES} write conflicts in a row")
-
-    def _apply(
-        self,
-        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
-        dead_letter: Callable[[DeadLetter], None],
-        isolate: bool,
-        careful: bool,
-    ) -> dict[TopicPartition, BatchResult]:
-        results = {tp: BatchResult() for tp in batches}
-        uow = UnitOfWork(self.app, careful or isolate)
-        # Where each position stood when this attempt began (what its move expects),
-        # and where the applied messages took it.
-        started: dict[str, int] = {}
-        positions: dict[str, int] = {}
-        for tp, records in batches.items():
-            result = results[tp]
-            for record in records:
-                try:
-                    envelope = self._envelope(record)
-                except _Poison as poison:  # no position to track: it is outside every chain
-                    if record.offset < self._handled_below.get(tp, 0):
-                        result.duplicates += 1  # met again on a re-read: already dead-lettered
-                        continue
-                    dead_letter(DeadLetter(record, str(poison)))
-                    result.dead += 1
-                    continue
-                name = tracking_name(tp.topic, tp.partition, envelope.producer)
-                if name not in positions:
-                    started[name] = positions[name] = self._position(name)
-                last = positions[name]
-                if envelope.position <= last:
-                    result.duplicates += 1
-                    continue
-                if envelope.previous_position > last:
-                    self._confirm_gap(name, started[name])
-                    result.gap, result.gap_at = True, record.offset
-                    break
-                outcome = self._handle_one(record, envelope, uow, isolate, dead_letter)
-                if isolate and outcome == "applied":
-                    move = TrackingMove(name, started[name], envelope.position)
-                    self._save(uow.take(), [move])
-                    started[name] = envelope.position
-                setattr(result, outcome, getattr(result, outcome) + 1)
-                positions[name] = envelope.position
-                _observe_age(self.service, tp.topic, envelope.occurred_at)
-        moves = [TrackingMove(n, started[n], p) for n, p in positions.items() if p > started[n]]
-        self._save(uow.take(), moves)
-        return results
-
-    def _position(self, name: str) -> int:
-        """The position as this worker last read or moved it. Kept between polls: every
-        move checks it is still where it was, so a stale one costs a retry, never a
-        message applied twice."""
-        if name not in self._positions:
-            self._positions.update(self.app.tracked_positions([name]))
-        return self._positions[name]
-
-    def _confirm_gap(self, name: str, believed: int) -> None:
-        """A gap is only real if the stored position agrees (another worker may have
-        moved it while this one held a stale copy)."""
-        if self.app.tracked_positions([name])[name] != believed:
-            raise RecordConflictError(f"{name} moved on elsewhere")
-
-    def _save(self, aggregates: list[Aggregate], moves: list[TrackingMove]) -> None:
-        if not aggregates and not moves:
-            return
-        try:
-            self.app.record(aggregates, moves=moves)
-        except RecordConflictError:
-            self.app.forget([a.id for a in aggregates])  # cached copies were stale
-            raise
-        for move in moves:
-            self._positions[move.name] = move.position
-
-    def _handle_one(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        envelope: InboundEnvelope,
-        uow: UnitOfWork,
-        isolate: bool,
-        dead_letter: Callable[[DeadLetter], None],
-    ) -> str:
-        """Apply one message in order; returns the outcome counted for it. Isolated, a
-        handler's failure dead-letters the message and undoes only its own changes."""
-        try:
-            payload = self._payload(envelope)
-        except _Poison as poison:
-            dead_letter(DeadLetter(record, str(poison)))
-            return "dead"
-        if payload is None:
-            return "ignored"
-        handler = self.handlers[envelope.event_type]
-        if not isolate:
-            try:
-                handler(envelope, payload, uow)
-            except TRANSIENT:
-                raise  # the store is away, not the message: nothing moves, try again later
-            except Exception as error:
-                raise _HandlerFailed from error
-            return "applied"
-        try:
-            handler(envelope, payload, uow)
-        except TRANSIENT:
-            raise
-        except Exception as error:  # noqa: BLE001 - the message goes to the DLQ
-            uow.take()  # its half-made changes are dropped
-            dead_letter(DeadLetter(record, f"{type(error).__name__}: {error}"))
-            return "dead"
-        return "applied"
-
-    # -- dead letters, after a fix ------------------------------------------------
-
-    def redrive(self, record: ConsumerRecord[bytes, bytes], name: str) -> str:
-        """Apply a dead letter's message again with the current handlers, outside its
-        partition chain. `name` records it as redriven, with its effects, in one
-        transaction; returns "applied", "ignored" (no handler wants it) or
-        "already" (redriven before), or raises `RedriveFailed` with the new error."""
-        if self.app.tracked_positions([name])[name]:
-            return "already"
-        try:
-            envelope = self._envelope(record)
-            payload = self._payload(envelope)
-        except _Poison as poison:
-            raise RedriveFailed(str(poison)) from None
-        outcome = "ignored" if payload is None else "applied"
-        for attempt in range(CONFLICT_RETRIES):
-            uow = UnitOfWork(self.app, careful=True)
-            if payload is not None:
-                try:
-                    self.handlers[envelope.event_type](envelope, payload, uow)
-                except TRANSIENT:
-                    raise  # the store is away: the redrive fails, the letter is untouched
-                except Exception as error:  # noqa: BLE001 - reported; the letter stays
-                    raise RedriveFailed(f"{type(error).__name__}: {error}") from None
-            try:
-                self.app.record(uow.take(), moves=[TrackingMove(name, 0, 1)])
-                return outcome
-            except RecordConflictError:
-                self.app.forget(uow.ids)
-                if self.app.tracked_positions([name])[name]:
-                    return "already"  # another redrive got there first
-                _pause(attempt)
-        raise RedriveFailed(f"gave up after {CONFLICT_RETRIES} write conflicts in a row")
+    def redrive(self, record: Record, name: str) -> str:
+        """A dead letter applied again with the current handlers (see redrive.py)."""
+        return redrive(self.applier, record, name)
 
     # -- the asyncio side ---------------------------------------------------------
 
     async def start(self) -> None:
-        self._handled_below.clear()  # offsets of a new connection may be a new topic's
+        self.applier.handled_below.clear()  # a new connection's offsets may be a new topic's
         self._resume_at.clear()
         await brokerlib.ensure_topics(self.broker, [*self.topics, dlq_topic(self.service)])
         self._consumer = AIOKafkaConsumer(
@@ -318,7 +75,6 @@ class TrackedConsumer:
             max_poll_records=self.settings.batch_size,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
-        self._dlq = brokerlib.producer(self.broker)
         await self._dlq.start()
         await self._consumer.start()
 
@@ -327,7 +83,7 @@ class TrackedConsumer:
             if client is not None:
                 with contextlib.suppress(Exception):  # stopping anyway
                     await client.stop()
-        self._consumer = self._dlq = None
+        self._consumer = None
 
     async def poll_once(self) -> int:
         """Fetch what is there (every assigned partition) and apply it; returns the
@@ -348,10 +104,10 @@ class TrackedConsumer:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
 
-        def dead_letter(dead: DeadLetter) -> None:
-            asyncio.run_coroutine_threadsafe(self._dead_letter(dead), loop).result(timeout=60)
+        def dead_letter(dead: Rejected) -> None:
+            asyncio.run_coroutine_threadsafe(self._dlq.send(dead), loop).result(timeout=60)
 
-        results = await asyncio.to_thread(self.apply_poll, batches, dead_letter)
+        results = await asyncio.to_thread(self.applier.apply_poll, batches, dead_letter)
         took = time.perf_counter() - started
         for topic in {tp.topic for tp in batches}:
             PROCESSING_SECONDS.labels(self.service, topic).observe(took)
@@ -361,7 +117,8 @@ class TrackedConsumer:
             self._count(tp.topic, result)
             if result.gap:
                 offsets[tp] = result.gap_at  # all before it is handled: resume there
-                self._handled_below[tp] = max(self._handled_below.get(tp, 0), result.gap_at)
+                below = self.applier.handled_below
+                below[tp] = max(below.get(tp, 0), result.gap_at)
                 await self._rewind(tp, progressed=result.progressed)
                 continue
             if result.progressed:
@@ -425,29 +182,6 @@ class TrackedConsumer:
             if n:
                 EVENTS_CONSUMED.labels(self.service, topic, outcome).inc(n)
 
-    async def _dead_letter(self, dead: DeadLetter) -> None:
-        record = dead.record
-        log.error(
-            "%s: dead letter from %s[%s]@%s: %s",
-            self.service,
-            record.topic,
-            record.partition,
-            record.offset,
-            dead.error,
-        )
-        headers = [
-            ("dlq.error", dead.error.encode()[:4000]),
-            ("dlq.topic", record.topic.encode()),
-            ("dlq.partition", str(record.partition).encode()),
-            ("dlq.offset", str(record.offset).encode()),
-            ("dlq.service", self.service.encode()),
-            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
-        ]
-        await self._dlq.send_and_wait(
-            dlq_topic(self.service), record.value, key=record.key, headers=headers
-        )
-        DEAD_LETTERS.labels(self.service, record.topic).inc()
-
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.5
         while not stopping.is_set():
@@ -463,32 +197,3 @@ class TrackedConsumer:
                     await asyncio.wait_for(stopping.wait(), backoff)
                 backoff = min(backoff * 2, 10.0)
         await self.stop()
-
-
-class _HandlerFailed(Exception):
-    pass
-
-
-def _pause(attempt: int) -> None:
-    """After a write conflict: a short random pause, longer each time, so two workers
-    contending for one aggregate part ways."""
-    time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
-
-
-#: Failures of the store or the network, not of the message: never a dead letter.
-TRANSIENT = (PersistenceError, OSError, TimeoutError)
-
-
-class RedriveFailed(Exception):
-    """A dead letter that still cannot be applied; it stays pending."""
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "message"
-    return f"{where}: {first.get('msg')}"
-
-
-def _observe_age(service: str, topic: str, occurred_at: datetime) -> None:
-    age = (datetime.now(UTC) - occurred_at).total_seconds()
-    EVENT_AGE_SECONDS.labels(service, topic).observe(max(age, 0.0))

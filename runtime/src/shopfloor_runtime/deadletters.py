@@ -1,4 +1,4 @@
-"""Dead letters of one service: list them, show one, redrive them after a fix.
+"""Dead letters of one service: write them, list them, show one, redrive them after a fix.
 
 A dead letter is the original message (key and bytes) on `dlq.<service>` with headers
 saying where it came from and why it failed. Redriving applies it again with the
@@ -13,15 +13,71 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from shopfloor_contracts.topics import dlq_topic
 
 from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.metrics import DEAD_LETTERS
 from shopfloor_runtime.settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A consumed message that cannot be applied, and why: a dead letter to write."""
+
+    record: ConsumerRecord[bytes, bytes]
+    error: str
+
+
+class DeadLetterProducer:
+    """Writes the rejected messages of one service to `dlq.<service>`: the original key
+    and bytes, with headers saying where they came from, why and when."""
+
+    def __init__(self, service: str, broker: BrokerSettings) -> None:
+        self.service, self.broker = service, broker
+        self._producer: Any = None
+
+    async def start(self) -> None:
+        self._producer = brokerlib.producer(self.broker)
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def send(self, dead: Rejected) -> None:
+        """Returns once the broker acknowledged it (before the message counts as consumed)."""
+        assert self._producer is not None, "start() first"
+        record = dead.record
+        log.error(
+            "%s: dead letter from %s[%s]@%s: %s",
+            self.service,
+            record.topic,
+            record.partition,
+            record.offset,
+            dead.error,
+        )
+        headers = [
+            ("dlq.error", dead.error.encode()[:4000]),
+            ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()),
+            ("dlq.offset", str(record.offset).encode()),
+            ("dlq.service", self.service.encode()),
+            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._producer.send_and_wait(
+            dlq_topic(self.service), record.value, key=record.key, headers=headers
+        )
+        DEAD_LETTERS.labels(self.service, record.topic).inc()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from shopfloor_runtime.store import ServiceApplication, SqlStore
@@ -18,6 +19,12 @@ from shopfloor_runtime.store import ServiceApplication, SqlStore
 log = logging.getLogger(__name__)
 
 Apply = Callable[[Any, Any], None]  # (cursor, domain event)
+
+
+def ts(moment: datetime) -> str:
+    """A moment as text in read-model tables: UTC, fixed width, so text order is time
+    order, and identical on SQLite and PostgreSQL (2026-01-01T12:00:00.000000Z)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Projector:

@@ -25,6 +25,17 @@ class ServiceSpec:
     build: Callable[..., Any]  # build(settings=None, clock=None) -> the assembled service
     description: str
 
+    @classmethod
+    def of(cls, service: Any) -> ServiceSpec:
+        """The spec of a `shopfloor_runtime.service.Service` subclass."""
+        return cls(
+            name=service.name,
+            package=service.__module__.split(".")[0],
+            settings=service.settings_type,
+            build=service,
+            description=service.description,
+        )
+
     @property
     def env_prefix(self) -> str:
         return str(self.settings.model_config.get("env_prefix", ""))

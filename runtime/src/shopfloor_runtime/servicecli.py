@@ -8,15 +8,41 @@ import json
 import logging
 import sys
 from argparse import Namespace
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from shopfloor_runtime import deadletters
-from shopfloor_runtime.consumer import RedriveFailed
+from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.launcher import port_in_use
+from shopfloor_runtime.projection import Projector
+from shopfloor_runtime.redrive import RedriveFailed
+from shopfloor_runtime.relay import OutboxRelay
+from shopfloor_runtime.service import Service
+from shopfloor_runtime.settings import ServiceSettings
+from shopfloor_runtime.store import ServiceApplication
+
+
+class RunnableService(Protocol):
+    """What the commands need of an assembled service (a `service.Service`)."""
+
+    settings: ServiceSettings
+    app: ServiceApplication
+    relay: OutboxRelay
+    consumer: TrackedConsumer
+    projectors: list[Projector]
+
+    def rebuild(self) -> int: ...
+
+    http: FastAPI
+
+    def close(self) -> None: ...
+
+
+Build = Callable[[ServiceSettings], RunnableService]
 
 USAGE = """Operator commands, on the service's own store:
   republish            publish every stored event again from position 1
@@ -29,7 +55,7 @@ USAGE = """Operator commands, on the service's own store:
 """
 
 
-def _serve(name: str, settings: Any, build: Callable[[Any], Any], args: Namespace) -> int:
+def _serve(name: str, settings: ServiceSettings, build: Build, args: Namespace) -> int:
     api = settings.api
     if port_in_use(api.host, api.port):
         prefix = name.upper().replace("-", "_")
@@ -51,7 +77,7 @@ def _serve(name: str, settings: Any, build: Callable[[Any], Any], args: Namespac
     return 0
 
 
-def _republish(name: str, settings: Any, build: Callable[[Any], Any], args: Namespace) -> int:
+def _republish(name: str, settings: ServiceSettings, build: Build, args: Namespace) -> int:
     service = build(settings)
     try:
         old = service.relay.states.reset()
@@ -61,17 +87,17 @@ def _republish(name: str, settings: Any, build: Callable[[Any], Any], args: Name
     return 0
 
 
-def _rebuild(name: str, settings: Any, build: Callable[[Any], Any], args: Namespace) -> int:
+def _rebuild(name: str, settings: ServiceSettings, build: Build, args: Namespace) -> int:
     service = build(settings)
     try:
-        count = sum(projector.rebuild() for projector in service.projectors)
+        count = service.rebuild()
     finally:
         service.close()
     print(f"{name}: read models rebuilt from {count} stored events")
     return 0
 
 
-def _dead_letters(name: str, settings: Any, build: Callable[[Any], Any], args: Namespace) -> int:
+def _dead_letters(name: str, settings: ServiceSettings, build: Build, args: Namespace) -> int:
     action, *refs = args.args or ["list"]
     if action not in ("list", "show", "redrive"):
         raise UsageError(f"dead-letters {action}: expected list, show or redrive")
@@ -103,7 +129,7 @@ def _dead_letters(name: str, settings: Any, build: Callable[[Any], Any], args: N
         service.close()
 
 
-def _redrive(name: str, service: Any, letters: list[deadletters.DeadLetter]) -> int:
+def _redrive(name: str, service: RunnableService, letters: list[deadletters.DeadLetter]) -> int:
     failed = 0
     for letter in letters:
         try:
@@ -130,11 +156,13 @@ COMMANDS = {
 
 
 def main(
-    name: str,
-    settings_type: Callable[[], Any],
-    build: Callable[[Any], Any],
-    argv: list[str] | None = None,
+    service: type[Service[Any, Any]],
+    argv: Sequence[str] | None = None,
+    settings: ServiceSettings | None = None,
 ) -> int:
+    """`python -m <package> [command]` for the service class `service`; its settings
+    from the environment unless given."""
+    name, settings_type, build = service.name, service.settings_type, service
     parser = argparse.ArgumentParser(
         prog=f"python -m {name.replace('-', '_')}",
         description=f"The {name} service.",
@@ -149,7 +177,7 @@ def main(
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     prefix = name.upper().replace("-", "_")
     try:
-        settings = settings_type()
+        settings = settings or settings_type()
     except ValidationError as error:
         first = error.errors()[0]
         print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class BrokerSettings(BaseModel):
@@ -49,3 +50,24 @@ class ConsumerSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
+
+
+class ServiceSettings(BaseSettings):
+    """The groups every service has. A service subclasses it with its own prefix, its
+    port and its own groups:
+
+        class Settings(ServiceSettings):
+            model_config = service_config("ORDER_")
+            api: ApiSettings = ApiSettings(port=8001)
+    """
+
+    api: ApiSettings = ApiSettings()
+    broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
+    relay: RelaySettings = RelaySettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+
+
+def service_config(prefix: str) -> SettingsConfigDict:
+    """Environment variables `<PREFIX>GROUP__FIELD`, e.g. ORDER_STORE__DSN."""
+    return SettingsConfigDict(env_prefix=prefix, env_nested_delimiter="__")

@@ -22,6 +22,7 @@ from shopfloor_runtime.recorders import KWARG, RECORDERS, TrackingMove
 from shopfloor_runtime.settings import StoreSettings
 
 T = TypeVar("T")
+Agg = TypeVar("Agg", bound=Aggregate)
 
 
 def sqlite_path(store: StoreSettings, service: str) -> Path:
@@ -129,6 +130,48 @@ class ServiceApplication(Application[UUID]):
             except RecordConflictError:
                 self.forget(ids)
         return attempt()
+
+    def change(
+        self,
+        aggregate_id: UUID,
+        act: Callable[[Agg], object],
+        *,
+        kind: type[Agg],
+        missing: Callable[[], Exception],
+        new: Callable[[], Agg] | None = None,
+    ) -> Agg:
+        """A command on one aggregate: load it (or make it with `new`; without `new`, a
+        missing one raises `missing()`), act on it, save it; on a version conflict, load
+        again and act again. Returns the aggregate as saved."""
+
+        def act_then(aggregate: Agg) -> Agg:
+            act(aggregate)
+            return aggregate
+
+        return self.decide(aggregate_id, act_then, kind=kind, missing=missing, new=new)
+
+    def decide(
+        self,
+        aggregate_id: UUID,
+        act: Callable[[Agg], T],
+        *,
+        kind: type[Agg],
+        missing: Callable[[], Exception],
+        new: Callable[[], Agg] | None = None,
+    ) -> T:
+        """Like `change`, returning what `act` returned (e.g. whether a deadline fired)."""
+
+        def attempt() -> T:
+            aggregate = self.find(aggregate_id)
+            if not isinstance(aggregate, kind):
+                if new is None:
+                    raise missing()
+                aggregate = new()
+            result = act(aggregate)
+            self.save(aggregate)
+            return result
+
+        return self.retry([aggregate_id], attempt)
 
     def read(self, aggregate_id: UUID) -> Any:
         """The aggregate as stored now, not as this process last cached it (another

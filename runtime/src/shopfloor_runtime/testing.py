@@ -1,17 +1,23 @@
-"""Pytest fixtures for tests that need the real parts: the embedded broker and a fresh
-PostgreSQL database. Loaded by the root conftest.py (`pytest_plugins`)."""
+"""Pytest fixtures every service's tests share: fresh ids, a manual clock, the service
+under test on SQLite and on a fresh PostgreSQL database, its HTTP client, and the real
+parts (the embedded broker). Loaded by the root conftest.py (`pytest_plugins`); a
+service's own conftest.py defines only its `service` fixture and what is its own."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.launcher import EmbeddedBroker
 from shopfloor_runtime.settings import BrokerSettings
 
@@ -72,3 +78,62 @@ def broker_settings(broker: EmbeddedBroker) -> BrokerSettings:
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )
+
+
+def fresh(prefix: str) -> str:
+    """An id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def customer_id() -> str:
+    return fresh("customer")
+
+
+@pytest.fixture
+def sku() -> str:
+    return fresh("SKU")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Store settings: a SQLite file in the test's own directory, or a fresh PostgreSQL
+    database. Every service-level test runs on both."""
+    if request.param == "postgres":
+        return {"dsn": request.getfixturevalue("pg_dsn")}
+    return {"data_dir": str(tmp_path / "data")}
+
+
+MakeService = Callable[..., Any]
+
+
+@pytest.fixture
+def make_service(store: dict[str, Any], clock: ManualClock) -> Iterator[MakeService]:
+    """`make_service(ServiceClass, **settings)`: the service on the test's store and
+    clock, without relay or consumer (no broker); closed at teardown."""
+    built: list[Any] = []
+
+    def make(service_type: Any, clock: ManualClock = clock, **settings: Any) -> Any:
+        config = service_type.settings_type(
+            store=store, relay={"enabled": False}, consumer={"enabled": False}, **settings
+        )
+        service = service_type(config, clock=clock)
+        built.append(service)
+        return service
+
+    yield make
+    for service in reversed(built):
+        service.close()  # closing twice is harmless
+
+
+@pytest.fixture
+def client(service: Any) -> TestClient:
+    """The HTTP API of the service fixture. Not entered as a context manager: the
+    lifespan's background loops (read models, timers) stay off, so tests drive them
+    themselves, deterministically."""
+    return TestClient(service.http)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -65,10 +65,26 @@ async def _safe(check: ReadyCheck) -> bool:
         return False
 
 
-def install_error_handlers(app: FastAPI, table: dict[type[Exception], int]) -> None:
+#: How a domain error is answered: a status (body {"detail": the error's message}), or a
+#: status and a function that shapes the body from the error.
+ErrorBody = Callable[[Any], dict[str, Any]]
+ErrorTable = Mapping[type[Exception], int | tuple[int, ErrorBody]]
+
+
+def field_error(
+    field: str, message: str, kind: str = "value_error", **extra: Any
+) -> dict[str, Any]:
+    """The body of a refusal that names the field it is about (dotted for nested ones), in
+    the shape FastAPI gives its own validation errors, so clients read both alike."""
+    where = ["body", *field.split(".")]
+    return {"detail": [{"loc": where, "msg": message, "type": kind}], **extra}
+
+
+def install_error_handlers(app: FastAPI, table: ErrorTable) -> None:
     """Map domain errors to statuses; anything else is a 500 without a traceback."""
-    for error_type, status in table.items():
-        app.add_exception_handler(error_type, _handler(status))
+    for error_type, answer in table.items():
+        status, body = (answer, None) if isinstance(answer, int) else answer
+        app.add_exception_handler(error_type, _handler(status, body))
 
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -77,11 +93,11 @@ def install_error_handlers(app: FastAPI, table: dict[type[Exception], int]) -> N
     app.add_exception_handler(Exception, unexpected)
 
 
-def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+def _handler(
+    status: int, body: ErrorBody | None
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, error: Exception) -> JSONResponse:
-        body = getattr(error, "body", None)
-        return JSONResponse(
-            body() if callable(body) else {"detail": str(error)}, status_code=status
-        )
+        content = body(error) if body is not None else {"detail": str(error)}
+        return JSONResponse(content, status_code=status)
 
     return handle

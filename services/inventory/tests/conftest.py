@@ -1,6 +1,7 @@
-"""Fixtures for the inventory service's tests: a manual clock, fresh ids, an order feed
-that delivers `orders.v1` events to inventory's handlers the way the tracked consumer
-does, and whole services on SQLite or PostgreSQL (the latter marked `integration`)."""
+"""Fixtures for the inventory service's tests: an order feed that delivers `orders.v1`
+events to inventory's handlers the way the tracked consumer does, the application on
+the in-memory store, and the service. Clock, ids, stores and the client come from
+shopfloor_runtime.testing."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from itertools import count
-from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import RecordConflictError
-from fastapi.testclient import TestClient
 from inventory.application import InventoryApplication
-from inventory.bootstrap import InventoryService, build
+from inventory.bootstrap import InventoryService
 from inventory.policies import handlers
-from inventory.settings import Settings
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.orders import (
@@ -29,16 +26,13 @@ from shopfloor_contracts.orders import (
     ShippedLine,
     ShippingAddress,
 )
+from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.edge import UnitOfWork
+from shopfloor_runtime.testing import MakeService, fresh
 
 Fresh = Callable[[str], str]
 Lines = dict[str, int]
-
-
-def fresh(prefix: str) -> str:
-    """An id no other test uses."""
-    return f"{prefix}-{uuid4().hex[:12]}"
 
 
 class OrderFeed:
@@ -47,7 +41,7 @@ class OrderFeed:
 
     def __init__(self, app: InventoryApplication) -> None:
         self.app = app
-        self.handlers = handlers(app)
+        self.handlers = by_event_type(handlers(app))
         self._positions = count(1)
         self.customers: dict[str, str] = {}  # order id -> customer id
 
@@ -158,23 +152,8 @@ class OrderFeed:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def new_id() -> Fresh:
     return fresh
-
-
-@pytest.fixture
-def sku() -> str:
-    return fresh("SKU")
-
-
-@pytest.fixture
-def customer_id() -> str:
-    return fresh("customer")
 
 
 @pytest.fixture
@@ -190,31 +169,9 @@ def memory_app(clock: ManualClock) -> Iterator[InventoryApplication]:
     app.close()
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)],
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """Store settings: a SQLite file in the test's own directory, or a fresh PostgreSQL
-    database. Every service-level test runs on both."""
-    if request.param == "postgres":
-        return {"dsn": request.getfixturevalue("pg_dsn")}
-    return {"data_dir": str(tmp_path / "data")}
-
-
 @pytest.fixture
-def service(store: dict[str, Any], clock: ManualClock) -> Iterator[InventoryService]:
-    """The inventory service on the test's store, without relay or consumer."""
-    settings = Settings(store=store, relay={"enabled": False}, consumer={"enabled": False})
-    built = build(settings, clock=clock)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(service: InventoryService) -> TestClient:
-    # Not entered as a context manager: the lifespan's background projector stays off,
-    # so tests catch the read models up themselves, deterministically.
-    return TestClient(service.http)
+def service(make_service: MakeService) -> InventoryService:
+    return make_service(InventoryService)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def refused_fields(response: Any) -> list[str]:
 
 
 def read(service: Any, client: TestClient, path: str) -> Any:
-    service.projector.catch_up()
+    service.catch_up()
     response = client.get(path)
     assert response.status_code == 200, response.text
     return response.json()
@@ -373,7 +373,7 @@ def test_the_read_model_agrees_with_the_stock_after_a_rebuild(service, client, f
     feed.ship(order_id, {sku: 2})
     before = read(service, client, "/stock")
 
-    service.projector.rebuild()
+    service.rebuild()
 
     assert read(service, client, "/stock") == before
     assert before == [{"sku": sku, "on_hand": 4, "reserved": 0, "available": 4}]
@@ -414,7 +414,7 @@ def test_a_serial_number_history_follows_the_unit_from_receipt_to_shipment(
 
 
 def test_the_history_of_an_unknown_serial_number_is_not_found(service, client, new_id):
-    service.projector.catch_up()
+    service.catch_up()
 
     response = client.get(f"/serials/{new_id('SN')}")
 

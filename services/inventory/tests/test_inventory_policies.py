@@ -14,6 +14,7 @@ from inventory.application import InventoryApplication
 from inventory.domain import PRESALE, Reservation, reservation_id, sku_id
 from inventory.policies import handlers
 from shopfloor_contracts import inventory as contract
+from shopfloor_contracts.orders import OrderCancelled, OrderPlaced, OrderShipped
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -53,7 +54,7 @@ def stored(app: InventoryApplication, aggregate_id: UUID) -> list[Any]:
 
 
 def test_the_handlers_cover_exactly_the_order_events_inventory_reacts_to(app):
-    assert set(handlers(app)) == {"OrderPlaced", "OrderCancelled", "OrderShipped"}
+    assert set(handlers(app)) == {OrderPlaced, OrderCancelled, OrderShipped}
 
 
 def test_an_order_whose_lines_all_fit_is_held_with_a_warehouse_allocation(app, feed, new_id):

@@ -87,7 +87,7 @@ def event_types(client: TestClient, order_id: str) -> list[str]:
 
 
 def listed(service: OrderService, client: TestClient, **query: str) -> list[dict[str, Any]]:
-    service.projector.catch_up()
+    service.catch_up()
     response = client.get("/orders", params=query)
     assert response.status_code == 200, response.text
     return response.json()
@@ -100,7 +100,7 @@ def status_of(client: TestClient, order_id: str) -> str:
 def tick(service: OrderService) -> int:
     # Deadlines are found through the read model, which the service's background
     # projector keeps current; here the test moves it.
-    service.projector.catch_up()
+    service.catch_up()
     return service.tick_deadlines()
 
 
@@ -609,7 +609,7 @@ def test_order_counts_by_status_come_from_the_read_model(service, client, order_
     placed(client, order_body(lines=[{"sku": "SKU-A", "qty": 1, "unit_price": "3"}]))
     paid(client, order_body(lines=[{"sku": "SKU-B", "qty": 1, "unit_price": "4"}]))
     paid(client, order_body(lines=[{"sku": "SKU-C", "qty": 1, "unit_price": "5"}]))
-    service.projector.catch_up()
+    service.catch_up()
 
     counts = client.get("/orders/counts")
 
@@ -648,7 +648,7 @@ def test_a_payment_the_read_model_has_not_seen_still_prevents_the_timeout(
     service, client, clock, order_body
 ):
     order = placed(client, order_body())
-    service.projector.catch_up()
+    service.catch_up()
     assert pay(client, order).status_code == 200
     clock.advance(timedelta(minutes=31))
 
@@ -736,7 +736,7 @@ def test_two_processes_ticking_the_same_deadline_cancel_the_order_once(
     order = placed(TestClient(services[0].http), order_body())
     clock.advance(timedelta(minutes=30))
     for service in services:
-        service.projector.catch_up()
+        service.catch_up()
     start = threading.Barrier(len(services))
 
     def run(service: OrderService) -> int:

@@ -168,7 +168,6 @@ def test_a_placement_breaking_a_rule_is_refused_naming_the_field(changes, field)
         price(make_placement(**changes), make_rules())
 
     assert refused.value.field == field
-    assert refused.value.body()["detail"][0]["loc"] == ["body", field]
 
 
 def test_no_payment_method_yet_is_allowed():

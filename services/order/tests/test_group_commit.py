@@ -12,8 +12,9 @@ import pytest
 from order.application import PlacementRequest
 from order.bootstrap import OrderService
 from order.domain import Address, IdempotencyConflict, Line, Placement, PlacementResult, price
+from shopfloor_runtime.testing import fresh
 
-from .conftest import ServiceFactory, fresh
+from .conftest import ServiceFactory
 
 
 def placement(customer: str | None = None, qty: int = 1) -> Placement:

@@ -24,6 +24,7 @@ from shopfloor_contracts.inventory import (
     ReservedLine,
     StockReserved,
 )
+from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -47,7 +48,7 @@ def app(clock: ManualClock) -> Iterator[OrderApplication]:
 
 def deliver_to(app: OrderApplication) -> Deliver:
     """Wraps a payload in an envelope from the inventory service and applies it."""
-    handlers = policies.handlers(app)
+    handlers = by_event_type(policies.handlers(app))
     positions = count(1)
 
     def apply(payload: BaseModel) -> InboundEnvelope:
@@ -218,7 +219,7 @@ def test_an_event_for_an_unknown_order_is_refused(deliver, make, sku):
 
 
 def test_the_handlers_cover_every_inventory_event_the_service_reads(app):
-    assert set(policies.handlers(app)) == {"StockReserved", "ReservationRejected"}
+    assert set(policies.handlers(app)) == {StockReserved, ReservationRejected}
 
 
 def test_stock_reserved_for_an_order_needing_no_check_is_recorded_and_keeps_it_confirmed(

@@ -1,5 +1,5 @@
-"""`python -m inventory`: the inventory service (API, relay, consumer, read models);
-`python -m inventory republish | rebuild-projections` for operators."""
+"""`python -m inventory`: the inventory service (API, relay, consumer, read models); operator
+commands with `python -m inventory --help`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import sys
 
 from shopfloor_runtime.servicecli import main
 
-from inventory.bootstrap import build
-from inventory.settings import Settings
+from inventory.bootstrap import InventoryService
 
 if __name__ == "__main__":
-    sys.exit(main("inventory", Settings, build))
+    sys.exit(main(InventoryService))

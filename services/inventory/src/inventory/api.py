@@ -6,10 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from shopfloor_runtime.web import Body, Code, Text
+from shopfloor_runtime.web import Body, Code, ErrorTable, Text, field_error
 
 from inventory.application import InventoryApplication
-from inventory.domain import DomainError, Sku
+from inventory.domain import (
+    InvalidStock,
+    ReservationNotFound,
+    SerialNotFound,
+    Sku,
+    UnknownSku,
+    UnknownTransfer,
+)
 from inventory.projection import InventoryQueries
 
 
@@ -230,11 +237,10 @@ def router() -> APIRouter:
     return api
 
 
-class SerialNotFound(DomainError):
-    def __init__(self, serial: str) -> None:
-        super().__init__(f"serial number {serial!r} has never been received")
-
-
-class ReservationNotFound(DomainError):
-    def __init__(self, order_id: str) -> None:
-        super().__init__(f"no reservation decision for order {order_id!r} (yet)")
+ERRORS: ErrorTable = {
+    InvalidStock: (422, lambda e: field_error(e.field, e.reason)),
+    UnknownSku: 404,
+    UnknownTransfer: 404,
+    SerialNotFound: 404,
+    ReservationNotFound: 404,
+}

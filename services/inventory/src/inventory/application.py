@@ -1,16 +1,17 @@
-"""Inventory use cases for the API; the reactions to orders live in policies.py."""
+"""Inventory use cases: commands for the API, and the reactions to orders that
+policies.py hands in with the consumer's unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from shopfloor_runtime.clock import Clock, SystemClock
+from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.store import ServiceApplication
 
-from inventory.domain import Reservation, Sku, UnknownSku, reservation_id, sku_id
+from inventory.domain import Reservation, Sku, UnknownSku, decide, reservation_id, sku_id
 
 
 class InventoryApplication(ServiceApplication):
@@ -24,60 +25,86 @@ class InventoryApplication(ServiceApplication):
         super().__init__({**cache, **(env or {})})
         self.clock = clock or SystemClock()
 
-    def receive_stock(self, sku: str, warehouse: str, qty: int, serials: list[str]) -> Sku:
-        def receive() -> Sku:
-            item = self.find_sku(sku) or Sku(sku)
-            item.receive(warehouse, qty, serials, self.clock.now())
-            self.save(item)
-            return item
+    # -- commands ---------------------------------------------------------------------
 
-        return self.retry([sku_id(sku)], receive)
+    def receive_stock(self, sku: str, warehouse: str, qty: int, serials: list[str]) -> Sku:
+        now = self.clock.now()
+        return self._change(sku, lambda item: item.receive(warehouse, qty, serials, now), new=True)
 
     def return_stock(
         self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None
     ) -> Sku:
+        now = self.clock.now()
         return self._change(
-            sku,
-            lambda item: item.accept_return(warehouse, qty, serials, order_id, self.clock.now()),
+            sku, lambda item: item.accept_return(warehouse, qty, serials, order_id, now)
         )
 
     def adjust_stock(self, sku: str, warehouse: str, counted: int, reason: str) -> Sku:
-        return self._change(
-            sku, lambda item: item.adjust(warehouse, counted, reason, self.clock.now())
-        )
+        now = self.clock.now()
+        return self._change(sku, lambda item: item.adjust(warehouse, counted, reason, now))
 
     def transfer_stock(self, sku: str, source: str, target: str, qty: int) -> tuple[Sku, str]:
-        transfer_id = str(uuid4())
-        item = self._change(
-            sku, lambda it: it.transfer(transfer_id, source, target, qty, self.clock.now())
-        )
+        transfer_id, now = str(uuid4()), self.clock.now()
+        item = self._change(sku, lambda it: it.transfer(transfer_id, source, target, qty, now))
         return item, transfer_id
 
     def receive_transfer(self, sku: str, transfer_id: str) -> Sku:
-        return self._change(sku, lambda item: item.receive_transfer(transfer_id, self.clock.now()))
+        now = self.clock.now()
+        return self._change(sku, lambda item: item.receive_transfer(transfer_id, now))
 
     def set_policy(self, sku: str, **policy: Any) -> Sku:
-        def change() -> Sku:
-            item = self.find_sku(sku) or Sku(sku)
-            item.set_policy(now=self.clock.now(), **policy)
-            self.save(item)
-            return item
+        now = self.clock.now()
+        return self._change(sku, lambda item: item.set_policy(now=now, **policy), new=True)
 
-        return self.retry([sku_id(sku)], change)
+    def _change(self, sku: str, act: Callable[[Sku], object], new: bool = False) -> Sku:
+        return self.change(
+            sku_id(sku),
+            act,
+            kind=Sku,
+            missing=lambda: UnknownSku(sku),
+            new=(lambda: Sku(sku)) if new else None,
+        )
 
-    def _change(self, sku: str, action: Callable[[Sku], Any]) -> Sku:
-        def attempt() -> Sku:
-            item = self.get_sku(sku)
-            action(item)
-            self.save(item)
-            return item
+    # -- reactions to orders (policies.py calls these) ----------------------------------
 
-        return self.retry([sku_id(sku)], attempt)
+    def reserve_stock(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        customer_id: str,
+        wanted: Mapping[str, int],
+        caused_by: str,
+    ) -> None:
+        """Decide an order's reservation once: every line held, or none (see `decide`)."""
+        if uow.get_new(reservation_id(order_id)) is not None:
+            return  # already decided
+        items = {sku: uow.get(sku_id(sku)) for sku in sorted(wanted)}
+        now = self.clock.now()
+        uow.add(decide(order_id, customer_id, wanted, items, now, caused_by))
+
+    def release_stock(self, uow: UnitOfWork, order_id: str, reason: str) -> None:
+        """Give back what an order holds; nothing if it holds nothing (any more)."""
+        reservation = uow.get(reservation_id(order_id))
+        if reservation is None or not reservation.release(reason):
+            return  # never reserved, rejected, or already finished
+        now = self.clock.now()
+        for sku in reservation.skus:
+            _sku(uow, sku).release(order_id, reservation.customer_id, now)
+
+    def commit_stock(self, uow: UnitOfWork, order_id: str) -> None:
+        """The order shipped: its held units leave the shelves."""
+        reservation = uow.get(reservation_id(order_id))
+        if reservation is None or not reservation.commit():
+            return
+        now = self.clock.now()
+        for sku in reservation.skus:
+            _sku(uow, sku).commit(order_id, now)
 
     # -- queries --------------------------------------------------------------------
 
     def find_sku(self, sku: str) -> Sku | None:
-        return self._find(sku_id(sku))
+        found = self.find(sku_id(sku))
+        return found if isinstance(found, Sku) else None
 
     def get_sku(self, sku: str) -> Sku:
         item = self.find_sku(sku)
@@ -88,16 +115,18 @@ class InventoryApplication(ServiceApplication):
     def read_sku(self, sku: str) -> Sku:
         """The SKU as stored now, not as this process last cached it (another worker
         may have changed it since)."""
-        try:
-            return self.read(sku_id(sku))  # type: ignore[no-any-return]
-        except AggregateNotFoundError:
-            raise UnknownSku(sku) from None
+        item = self.find(sku_id(sku), fresh=True)
+        if not isinstance(item, Sku):
+            raise UnknownSku(sku)
+        return item
 
     def find_reservation(self, order_id: str) -> Reservation | None:
-        return self._find(reservation_id(order_id))
+        found = self.find(reservation_id(order_id))
+        return found if isinstance(found, Reservation) else None
 
-    def _find(self, aggregate_id: UUID) -> Any | None:
-        try:
-            return self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
+
+def _sku(uow: UnitOfWork, sku: str) -> Sku:
+    item = uow.get(sku_id(sku))
+    if not isinstance(item, Sku):  # a held reservation names only SKUs that exist
+        raise LookupError(f"SKU {sku!r} of a held reservation is missing")
+    return item

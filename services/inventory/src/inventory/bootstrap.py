@@ -1,109 +1,51 @@
-"""The only reader of settings: builds the inventory application, relay, consumer, read
-models and FastAPI app, once."""
+"""The only reader of settings: the inventory service as the kit assembles it, with its
+read models and its reactions to orders."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from shopfloor_contracts.topics import ORDERS
-from shopfloor_runtime.clock import Clock, SystemClock
-from shopfloor_runtime.consumer import TrackedConsumer
+from shopfloor_runtime.edge import Handlers, Translate
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.registry import ServiceSpec
-from shopfloor_runtime.relay import OutboxRelay
-from shopfloor_runtime.service import background, messaging, service_http
-from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
+from shopfloor_runtime.service import Service
 
 from inventory import api, policies, translation
 from inventory.application import InventoryApplication
-from inventory.domain import InvalidStock, UnknownSku, UnknownTransfer
 from inventory.projection import InventoryQueries, projector
 from inventory.settings import Settings
 
-SERVICE = "inventory"
-DESCRIPTION = (
-    "Stock per SKU and warehouse; reservations that never oversell. "
-    "Consumes orders.v1; publishes inventory.v1."
-)
 
-ERRORS: dict[type[Exception], int] = {
-    InvalidStock: 422,
-    UnknownSku: 404,
-    UnknownTransfer: 404,
-    api.SerialNotFound: 404,
-    api.ReservationNotFound: 404,
-}
-
-
-@dataclass
-class InventoryService:
-    settings: Settings
-    app: InventoryApplication
-    sql: SqlStore
-    projector: Projector
-    queries: InventoryQueries
-    relay: OutboxRelay
-    consumer: TrackedConsumer
-    http: FastAPI = field(init=False)
-
-    @property
-    def projectors(self) -> list[Projector]:
-        return [self.projector]
-
-    def running(self) -> AbstractAsyncContextManager[None]:
-        """Background work beside the API: read models, relay, consumer."""
-        settings = self.settings
-        return background(
-            [
-                self.projector.run,
-                *([self.relay.run] if settings.relay.enabled else []),
-                *([self.consumer.run] if settings.consumer.enabled else []),
-            ]
-        )
-
-    def close(self) -> None:
-        self.app.close()
-        self.sql.close()
-
-
-def build(settings: Settings | None = None, clock: Clock | None = None) -> InventoryService:
-    settings = settings or Settings()
-    with schema_lock(settings.store):
-        return _assemble(settings, clock)
-
-
-def _assemble(settings: Settings, clock: Clock | None) -> InventoryService:
-    app = InventoryApplication(clock or SystemClock(), eventsourcing_env(settings.store, SERVICE))
-    sql = SqlStore(settings.store, SERVICE)
-    relay, consumer = messaging(
-        SERVICE, app, sql, settings, translation.to_outbound, [ORDERS.name], policies.handlers(app)
+class InventoryService(Service[Settings, InventoryApplication]):
+    name = "inventory"
+    description = (
+        "Stock per SKU and warehouse; reservations that never oversell. "
+        "Consumes orders.v1; publishes inventory.v1."
     )
-    service = InventoryService(
-        settings, app, sql, projector(app, sql), InventoryQueries(sql), relay, consumer
-    )
-    service.http = _http(service)
-    return service
+    settings_type = Settings
+    consumes = (ORDERS,)
+    errors = api.ERRORS
+
+    def application(self, env: dict[str, str]) -> InventoryApplication:
+        return InventoryApplication(self.clock, env)
+
+    def translation(self) -> Translate:
+        return translation.to_outbound
+
+    def handlers(self) -> Handlers:
+        return policies.handlers(self.app)
+
+    def read_models(self) -> list[Projector]:
+        self.queries = InventoryQueries(self.sql)
+        return [projector(self.app, self.sql)]
+
+    def router(self) -> APIRouter:
+        return api.router()
+
+    def state(self) -> dict[str, Any]:
+        return {"inventory": self.app, "queries": self.queries}
 
 
-def _http(service: InventoryService) -> FastAPI:
-    return service_http(
-        name=SERVICE,
-        app=service.app,
-        broker=service.settings.broker,
-        router=api.router(),
-        errors=ERRORS,
-        running=service.running,
-        state={"inventory": service.app, "queries": service.queries},
-        description=DESCRIPTION,
-    )
-
-
-SPEC = ServiceSpec(
-    name=SERVICE,
-    package="inventory",
-    settings=Settings,
-    build=build,
-    description=DESCRIPTION,
-)
+SPEC = ServiceSpec.of(InventoryService)

@@ -9,7 +9,8 @@ lines on several SKUs are saved in one transaction, so its reservation is all or
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -40,11 +41,6 @@ class InvalidStock(DomainError):
         super().__init__(f"{field}: {reason}")
         self.field, self.reason = field, reason
 
-    def body(self) -> dict[str, Any]:
-        return {
-            "detail": [{"loc": ["body", self.field], "msg": self.reason, "type": "value_error"}]
-        }
-
 
 class UnknownSku(DomainError):
     def __init__(self, sku: str) -> None:
@@ -54,6 +50,16 @@ class UnknownSku(DomainError):
 class UnknownTransfer(DomainError):
     def __init__(self, transfer_id: str) -> None:
         super().__init__(f"transfer {transfer_id!r} not found or already received")
+
+
+class SerialNotFound(DomainError):
+    def __init__(self, serial: str) -> None:
+        super().__init__(f"serial number {serial!r} has never been received")
+
+
+class ReservationNotFound(DomainError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no reservation decision for order {order_id!r} (yet)")
 
 
 @dataclass(frozen=True)
@@ -484,6 +490,35 @@ class Sku(Aggregate):
         self.below_safety = False
 
 
+def decide(
+    order_id: str,
+    customer_id: str,
+    wanted: Mapping[str, int],
+    items: Mapping[str, Sku | None],
+    now: datetime,
+    caused_by: str | None,
+) -> Reservation:
+    """All or nothing: if every SKU can give its quantity, hold all of them; otherwise
+    hold none and say which lines were short and why. `items` are the order's SKUs as
+    loaded (None: never received)."""
+    shorts = [_shortfall(items[sku], sku, qty, customer_id) for sku, qty in wanted.items()]
+    short = [asdict(s) for s in shorts if s is not None]
+    lines = []
+    if not short:
+        for sku, qty in sorted(wanted.items()):
+            item = items[sku]
+            assert item is not None  # no shortfall: it exists
+            for part in item.reserve(order_id, customer_id, qty, now):
+                lines.append({"sku": sku, **part})
+    return Reservation(order_id, customer_id, lines, short, caused_by)
+
+
+def _shortfall(item: Sku | None, sku: str, qty: int, customer_id: str) -> Shortfall | None:
+    if item is None:
+        return Shortfall(sku, qty, 0, "unknown_sku")
+    return item.shortfall(customer_id, qty)
+
+
 class Reservation(Aggregate):
     """The inventory decision for one order: what is held where, or what was short."""
 
@@ -503,6 +538,11 @@ class Reservation(Aggregate):
         self.order_id, self.customer_id = order_id, customer_id
         self.lines, self.short_lines = lines, short_lines
         self.status = "rejected" if short_lines else "held"
+
+    @property
+    def skus(self) -> list[str]:
+        """The SKUs it holds units of, each once."""
+        return sorted({line["sku"] for line in self.lines})
 
     def release(self, reason: str) -> bool:
         if self.status != "held":

@@ -3,10 +3,9 @@ SKUs below safety stock with reorder advice, open reservation lines, serial hist
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
-from shopfloor_runtime.projection import Projector
+from shopfloor_runtime.projection import Projector, ts
 from shopfloor_runtime.store import ServiceApplication, SqlStore
 
 from inventory.domain import PRESALE, Sku
@@ -35,10 +34,6 @@ _ADD_STOCK = (
 )
 
 
-def _ts(e: Any) -> str:
-    return str(e.timestamp.astimezone(UTC).isoformat())
-
-
 def _sku_row(cur: Any, sku: str) -> None:
     cur.execute("INSERT INTO sku_view (sku) VALUES (?) ON CONFLICT (sku) DO NOTHING", (sku,))
 
@@ -56,7 +51,7 @@ def _history(
         cur.execute(
             "INSERT INTO serial_history (serial, position, sku, event, warehouse, "
             "order_id, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (serial, e.originator_version, sku, what, warehouse, order_id, _ts(e)),
+            (serial, e.originator_version, sku, what, warehouse, order_id, ts(e.timestamp)),
         )
 
 
@@ -144,7 +139,7 @@ def apply(cur: Any, e: Any) -> None:
         cur.execute(
             "UPDATE sku_view SET suggested_qty = ?, daily_velocity = ?, "
             "lead_time_days = ?, suggested_at = ? WHERE sku = ?",
-            (e.quantity, e.daily_velocity, e.lead_time_days, _ts(e), sku),
+            (e.quantity, e.daily_velocity, e.lead_time_days, ts(e.timestamp), sku),
         )
 
 

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from shopfloor_runtime.settings import (
-    ApiSettings,
-    BrokerSettings,
-    ConsumerSettings,
-    RelaySettings,
-    StoreSettings,
-)
+from shopfloor_runtime.settings import ApiSettings, ServiceSettings, service_config
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INVENTORY_", env_nested_delimiter="__")
+class Settings(ServiceSettings):
+    model_config = service_config("INVENTORY_")
 
     api: ApiSettings = ApiSettings(port=8002)
-    broker: BrokerSettings = BrokerSettings()
-    store: StoreSettings = StoreSettings()
-    relay: RelaySettings = RelaySettings()
-    consumer: ConsumerSettings = ConsumerSettings()

@@ -1,5 +1,5 @@
-"""`python -m order`: the order service (API, relay, consumer, read model, deadlines);
-`python -m order republish | rebuild-projections` for operators."""
+"""`python -m order`: the order service (API, relay, consumer, read models); operator
+commands with `python -m order --help`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import sys
 
 from shopfloor_runtime.servicecli import main
 
-from order.bootstrap import build
-from order.settings import Settings
+from order.bootstrap import OrderService
 
 if __name__ == "__main__":
-    sys.exit(main("order", Settings, build))
+    sys.exit(main(OrderService))

@@ -9,12 +9,25 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field, StringConstraints, field_validator
-from shopfloor_runtime.groupcommit import GroupCommit
-from shopfloor_runtime.web import Body, Code, Text
+from shopfloor_runtime.groupcommit import GroupCommit, Stopped
+from shopfloor_runtime.web import Body, Code, ErrorTable, Text, field_error
 
 from order.application import OrderApplication, PlacementRequest
 from order.countries import COUNTRIES
-from order.domain import Address, Line, Order, Placement, PlacementResult, price
+from order.domain import (
+    Address,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidOrder,
+    Line,
+    Order,
+    OrderNotFound,
+    PaymentConflict,
+    PaymentRefused,
+    Placement,
+    PlacementResult,
+    price,
+)
 from order.projection import OrderQueries
 
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
@@ -252,3 +265,19 @@ def router() -> APIRouter:
         return [OrderSummary(**row) for row in rows]
 
     return api
+
+
+def _refused(error: PaymentRefused) -> dict[str, Any]:
+    kind = f"payment_refused.{error.reason}"
+    return field_error(error.field, error.detail, kind, reason=error.reason)
+
+
+ERRORS: ErrorTable = {
+    InvalidOrder: (422, lambda e: field_error(e.field, e.reason)),
+    PaymentRefused: (422, _refused),
+    PaymentConflict: (409, _refused),
+    OrderNotFound: 404,
+    IllegalTransition: (409, lambda e: {"detail": str(e), "status": e.status}),
+    IdempotencyConflict: 409,
+    Stopped: 503,
+}

@@ -6,13 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 from shopfloor_runtime.clock import Clock, SystemClock
+from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.store import ServiceApplication
 
 from order.domain import (
@@ -21,12 +21,15 @@ from order.domain import (
     Order,
     OrderNotFound,
     OrderRules,
+    PaymentRefused,
     Placement,
     PlacementResult,
     Pricing,
     order_id_for_key,
     price,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class OrderApplication(ServiceApplication):
     def _place(self, placement: Placement, pricing: Any, key: str | None) -> PlacementResult:
         now = self.clock.now()
         if key is not None:
-            existing = self._find(order_id_for_key(key))
+            existing = self.find(order_id_for_key(key))
             if existing is not None:
                 if existing.request_hash != placement.request_hash():
                     raise IdempotencyConflict(
@@ -143,7 +146,7 @@ class OrderApplication(ServiceApplication):
                     duplicate=True,
                     notes=["same Idempotency-Key: the first order"],
                 )
-        fingerprint = self._find(placement.fingerprint())
+        fingerprint = self.find(placement.fingerprint())
         if key is None and fingerprint and fingerprint.within(now, self.rules.duplicate_window):
             first = self.get_order(fingerprint.order_id)
             return PlacementResult(
@@ -164,17 +167,14 @@ class OrderApplication(ServiceApplication):
         return PlacementResult(order)
 
     def pay_order(self, order_id: UUID, amount: Decimal, method: str, reference: str) -> Order:
-        def pay() -> Order:
-            order = self._load(order_id)
-            refusal = order.pay(
-                amount, method, reference, self.clock.now(), self.rules.payment_methods
-            )
-            self.save(order)
-            if refusal:
-                raise refusal
-            return order
+        def pay(order: Order) -> tuple[Order, PaymentRefused | None]:
+            now, methods = self.clock.now(), self.rules.payment_methods
+            return order, order.pay(amount, method, reference, now, methods)
 
-        return self.retry([order_id], pay)
+        order, refusal = self._decide(order_id, pay)
+        if refusal:
+            raise refusal  # after the save: a refused payment is still recorded
+        return order
 
     def cancel_order(self, order_id: UUID, reason: str, detail: str) -> Order:
         return self._change(order_id, lambda o: o.cancel(reason, detail, self.clock.now()))
@@ -201,43 +201,39 @@ class OrderApplication(ServiceApplication):
                 return order.expire_payment(now) or order.send_payment_reminder(now)
 
             try:
-                fired += bool(self._change(order_id, fire, returns_order=False))
+                fired += self._decide(order_id, fire)
             except OrderNotFound:
                 continue
         return fired
 
-    def _change(
-        self, order_id: UUID, action: Callable[[Order], Any], returns_order: bool = True
-    ) -> Any:
-        def attempt() -> Any:
-            order = self._load(order_id)
-            result = action(order)
-            self.save(order)
-            return order if returns_order else result
+    def _change(self, order_id: UUID, act: Callable[[Order], object]) -> Order:
+        return self.change(order_id, act, kind=Order, missing=lambda: OrderNotFound(order_id))
 
-        return self.retry([order_id], attempt)
+    def _decide(self, order_id: UUID, act: Callable[[Order], T]) -> T:
+        return self.decide(order_id, act, kind=Order, missing=lambda: OrderNotFound(order_id))
 
-    def _load(self, order_id: UUID) -> Order:
-        """For a command: possibly this process's cached copy (the save checks it)."""
-        order = self._find(order_id)
-        if not isinstance(order, Order):
-            raise OrderNotFound(order_id)
-        return order
+    # -- reactions to other services (policies.py calls these) ------------------------
+
+    def pass_check(
+        self, uow: UnitOfWork, order_id: str, check: str, caused_by: str, detail: dict[str, Any]
+    ) -> None:
+        """A checking service said yes; a paid order with every check passed confirms."""
+        _in(uow, order_id).pass_check(check, caused_by, self.clock.now(), detail)
+
+    def reject_reservation(
+        self, uow: UnitOfWork, order_id: str, short_lines: list[dict[str, Any]], caused_by: str
+    ) -> None:
+        """Inventory could not hold every line: the order is cancelled (refunded if paid)."""
+        _in(uow, order_id).reject_reservation(short_lines, caused_by, self.clock.now())
 
     # -- queries ----------------------------------------------------------------------
 
     def get_order(self, order_id: UUID) -> Order:
         """The order as stored now, not as this process last cached it."""
-        order = self._find(order_id, fresh=True)
+        order = self.find(order_id, fresh=True)
         if not isinstance(order, Order):
             raise OrderNotFound(order_id)
         return order
-
-    def _find(self, aggregate_id: UUID, fresh: bool = False) -> Any | None:
-        try:
-            return self.read(aggregate_id) if fresh else self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
 
     def order_history(self, order_id: UUID) -> list[HistoryEntry]:
         self.get_order(order_id)
@@ -248,3 +244,10 @@ class OrderApplication(ServiceApplication):
                 HistoryEntry(name, domain_event.originator_version, domain_event.timestamp, payload)
             )
         return entries
+
+
+def _in(uow: UnitOfWork, order_id: str) -> Order:
+    order = uow.get(UUID(order_id))
+    if not isinstance(order, Order):
+        raise OrderNotFound(order_id)
+    return order

@@ -1,48 +1,25 @@
-"""The only reader of settings: builds the application, the relay, the consumer, the
-read model, the deadline loop and the FastAPI app, once."""
+"""The only reader of settings: the order service as the kit assembles it, with what is
+its own: the rules from settings, the group-commit placer, the read model, the payment
+deadline loop."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from shopfloor_contracts.topics import INVENTORY
-from shopfloor_runtime.clock import Clock, SystemClock
-from shopfloor_runtime.consumer import TrackedConsumer
-from shopfloor_runtime.groupcommit import GroupCommit, Stopped
+from shopfloor_runtime.edge import Handlers, Translate
+from shopfloor_runtime.groupcommit import GroupCommit
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.registry import ServiceSpec
-from shopfloor_runtime.relay import OutboxRelay
-from shopfloor_runtime.service import background, messaging, service_http
-from shopfloor_runtime.store import SqlStore, eventsourcing_env, schema_lock
+from shopfloor_runtime.service import Loop, Service, every
 
 from order import api, policies, translation
 from order.application import OrderApplication, PlacementRequest
-from order.domain import (
-    Coupon,
-    IdempotencyConflict,
-    IllegalTransition,
-    InvalidOrder,
-    OrderNotFound,
-    OrderRules,
-    PaymentConflict,
-    PaymentRefused,
-    PlacementResult,
-)
+from order.domain import Coupon, OrderRules, PlacementResult
 from order.projection import OrderQueries, projector
 from order.settings import Settings
-
-SERVICE = "order"
-DESCRIPTION = (
-    "Places, pays, confirms, cancels and refunds orders. "
-    "Publishes orders.v1; consumes inventory.v1."
-)
-log = logging.getLogger(__name__)
 
 
 def rules_from(settings: Settings) -> OrderRules:
@@ -61,110 +38,49 @@ def rules_from(settings: Settings) -> OrderRules:
     )
 
 
-ERRORS: dict[type[Exception], int] = {
-    InvalidOrder: 422,
-    PaymentRefused: 422,
-    PaymentConflict: 409,
-    OrderNotFound: 404,
-    IllegalTransition: 409,
-    IdempotencyConflict: 409,
-    Stopped: 503,
-}
+class OrderService(Service[Settings, OrderApplication]):
+    name = "order"
+    description = (
+        "Places, pays, confirms, cancels and refunds orders. "
+        "Publishes orders.v1; consumes inventory.v1."
+    )
+    settings_type = Settings
+    consumes = (INVENTORY,)
+    errors = api.ERRORS
 
+    def application(self, env: dict[str, str]) -> OrderApplication:
+        app = OrderApplication(rules_from(self.settings), self.clock, env, translation.describe)
+        # POST /orders is saved in groups by one writer thread (started on first use)
+        self.placer: GroupCommit[PlacementRequest, PlacementResult] = GroupCommit(
+            self.name, "place_orders", app.place_orders
+        )
+        return app
 
-@dataclass
-class OrderService:
-    settings: Settings
-    clock: Clock
-    app: OrderApplication
-    sql: SqlStore
-    projector: Projector
-    queries: OrderQueries
-    relay: OutboxRelay
-    consumer: TrackedConsumer
-    placer: GroupCommit[PlacementRequest, PlacementResult]
-    http: FastAPI = field(init=False)
+    def translation(self) -> Translate:
+        return translation.to_outbound
+
+    def handlers(self) -> Handlers:
+        return policies.handlers(self.app)
+
+    def read_models(self) -> list[Projector]:
+        self.queries = OrderQueries(self.sql)
+        return [projector(self.app, self.sql)]
+
+    def router(self) -> APIRouter:
+        return api.router()
+
+    def state(self) -> dict[str, Any]:
+        return {"orders": self.app, "queries": self.queries, "placer": self.placer}
+
+    def loops(self) -> list[Loop]:
+        return [every(self.settings.deadline_tick_s, self.tick_deadlines, "deadline tick")]
 
     def tick_deadlines(self) -> int:
         """Fire every payment reminder and timeout that is due now."""
         return self.app.fire_deadlines(self.queries.due_deadlines(self.clock.now()))
 
-    async def _deadlines(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await asyncio.to_thread(self.tick_deadlines)
-            except Exception as error:  # noqa: BLE001 - tried again next tick
-                log.warning("deadline tick failed: %s", error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.settings.deadline_tick_s)
-
-    def running(self) -> AbstractAsyncContextManager[None]:
-        """Background work beside the API: read model, deadlines, relay, consumer."""
-        settings = self.settings
-        return background(
-            [
-                self.projector.run,
-                self._deadlines,
-                *([self.relay.run] if settings.relay.enabled else []),
-                *([self.consumer.run] if settings.consumer.enabled else []),
-            ]
-        )
-
-    @property
-    def projectors(self) -> list[Projector]:
-        return [self.projector]
-
-    def close(self) -> None:
+    def closing(self) -> None:
         self.placer.stop()
-        self.app.close()
-        self.sql.close()
 
 
-def build(settings: Settings | None = None, clock: Clock | None = None) -> OrderService:
-    settings = settings or Settings()
-    with schema_lock(settings.store):
-        return _assemble(settings, clock)
-
-
-def _assemble(settings: Settings, clock: Clock | None) -> OrderService:
-    clock = clock or SystemClock()
-    env = eventsourcing_env(settings.store, SERVICE)
-    app = OrderApplication(rules_from(settings), clock, env, translation.describe)
-    sql = SqlStore(settings.store, SERVICE)
-    relay, consumer = messaging(
-        SERVICE,
-        app,
-        sql,
-        settings,
-        translation.to_outbound,
-        [INVENTORY.name],
-        policies.handlers(app),
-    )
-    placer = GroupCommit(SERVICE, "place_orders", app.place_orders)
-    service = OrderService(
-        settings, clock, app, sql, projector(app, sql), OrderQueries(sql), relay, consumer, placer
-    )
-    service.http = _http(service)
-    return service
-
-
-def _http(service: OrderService) -> FastAPI:
-    return service_http(
-        name=SERVICE,
-        app=service.app,
-        broker=service.settings.broker,
-        router=api.router(),
-        errors=ERRORS,
-        running=service.running,
-        state={"orders": service.app, "queries": service.queries, "placer": service.placer},
-        description=DESCRIPTION,
-    )
-
-
-SPEC = ServiceSpec(
-    name=SERVICE,
-    package="order",
-    settings=Settings,
-    build=build,
-    description=DESCRIPTION,
-)
+SPEC = ServiceSpec.of(OrderService)

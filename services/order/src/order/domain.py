@@ -32,13 +32,6 @@ class InvalidOrder(DomainError):
         super().__init__(f"{field}: {reason}")
         self.field, self.reason = field, reason
 
-    def body(self) -> dict[str, Any]:
-        return {
-            "detail": [
-                {"loc": ["body", *self.field.split(".")], "msg": self.reason, "type": "value_error"}
-            ]
-        }
-
 
 class OrderNotFound(DomainError):
     def __init__(self, order_id: UUID | str) -> None:
@@ -50,9 +43,6 @@ class IllegalTransition(DomainError):
         super().__init__(f"cannot {action} order {order_id}: it is {status}")
         self.status = status
 
-    def body(self) -> dict[str, Any]:
-        return {"detail": str(self), "status": self.status}
-
 
 class IdempotencyConflict(DomainError):
     pass
@@ -62,18 +52,6 @@ class PaymentRefused(DomainError):
     def __init__(self, reason: str, detail: str, field: str = "amount") -> None:
         super().__init__(detail)
         self.reason, self.detail, self.field = reason, detail, field
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "detail": [
-                {
-                    "loc": ["body", self.field],
-                    "msg": self.detail,
-                    "type": f"payment_refused.{self.reason}",
-                }
-            ],
-            "reason": self.reason,
-        }
 
 
 class PaymentConflict(PaymentRefused):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shopfloor_runtime.projection import Projector
+from shopfloor_runtime.projection import Projector, ts
 from shopfloor_runtime.store import ServiceApplication, SqlStore
 
 from order.domain import AWAITING_PAYMENT, Order
@@ -27,11 +27,6 @@ _STATUS = {
     Order.Cancelled: "cancelled",
     Order.Shipped: "shipped",
 }
-
-
-def ts(moment: datetime) -> str:
-    """Sortable text timestamps, identical on SQLite and PostgreSQL."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def apply(cur: Any, e: Any) -> None:

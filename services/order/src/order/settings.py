@@ -5,14 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from shopfloor_runtime.settings import (
-    ApiSettings,
-    BrokerSettings,
-    ConsumerSettings,
-    RelaySettings,
-    StoreSettings,
-)
+from shopfloor_runtime.settings import ApiSettings, ServiceSettings, service_config
 
 
 class CouponSettings(BaseModel):
@@ -39,13 +32,9 @@ class RulesSettings(BaseModel):
     duplicate_window_s: float = Field(60, ge=0, description="keyless duplicates folded")
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDER_", env_nested_delimiter="__")
+class Settings(ServiceSettings):
+    model_config = service_config("ORDER_")
 
     api: ApiSettings = ApiSettings(port=8001)
-    broker: BrokerSettings = BrokerSettings()
-    store: StoreSettings = StoreSettings()
-    relay: RelaySettings = RelaySettings()
-    consumer: ConsumerSettings = ConsumerSettings()
     rules: RulesSettings = RulesSettings()
     deadline_tick_s: float = Field(1.0, gt=0, description="how often deadlines are checked")
