@@ -8,6 +8,7 @@ import contextlib
 
 import pytest
 from eventsourcing.domain import Aggregate, event
+from shopfloor_contracts.orders import OrderPlaced
 from shopfloor_runtime.consumer import TrackedConsumer
 from shopfloor_runtime.settings import ConsumerSettings, StoreSettings
 from shopfloor_runtime.store import ServiceApplication, eventsourcing_env
@@ -40,7 +41,7 @@ def listener(broker, data_dir) -> tuple[Listener, TrackedConsumer]:
         service="listener",
         app=app,
         topics=["orders.v1"],
-        handlers={"OrderPlaced": on_placed},
+        handlers={OrderPlaced: on_placed},
         broker=broker_settings(broker),
         settings=ConsumerSettings(batch_size=100),
     )

@@ -142,7 +142,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_has_no_duplicate_effect
     await ContractProducer(own_broker).publish([reserved(i) for i in ids])
 
     doomed = service.consumer
-    handle = doomed.handlers["StockReserved"]
+    handle = doomed.applier.handlers["StockReserved"]
     seen = {"n": 0}
 
     def dies_on_the_fifth(envelope, event, uow):
@@ -151,7 +151,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_has_no_duplicate_effect
             raise Killed
         handle(envelope, event, uow)
 
-    doomed.handlers["StockReserved"] = dies_on_the_fifth
+    doomed.applier.handlers["StockReserved"] = dies_on_the_fifth
     await doomed.start()
     with pytest.raises(Killed):
         for _ in range(50):
@@ -205,7 +205,7 @@ async def test_a_store_failure_in_a_handler_is_retried_not_dead_lettered(own_bro
     topic, partition, value = ContractProducer(own_broker).envelope(*reserved(order_id))
     tp = TopicPartition(topic, partition)
     record = ConsumerRecord(topic, partition, 0, 0, 0, None, value, None, 0, 0, [])
-    handle, calls = service.consumer.handlers["StockReserved"], {"n": 0}
+    handle, calls = service.consumer.applier.handlers["StockReserved"], {"n": 0}
 
     def store_away_twice(envelope, event, uow):
         calls["n"] += 1
@@ -216,7 +216,7 @@ async def test_a_store_failure_in_a_handler_is_retried_not_dead_lettered(own_bro
     def no_dead_letters(dead):
         raise AssertionError(f"dead-lettered: {dead.error}")
 
-    service.consumer.handlers["StockReserved"] = store_away_twice
+    service.consumer.applier.handlers["StockReserved"] = store_away_twice
     for _ in range(2):  # the poll fails as a whole; nothing moves
         with pytest.raises(OperationalError):
             service.consumer.applier.apply_poll({tp: [record]}, no_dead_letters)

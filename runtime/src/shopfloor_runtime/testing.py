@@ -10,12 +10,15 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
+from shopfloor_contracts.envelope import InboundEnvelope
 
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.launcher import EmbeddedBroker
@@ -137,3 +140,22 @@ def client(service: Any) -> TestClient:
     lifespan's background loops (read models, timers) stay off, so tests drive them
     themselves, deterministically."""
     return TestClient(service.http)
+
+
+def inbound(payload: BaseModel, producer: str, position: int, at: datetime) -> InboundEnvelope:
+    """A contract event as a consumer receives it: the `position`-th message of its
+    producer's chain, keyed and correlated by the payload's order id."""
+    order_id = str(payload.order_id)  # type: ignore[attr-defined]
+    return InboundEnvelope(
+        event_id=uuid.uuid4(),
+        event_type=type(payload).__name__,
+        schema_version=1,
+        occurred_at=at,
+        producer=producer,
+        aggregate_id=order_id,
+        aggregate_version=position,
+        correlation_id=order_id,
+        position=position,
+        previous_position=position - 1,
+        payload=payload.model_dump(mode="json"),
+    )

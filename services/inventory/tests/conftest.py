@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from itertools import count
-from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import RecordConflictError
@@ -29,7 +28,7 @@ from shopfloor_contracts.orders import (
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.edge import UnitOfWork
-from shopfloor_runtime.testing import MakeService, fresh
+from shopfloor_runtime.testing import MakeService, fresh, inbound
 
 Fresh = Callable[[str], str]
 Lines = dict[str, int]
@@ -100,21 +99,7 @@ class OrderFeed:
     # -- delivering ---------------------------------------------------------------------
 
     def envelope(self, payload: BaseModel) -> InboundEnvelope:
-        position = next(self._positions)
-        order_id = payload.order_id  # type: ignore[attr-defined]
-        return InboundEnvelope(
-            event_id=uuid4(),
-            event_type=type(payload).__name__,
-            schema_version=1,
-            occurred_at=self.app.clock.now(),
-            producer="order",
-            aggregate_id=order_id,
-            aggregate_version=position,
-            correlation_id=order_id,
-            position=position,
-            previous_position=position - 1,
-            payload=payload.model_dump(mode="json"),
-        )
+        return inbound(payload, "order", next(self._positions), self.app.clock.now())
 
     def apply(self, payload: BaseModel, uow: UnitOfWork) -> InboundEnvelope:
         """Run the handler into `uow` without saving it."""

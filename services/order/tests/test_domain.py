@@ -22,6 +22,7 @@ from order.domain import (
     order_id_for_key,
     price,
 )
+from shopfloor_runtime.aggregates import copy_isolates
 
 PLACED_AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -539,3 +540,26 @@ def test_a_rejected_reservation_after_cancellation_changes_nothing():
 
     assert order.cancel_reason == "customer"
     assert new_event_names(order) == []
+
+
+# -- copies for the cache ---------------------------------------------------------------
+
+
+def test_every_command_on_a_cached_copy_leaves_the_cached_order_untouched():
+    """The repository's cache hands out cheap copies; each step of an order's life is
+    taken on one, and the order it was copied from must not change."""
+    rules = make_rules(required_checks=("inventory",))
+    order = place(rules=rules)
+    now = PLACED_AT + timedelta(minutes=20)
+    steps = [
+        lambda o: o.send_payment_reminder(now),
+        lambda o: o.pay(Decimal("1.00"), "card", "psp-wrong", now, rules.payment_methods),
+        lambda o: o.pay(o.total, "card", "psp-1", now, rules.payment_methods),
+        lambda o: o.pass_check("inventory", "event-1", now, {"lines": [{"sku": "SKU-MUG"}]}),
+        lambda o: o.refund("refund-1", Decimal("5.00"), "damaged"),
+        lambda o: o.ship("dhl", "T-1", now),
+    ]
+    for act in steps:
+        order = copy_isolates(order, act)
+    assert order.status == "shipped" and order.refunded_total == Decimal("5.00")
+    assert replayed(order).__dict__ == {**order.__dict__, "_pending_events": []}

@@ -27,6 +27,7 @@ from shopfloor_contracts.inventory import (
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.edge import UnitOfWork
+from shopfloor_runtime.testing import inbound
 
 Deliver = Callable[[BaseModel], InboundEnvelope]
 
@@ -52,21 +53,7 @@ def deliver_to(app: OrderApplication) -> Deliver:
     positions = count(1)
 
     def apply(payload: BaseModel) -> InboundEnvelope:
-        position = next(positions)
-        order_id = payload.order_id  # type: ignore[attr-defined]
-        envelope = InboundEnvelope(
-            event_id=uuid4(),
-            event_type=type(payload).__name__,
-            schema_version=1,
-            occurred_at=app.clock.now(),
-            producer="inventory",
-            aggregate_id=order_id,
-            aggregate_version=position,
-            correlation_id=order_id,
-            position=position,
-            previous_position=position - 1,
-            payload=payload.model_dump(mode="json"),
-        )
+        envelope = inbound(payload, "inventory", next(positions), app.clock.now())
         uow = UnitOfWork(app)
         handlers[envelope.event_type](envelope, payload, uow)
         app.record(uow.aggregates)

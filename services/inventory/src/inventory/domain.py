@@ -16,6 +16,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
+from shopfloor_runtime.aggregates import CheapCopy
 
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:inventory")
 PRESALE = "presale"
@@ -70,7 +71,13 @@ class Shortfall:
     reason: str = "insufficient_stock"
 
 
-class Sku(Aggregate):
+class Sku(CheapCopy, Aggregate):
+    # Copied by rule for the cache (shopfloor_runtime.aggregates): a hot SKU holds
+    # thousands of open reservations, and a full deep copy per batch was the consumer's
+    # biggest cost. Allocations and serial lists are replaced by events, never changed in
+    # place; only the per-warehouse counters are, so those are copied one level deeper.
+    deep_copies = {"stock": lambda stock: {code: dict(w) for code, w in stock.items()}}
+
     @staticmethod
     def create_id(sku: str) -> UUID:
         return sku_id(sku)
@@ -89,19 +96,6 @@ class Sku(Aggregate):
         self.demand: dict[str, int] = {}  # ISO day -> units reserved that day
         self.transfers: dict[str, dict[str, Any]] = {}
         self.known_serials: dict[str, str] = {}  # serial -> warehouse it was received in
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Sku:
-        """The repository's cache hands out deep copies. A hot SKU holds thousands of open
-        reservations and customers, and a full deep copy per batch was the consumer's
-        biggest cost; allocation lists and counts are never changed in place (events
-        replace them), so copying the maps and sharing their values is enough."""
-        twin = object.__new__(type(self))
-        twin.__dict__.update(self.__dict__)
-        twin.stock = {code: {**w, "serials": list(w["serials"])} for code, w in self.stock.items()}
-        for name in ("holds", "customers", "demand", "transfers", "known_serials"):
-            setattr(twin, name, dict(getattr(self, name)))
-        twin._pending_events = list(self._pending_events)
-        return twin
 
     # -- reading --------------------------------------------------------------------
 
