@@ -18,6 +18,17 @@ from order.domain import Address, Line, Order, Placement, PlacementResult, price
 from order.projection import OrderQueries
 
 Amount = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+#: As people type them: digits, an optional leading +, spaces and ()./- between.
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^\+?[0-9][0-9 ()./-]{3,30}$"),
+]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+    ),
+]
 Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
 
 
@@ -39,6 +50,7 @@ class AddressIn(Body):
         ),
     ]
     country: str = Field(description="ISO 3166-1 alpha-2, e.g. DE")
+    phone: Phone | None = Field(None, description="the recipient's, for the carrier")
 
     @field_validator("country")
     @classmethod
@@ -57,6 +69,9 @@ class PlaceOrderIn(Body):
     coupon: Code | None = None
     payment_method: Code | None = None
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    customer_email: Email | None = Field(
+        None, description="where the service desk reaches the customer (private topic only)"
+    )
 
     def placement(self) -> Placement:
         return Placement(
@@ -67,6 +82,7 @@ class PlaceOrderIn(Body):
             currency=self.currency,
             coupon=self.coupon,
             payment_method=self.payment_method,
+            customer_email=self.customer_email,
         )
 
 
@@ -115,6 +131,7 @@ class OrderOut(BaseModel):
     coupon: str | None
     payment_method: str | None
     shipping_address: dict[str, Any]
+    customer_email: str | None
     placed_at: datetime
     payment_reminder_at: datetime
     payment_due_at: datetime
@@ -141,6 +158,7 @@ class OrderOut(BaseModel):
             coupon=order.coupon,
             payment_method=order.payment_method,
             shipping_address=order.shipping_address,
+            customer_email=getattr(order, "customer_email", None),
             placed_at=order.placed_at,
             payment_reminder_at=order.payment_reminder_at,
             payment_due_at=order.payment_due_at,

@@ -34,6 +34,7 @@ from order.domain import (
     PaymentRefused,
     PlacementResult,
 )
+from order.privacy import AddressFingerprints, address_key
 from order.projection import OrderQueries, projector
 from order.settings import Settings
 
@@ -129,14 +130,15 @@ def build(settings: Settings | None = None, clock: Clock | None = None) -> Order
 def _assemble(settings: Settings, clock: Clock | None) -> OrderService:
     clock = clock or SystemClock()
     env = eventsourcing_env(settings.store, SERVICE)
-    app = OrderApplication(rules_from(settings), clock, env, translation.describe)
     sql = SqlStore(settings.store, SERVICE)
+    translate = translation.Translation(AddressFingerprints(address_key(settings.privacy, sql)))
+    app = OrderApplication(rules_from(settings), clock, env, translate.describe)
     relay, consumer = messaging(
         SERVICE,
         app,
         sql,
         settings,
-        translation.to_outbound,
+        translate.to_outbound,
         [INVENTORY.name],
         policies.handlers(app),
     )

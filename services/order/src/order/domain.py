@@ -120,6 +120,7 @@ class Address:
     postal_code: str
     country: str
     line2: str | None = None
+    phone: str | None = None  # for the carrier
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Placement:
     currency: str = "EUR"
     coupon: str | None = None
     payment_method: str | None = None
+    customer_email: str | None = None
 
     def fingerprint(self) -> UUID:
         """Same customer, same lines, same address: the same fingerprint."""
@@ -227,6 +229,7 @@ class Order(Aggregate):
         payment_due_at: datetime,
         required_checks: list[str],
         request_hash: str,
+        customer_email: str | None = None,  # events stored before it existed lack it
     ) -> None:
         self.customer_id, self.channel, self.lines = customer_id, channel, lines
         self.currency, self.subtotal, self.discount, self.total = (
@@ -239,7 +242,7 @@ class Order(Aggregate):
         self.shipping_address = shipping_address
         self.placed_at, self.payment_reminder_at = placed_at, payment_reminder_at
         self.payment_due_at, self.required_checks = payment_due_at, required_checks
-        self.request_hash = request_hash
+        self.request_hash, self.customer_email = request_hash, customer_email
         self.status = AWAITING_PAYMENT
         self.passed_checks: dict[str, str | None] = {}  # check -> causing event id
         self.payment: dict[str, Any] | None = None
@@ -289,6 +292,7 @@ class Order(Aggregate):
             payment_due_at=now + rules.payment_timeout,
             required_checks=list(rules.required_checks),
             request_hash=placement.request_hash(),
+            customer_email=placement.customer_email,
         )
 
     # -- reading --------------------------------------------------------------------
