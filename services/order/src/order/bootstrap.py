@@ -155,7 +155,7 @@ def _http(service: OrderService) -> FastAPI:
         name=SERVICE,
         app=service.app,
         broker=service.settings.broker,
-        router=api.router(),
+        router=api.router(service.app.rules),
         errors=ERRORS,
         running=service.running,
         state={"orders": service.app, "queries": service.queries, "placer": service.placer},

@@ -11,6 +11,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 CENT = Decimal("0.01")
+#: The most an order may come to: what every consumer's money field holds (12 digits
+#: before the point). A bigger one was stored, then could never be published.
+MAX_TOTAL = Decimal("9999999999.99")
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:order")
 
 
@@ -169,6 +172,8 @@ def price(placement: Placement, rules: OrderRules) -> Pricing:
     if len(set(skus)) != len(skus):
         raise InvalidOrder("lines", "each sku may appear on one line only")
     subtotal = money(sum((line.unit_price * line.qty for line in placement.lines), Decimal(0)))
+    if subtotal > MAX_TOTAL:
+        raise InvalidOrder("lines", f"the order comes to {subtotal}, more than {MAX_TOTAL}")
     discount = _discount(placement, rules, subtotal)
     return Pricing(subtotal, discount, money(subtotal - discount))
 
