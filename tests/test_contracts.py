@@ -10,10 +10,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from shopfloor_contracts import orders
 from shopfloor_contracts.export import DEFAULT_DIR, rendered, stale_files
+from shopfloor_contracts.privacy import personal_fields
 from shopfloor_contracts.registry import EVENTS, read_payload
+from shopfloor_contracts.topics import ANALYSTS, TOPICS
 
 from tests.support import order_service, place_paid_orders
 
@@ -37,6 +39,41 @@ def test_every_event_has_a_schema_and_an_asyncapi_entry():
     for name, spec in EVENTS.items():
         assert (SCHEMAS / spec.topic / f"{name}.v{spec.version}.json").is_file()
         assert name in asyncapi["channels"][spec.topic]["messages"]
+
+
+def test_no_event_on_a_topic_analysts_may_read_carries_a_personal_field():
+    leaks = {
+        f"{spec.topic}/{name}": sorted(personal_fields(spec.model))
+        for name, spec in EVENTS.items()
+        if not TOPICS[spec.topic].private
+    }
+    assert {event: fields for event, fields in leaks.items() if fields} == {}
+
+
+def test_personal_fields_are_found_however_deeply_they_are_nested():
+    class Contact(BaseModel):
+        phone: str
+
+    class Parcel(BaseModel):
+        contacts: list[Contact | None]
+
+    class Leaky(BaseModel):
+        order_id: str
+        email: str | None = None
+        parcels: dict[str, Parcel]
+
+    assert sorted(personal_fields(Leaky)) == ["email", "parcels.contacts.phone"]
+
+
+def test_the_recipient_travels_only_on_the_private_topic_which_analysts_cannot_read():
+    private = {name for name, spec in EVENTS.items() if TOPICS[spec.topic].private}
+    assert private == {"OrderRecipientRecorded"}
+    recipient = set(personal_fields(EVENTS["OrderRecipientRecorded"].model))
+    assert {"shipping_address.name", "shipping_address.phone", "email"} <= recipient
+    channel = json.loads((SCHEMAS / "asyncapi.json").read_text())["channels"]["orders.private.v1"]
+    assert channel["x-private"] is True and ANALYSTS not in channel["x-readers"]
+    assert set(channel["x-readers"]) == {"fulfilment", "service-desk"}
+    assert TOPICS["orders.private.v1"].partitions == TOPICS["orders.v1"].partitions
 
 
 def test_producer_models_refuse_unknown_fields():
@@ -75,7 +112,8 @@ def test_an_analyst_with_confluent_kafka_reads_orders_and_every_message_fits_its
         await service.relay.stop()
         return service.relay.published
 
-    published = asyncio.run(publish())
+    asyncio.run(publish())
+    published = len(_expected_on_orders(service))
     consumer = Consumer(
         {
             "bootstrap.servers": own_broker.bootstrap_servers,
@@ -100,8 +138,17 @@ def test_an_analyst_with_confluent_kafka_reads_orders_and_every_message_fits_its
     for message in messages:
         body = json.loads(message.value())
         spec = EVENTS[body["event_type"]]
-        schema = json.loads((SCHEMAS / spec.topic / f"{spec.event_type}.v1.json").read_text())
+        assert spec.topic == "orders.v1" and body["schema_version"] == spec.version
+        schema = json.loads(
+            (SCHEMAS / spec.topic / f"{spec.event_type}.v{spec.version}.json").read_text()
+        )
         jsonschema.validate(body, schema)
         assert message.key().decode() == body["aggregate_id"]
         types.add(body["event_type"])
     assert {"OrderPlaced", "OrderPaid", "OrderConfirmed", "OrderCancelled", "RefundIssued"} <= types
+
+
+def _expected_on_orders(service) -> list[int]:
+    notifications = service.app.recorder.select_notifications(start=1, limit=100_000)
+    events = (service.app.mapper.to_domain_event(n) for n in notifications)
+    return [1 for e in events for out in service.relay.translate(e) if out.topic == "orders.v1"]

@@ -18,14 +18,15 @@ def _stories(messages: list[dict]) -> dict[str, list[int]]:
     return stories
 
 
-def _expected_positions(service) -> list[int]:
-    from order.translation import to_outbound
-
+def _expected_positions(service, topic: str = "orders.v1") -> list[int]:
     notifications = service.app.recorder.select_notifications(start=1, limit=100_000)
     return [
         n.id
         for n in notifications
-        if to_outbound(service.app.mapper.to_domain_event(n)) is not None
+        if any(
+            out.topic == topic
+            for out in service.relay.translate(service.app.mapper.to_domain_event(n))
+        )
     ]
 
 
@@ -63,13 +64,17 @@ async def test_messages_are_keyed_by_order_and_chained_per_partition(own_broker,
     await _drain(service.relay)
     await service.relay.stop()
 
-    records = await read_topic(own_broker.bootstrap_servers, "orders.v1")
-    assert {r.key.decode() for r in records} == set(ids)
-    last: dict[int, int] = defaultdict(int)
-    for record, message in zip(records, envelopes(records), strict=True):
-        assert record.key.decode() == message["aggregate_id"] == message["correlation_id"]
-        assert message["previous_position"] == last[record.partition]
-        last[record.partition] = message["position"]
+    for topic in ("orders.v1", "orders.private.v1"):  # one chain per topic and partition
+        records = await read_topic(own_broker.bootstrap_servers, topic)
+        assert {r.key.decode() for r in records} == set(ids)
+        last: dict[int, int] = defaultdict(int)
+        for record, message in zip(records, envelopes(records), strict=True):
+            assert record.key.decode() == message["aggregate_id"] == message["correlation_id"]
+            assert message["previous_position"] == last[record.partition]
+            last[record.partition] = message["position"]
+        assert sorted(m["position"] for m in envelopes(records)) == _expected_positions(
+            service, topic
+        )
 
 
 async def test_relay_crash_before_saving_its_position_repeats_but_loses_nothing(

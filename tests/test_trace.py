@@ -106,11 +106,13 @@ def test_the_orders_events_from_every_topic_are_printed_in_the_order_they_occurr
 
     assert (code, err) == (0, [])
     header, events = lines[0], [line.split() for line in lines[1:]]
-    assert header.startswith(f"order {story.traced}: 8 events (")
-    assert "orders.v1 3" in header and "inventory.v1 3" in header and "dlq.order 2" in header
+    assert header.startswith(f"order {story.traced}: 9 events (")
+    assert "orders.v1 3" in header and "orders.private.v1 1" in header
+    assert "inventory.v1 3" in header and "dlq.order 2" in header
     stories = [(e[1].split("[")[0], e[2], e[3]) for e in events if e[3] != "DeadLetter"]
     assert stories == [
         ("orders.v1", "order", "OrderPlaced"),
+        ("orders.private.v1", "order", "OrderRecipientRecorded"),
         ("orders.v1", "order", "OrderPaid"),
         ("inventory.v1", "inventory", "StockReserved"),  # the one without lines
         ("inventory.v1", "inventory", "StockReserved"),
@@ -149,12 +151,15 @@ def test_a_dead_letter_about_the_order_is_shown_with_its_error(story, capsys):
 def test_json_lines_carry_the_full_envelopes_and_the_dead_letters(story, capsys):
     code, lines, err = trace(capsys, story.traced, "--bootstrap", story.bootstrap, "--json")
 
-    assert code == 0 and len(err) == 1 and err[0].startswith(f"order {story.traced}: 8 events")
+    assert code == 0 and len(err) == 1 and err[0].startswith(f"order {story.traced}: 9 events")
     documents = [json.loads(line) for line in lines]
-    placed = documents[0]
+    placed, recipient = documents[0], documents[1]
     assert (placed["topic"], placed["key"]) == ("orders.v1", story.traced)
     assert placed["envelope"]["event_type"] == "OrderPlaced"
-    assert placed["envelope"]["payload"]["shipping_address"]["country"] == "DE"
+    assert placed["envelope"]["payload"]["destination"]["country"] == "DE"
+    assert "shipping_address" not in placed["envelope"]["payload"]
+    assert (recipient["topic"], recipient["key"]) == ("orders.private.v1", story.traced)
+    assert recipient["envelope"]["payload"]["shipping_address"]["name"] == "Ada"
     assert {"event_id", "position", "previous_position", "causation_id"} <= set(placed["envelope"])
     dead = [d for d in documents if "dead_letter" in d]
     assert {d["dead_letter"]["service"] for d in dead} == {"order"}

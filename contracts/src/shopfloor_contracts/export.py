@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shopfloor_contracts.registry import EVENTS
-from shopfloor_contracts.topics import TOPICS
+from shopfloor_contracts.topics import TOPICS, Topic
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -34,8 +34,12 @@ def asyncapi() -> dict[str, Any]:
     for topic in TOPICS.values():
         types = sorted(t for t, s in EVENTS.items() if s.topic == topic.name)
         channels[topic.name] = {
+            "address": topic.name,
             "description": f"key: {topic.key}; {topic.partitions} partitions; "
-            f"producer: {topic.producer}",
+            f"producer: {topic.producer}; {_access(topic)}",
+            "tags": [{"name": "private" if topic.private else "public"}],
+            "x-private": topic.private,
+            "x-readers": list(topic.readers),
             "messages": {
                 t: {"payload": {"$ref": f"{topic.name}/{t}.v{EVENTS[t].version}.json"}}
                 for t in types
@@ -47,6 +51,13 @@ def asyncapi() -> dict[str, Any]:
         "defaultContentType": "application/json",
         "channels": channels,
     }
+
+
+def _access(topic: Topic) -> str:
+    readers = ", ".join(topic.readers)
+    if topic.private:
+        return f"PRIVATE (personal data): readable only by {readers}; never by analysts"
+    return f"public (no personal data): readers {readers}"
 
 
 def rendered() -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""Events on `orders.v1`, produced by the order service, keyed by order id."""
+"""Events on `orders.v1`, produced by the order service, keyed by order id. Analysts
+read this topic: nothing here names or reaches a person (the recipient's name, street,
+phone and e-mail travel on `orders.private.v1`, see `orders_private`)."""
 
 from __future__ import annotations
 
@@ -15,16 +17,28 @@ class OrderLine(Strict):
     unit_price: Money
 
 
-class ShippingAddress(Strict):
-    name: str
-    line1: str
-    line2: str | None = None
-    city: str
-    postal_code: str
+class Destination(Strict):
+    """Where an order goes, coarse enough to name no one: what analysis (sales by
+    region) and risk (velocity per address, blacklists) need."""
+
     country: str = Field(description="ISO 3166-1 alpha-2")
+    postal_prefix: str = Field(
+        description="the first two characters of the postal code, upper case, spaces "
+        'removed ("10115" -> "10", "SW1A 1AA" -> "SW")'
+    )
+    region: str = Field(
+        description='country, a dash, and the postal code\'s first character ("DE-1")'
+    )
+    address_fingerprint: str = Field(
+        description="HMAC-SHA256 (hex) of the normalised street address under the order "
+        "service's secret key: the same address typed twice gives the same value, and "
+        "nobody without the key can tell the address from it"
+    )
 
 
 class OrderPlaced(Strict):
+    """Schema version 2: version 1 carried the full shipping address (name, street)."""
+
     order_id: str
     customer_id: str
     channel: str
@@ -35,7 +49,7 @@ class OrderPlaced(Strict):
     total: Money
     coupon: str | None = None
     payment_method: str | None = None
-    shipping_address: ShippingAddress
+    destination: Destination
     placed_at: AwareDatetime
     payment_reminder_at: AwareDatetime
     payment_due_at: AwareDatetime

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shopfloor_contracts import inventory, orders
+from shopfloor_contracts import inventory, orders, orders_private
 from shopfloor_contracts.envelope import Envelope
 
 
@@ -27,10 +27,11 @@ class EventSpec:
 
 
 _SPECS = [
+    # v2: v1 carried the recipient's name and street on a topic analysts read
+    EventSpec("orders.v1", orders.OrderPlaced, version=2),
     *(
         EventSpec("orders.v1", m)
         for m in (
-            orders.OrderPlaced,
             orders.PaymentReminderSent,
             orders.OrderPaid,
             orders.PaymentRejected,
@@ -40,6 +41,7 @@ _SPECS = [
             orders.OrderShipped,
         )
     ),
+    EventSpec("orders.private.v1", orders_private.OrderRecipientRecorded),
     *(
         EventSpec("inventory.v1", m)
         for m in (

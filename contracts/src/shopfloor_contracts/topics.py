@@ -11,16 +11,48 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Topic:
+    """A topic and who may read it. `private` topics carry personal data (names, street
+    lines, phone numbers, e-mail addresses): only the services in `readers` get read
+    access on a real cluster, and no event with a personal field may live anywhere else
+    (tests/test_contracts.py enforces it)."""
+
     name: str
     partitions: int
     key: str
     producer: str
+    private: bool = False
+    readers: tuple[str, ...] = ()
 
 
-ORDERS = Topic("orders.v1", 6, "order id", "order")
-INVENTORY = Topic("inventory.v1", 6, "order id for reservations, SKU otherwise", "inventory")
+#: Principals that read every public topic: the analysts' own clients.
+ANALYSTS = "analysts"
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (ORDERS, INVENTORY)}
+ORDERS = Topic(
+    "orders.v1",
+    6,
+    "order id",
+    "order",
+    readers=("inventory", "risk", "fulfilment", "service-desk", "analytics", ANALYSTS),
+)
+#: The personal part of an order. Same key and partition count as orders.v1, so a
+#: reader of both finds one order's two halves on the same partition number.
+ORDERS_PRIVATE = Topic(
+    "orders.private.v1",
+    ORDERS.partitions,
+    "order id",
+    "order",
+    private=True,
+    readers=("fulfilment", "service-desk"),
+)
+INVENTORY = Topic(
+    "inventory.v1",
+    6,
+    "order id for reservations, SKU otherwise",
+    "inventory",
+    readers=("order", "fulfilment", "analytics", ANALYSTS),
+)
+
+TOPICS: dict[str, Topic] = {t.name: t for t in (ORDERS, ORDERS_PRIVATE, INVENTORY)}
 
 #: Written by every relay that finds it empty; offset 0 names the broker's incarnation.
 INCARNATION_TOPIC = "shopfloor.incarnation"

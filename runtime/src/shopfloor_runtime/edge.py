@@ -4,7 +4,7 @@ Small on purpose: a service's policies and translation import only this module."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -27,9 +27,11 @@ class Outbound:
     causation_id: str | None = None
 
 
-#: A service's translation: the message(s) to publish for a stored domain event, or
-#: None for events that stay inside the service.
-Translate = Callable[[Any], Outbound | None]
+#: A service's translation: the messages to publish for a stored domain event (empty
+#: for events that stay inside the service). At most one per topic: a consumer tracks
+#: one position per topic and partition, and a second message with the same position
+#: would look like a repeat. The first message keeps the event's historic id.
+Translate = Callable[[Any], Sequence[Outbound]]
 
 
 class UnitOfWork:

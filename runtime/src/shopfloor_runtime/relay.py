@@ -40,17 +40,22 @@ class RelayState:
     chains: PartitionChains
 
 
-def event_id(producer: str, aggregate_id: UUID, version: int) -> UUID:
-    """Stable per stored event, so a re-published event keeps its id."""
-    return uuid5(EVENT_ID_NAMESPACE, f"{producer}:{aggregate_id}:{version}")
+def event_id(producer: str, aggregate_id: UUID, version: int, part: str = "") -> UUID:
+    """Stable per stored event, so a re-published event keeps its id. The first message
+    of an event has the id events always had; a further one (`part`: its event type)
+    gets an id of its own."""
+    suffix = f":{part}" if part else ""
+    return uuid5(EVENT_ID_NAMESPACE, f"{producer}:{aggregate_id}:{version}{suffix}")
 
 
 def envelope_bytes(
-    producer: str, domain_event: Any, out: Outbound, position: int, previous: int
+    producer: str, domain_event: Any, out: Outbound, position: int, previous: int, part: str = ""
 ) -> bytes:
     name = type(out.payload).__name__
     message = Envelope[type(out.payload)](  # type: ignore[misc,operator]
-        event_id=event_id(producer, domain_event.originator_id, domain_event.originator_version),
+        event_id=event_id(
+            producer, domain_event.originator_id, domain_event.originator_version, part
+        ),
         event_type=name,
         schema_version=EVENTS[name].version,
         occurred_at=domain_event.timestamp,
@@ -198,17 +203,13 @@ class OutboxRelay:
         futures, topics = [], []
         for notification in notifications:
             domain_event = self.app.mapper.to_domain_event(notification)
-            out = self.translate(domain_event)
-            if out is None:
-                continue
-            key = out.key.encode()
-            partition = partition_for(key, TOPICS[out.topic].partitions)
-            previous = chains.link(out.topic, partition, notification.id)
-            value = envelope_bytes(self.service, domain_event, out, notification.id, previous)
-            futures.append(
-                await self._producer.send(out.topic, value, key=key, partition=partition)
-            )
-            topics.append(out.topic)
+            for value, out, partition in self._messages(domain_event, notification.id, chains):
+                futures.append(
+                    await self._producer.send(
+                        out.topic, value, key=out.key.encode(), partition=partition
+                    )
+                )
+                topics.append(out.topic)
         await asyncio.gather(*futures)
         new_state = RelayState(state.incarnation, notifications[-1].id, chains)
         if not await asyncio.to_thread(self.states.save, new_state, state):
@@ -226,6 +227,26 @@ class OutboxRelay:
         else:
             RELAY_BACKLOG.labels(self.service).set(0)
         return len(notifications)
+
+    def _messages(
+        self, domain_event: Any, position: int, chains: PartitionChains
+    ) -> list[tuple[bytes, Outbound, int]]:
+        """The event's messages, each linked into its own topic's partition chain (an
+        event on two topics is one position on two chains)."""
+        outbound = list(self.translate(domain_event))
+        topics = [out.topic for out in outbound]
+        if len(set(topics)) != len(topics):
+            raise ValueError(
+                f"{type(domain_event).__name__} translates to two messages on one topic"
+            )
+        messages = []
+        for index, out in enumerate(outbound):
+            partition = partition_for(out.key.encode(), TOPICS[out.topic].partitions)
+            previous = chains.link(out.topic, partition, position)
+            part = type(out.payload).__name__ if index else ""
+            value = envelope_bytes(self.service, domain_event, out, position, previous, part)
+            messages.append((value, out, partition))
+        return messages
 
     async def run(self, stopping: asyncio.Event) -> None:
         backoff = 0.2

@@ -57,8 +57,8 @@ class Service(Generic[S, A]):
         self.settings: S = settings or self.settings_type()  # type: ignore[assignment]
         self.clock = clock or SystemClock()
         with schema_lock(self.settings.store):
-            self.app: A = self.application(eventsourcing_env(self.settings.store, self.name))
             self.sql = SqlStore(self.settings.store, self.name)
+            self.app: A = self.application(eventsourcing_env(self.settings.store, self.name))
             self.relay = OutboxRelay(
                 service=self.name,
                 app=self.app,
@@ -81,7 +81,8 @@ class Service(Generic[S, A]):
     # -- what each service says for itself ----------------------------------------------
 
     def application(self, env: dict[str, str]) -> A:
-        """The service's eventsourcing application on the store `env` names."""
+        """The service's eventsourcing application on the store `env` names (`self.sql`,
+        the same database for tables that are not event streams, is open already)."""
         raise NotImplementedError
 
     def translation(self) -> Translate:

@@ -1,12 +1,14 @@
 """`shopfloor trace ORDER_ID`: one order's whole story across every topic, in order.
 
-Reads every contract topic and every dead-letter topic from the beginning up to the end
-offsets found when it starts, without a consumer group (nothing is committed, no topic is
-created), and keeps the messages that concern the order: on the contract topics, an
-envelope whose `correlation_id`, `aggregate_id` or `payload.order_id` is the order id (a
-key is not enough: `StockReturned` is keyed by SKU and names its order only in the
-payload); on `dlq.<service>`, a dead letter whose original key is the order id or whose
-original envelope concerns the order, even when that envelope cannot be decoded.
+Reads every contract topic (the private `orders.private.v1` too: this is an operator's
+tool, and the recipient is part of the story) and every dead-letter topic from the
+beginning up to the end offsets found when it starts, without a consumer group (nothing
+is committed, no topic is created), and keeps the messages that concern the order: on
+the contract topics, an envelope whose `correlation_id`, `aggregate_id` or
+`payload.order_id` is the order id (a key is not enough: `StockReturned` is keyed by SKU
+and names its order only in the payload); on `dlq.<service>`, a dead letter whose
+original key is the order id or whose original envelope concerns the order, even when
+that envelope cannot be decoded.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ class Found:
     def place(self) -> str:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
-    def order(self) -> tuple[datetime, str, int, int]:
-        return self.at, self.topic, self.partition, self.offset
+    def order(self) -> tuple[datetime, int, str, int, int]:
+        # One stored event published on two topics (OrderPlaced and its private half)
+        # has one time: the registry's topic order puts the public message first.
+        rank = list(TOPICS).index(self.topic) if self.topic in TOPICS else len(TOPICS)
+        return self.at, rank, self.topic, self.partition, self.offset
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from inventory.policies import handlers
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.orders import (
+    Destination,
     OrderCancelled,
     OrderLine,
     OrderPlaced,
     OrderShipped,
     ShippedLine,
-    ShippingAddress,
 )
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
@@ -65,12 +65,8 @@ class OrderFeed:
             discount=Decimal("0.00"),
             total=total,
             payment_method="card",
-            shipping_address=ShippingAddress(
-                name="Ada Lovelace",
-                line1="Hauptstrasse 1",
-                city="Berlin",
-                postal_code="10115",
-                country="DE",
+            destination=Destination(
+                country="DE", postal_prefix="10", region="DE-1", address_fingerprint="f" * 64
             ),
             placed_at=now,
             payment_reminder_at=now + timedelta(minutes=15),

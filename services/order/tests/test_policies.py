@@ -15,6 +15,7 @@ from order import policies, translation
 from order.application import OrderApplication
 from order.bootstrap import rules_from
 from order.domain import Address, Line, OrderNotFound, Placement
+from order.privacy import AddressFingerprints
 from order.settings import Settings
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
@@ -29,6 +30,8 @@ from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.testing import inbound
 
+TRANSLATION = translation.Translation(AddressFingerprints(b"test-key-of-32-bytes-for-hmac!!!"))
+
 Deliver = Callable[[BaseModel], InboundEnvelope]
 
 
@@ -36,7 +39,7 @@ def make_app(clock: ManualClock, required_checks: list[str]) -> OrderApplication
     rules = rules_from(Settings(rules={"required_checks": required_checks}))
     # eventsourcing's in-memory store: its process recorder keeps tracking like the real ones
     return OrderApplication(
-        rules, clock, {"PERSISTENCE_MODULE": "eventsourcing.popo"}, translation.describe
+        rules, clock, {"PERSISTENCE_MODULE": "eventsourcing.popo"}, TRANSLATION.describe
     )
 
 

@@ -6,7 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from shopfloor_runtime.web import Body, Code, ErrorTable, Text, field_error
+from shopfloor_runtime.web import (
+    MAX_OFFSET,
+    Body,
+    Code,
+    ErrorTable,
+    Text,
+    Whole,
+    error_responses,
+    field_error,
+)
 
 from inventory.application import InventoryApplication
 from inventory.domain import (
@@ -23,7 +32,7 @@ from inventory.projection import InventoryQueries
 class ReceiptIn(Body):
     sku: Code
     warehouse: Code
-    qty: int = Field(gt=0, le=1_000_000)
+    qty: Whole = Field(gt=0, le=1_000_000)
     serials: list[Code] = Field(
         default_factory=list, max_length=10_000, description="one per unit, for serialized goods"
     )
@@ -32,7 +41,7 @@ class ReceiptIn(Body):
 class ReturnIn(Body):
     sku: Code
     warehouse: Code
-    qty: int = Field(gt=0, le=1_000_000)
+    qty: Whole = Field(gt=0, le=1_000_000)
     serials: list[Code] = Field(default_factory=list, max_length=10_000)
     order_id: Code | None = Field(None, description="the order the units came back from")
 
@@ -40,7 +49,7 @@ class ReturnIn(Body):
 class AdjustmentIn(Body):
     sku: Code
     warehouse: Code
-    counted: int = Field(ge=0, le=10_000_000, description="units found by the count")
+    counted: Whole = Field(ge=0, le=10_000_000, description="units found by the count")
     reason: Text
 
 
@@ -48,7 +57,7 @@ class TransferIn(Body):
     sku: Code
     from_warehouse: Code
     to_warehouse: Code
-    qty: int = Field(gt=0, le=1_000_000)
+    qty: Whole = Field(gt=0, le=1_000_000)
 
 
 class TransferReceiptIn(Body):
@@ -56,10 +65,14 @@ class TransferReceiptIn(Body):
 
 
 class PolicyIn(Body):
-    safety_stock: int = Field(0, ge=0)
-    lead_time_days: int = Field(7, ge=0, le=365)
-    purchase_limit: int | None = Field(None, ge=1, description="units per customer")
-    presale_allowance: int = Field(0, ge=0, description="units sellable before they arrive")
+    safety_stock: Whole = Field(0, ge=0, le=10_000_000)
+    lead_time_days: Whole = Field(7, ge=0, le=365)
+    purchase_limit: Whole | None = Field(
+        None, ge=1, le=10_000_000, description="units per customer"
+    )
+    presale_allowance: Whole = Field(
+        0, ge=0, le=10_000_000, description="units sellable before they arrive"
+    )
 
 
 class WarehouseOut(BaseModel):
@@ -132,13 +145,15 @@ def router() -> APIRouter:
     def queries(request: Request) -> InventoryQueries:
         return request.app.state.queries  # type: ignore[no-any-return]
 
-    @api.post("/stock/receipts", status_code=201, response_model=StockOut)
+    @api.post(
+        "/stock/receipts", status_code=201, response_model=StockOut, responses=error_responses(422)
+    )
     def receive_stock(body: ReceiptIn, request: Request) -> StockOut:
         """Goods arrived in a warehouse (with serial numbers for serialized goods)."""
         item = app(request).receive_stock(body.sku, body.warehouse, body.qty, body.serials)
         return StockOut.of(item)
 
-    @api.post("/stock/returns", response_model=StockOut)
+    @api.post("/stock/returns", response_model=StockOut, responses=error_responses(404, 422))
     def return_stock(body: ReturnIn, request: Request) -> StockOut:
         """Units a customer sent back go on hand again."""
         item = app(request).return_stock(
@@ -146,13 +161,18 @@ def router() -> APIRouter:
         )
         return StockOut.of(item)
 
-    @api.post("/stock/adjustments", response_model=StockOut)
+    @api.post("/stock/adjustments", response_model=StockOut, responses=error_responses(404, 422))
     def adjust_stock(body: AdjustmentIn, request: Request) -> StockOut:
         """A stock count: on hand becomes the counted quantity."""
         item = app(request).adjust_stock(body.sku, body.warehouse, body.counted, body.reason)
         return StockOut.of(item)
 
-    @api.post("/stock/transfers", status_code=201, response_model=TransferOut)
+    @api.post(
+        "/stock/transfers",
+        status_code=201,
+        response_model=TransferOut,
+        responses=error_responses(404, 422),
+    )
     def transfer_stock(body: TransferIn, request: Request) -> TransferOut:
         """Send units to another warehouse; they are in transit until received."""
         item, transfer_id = app(request).transfer_stock(
@@ -160,35 +180,39 @@ def router() -> APIRouter:
         )
         return TransferOut(transfer_id=transfer_id, stock=StockOut.of(item))
 
-    @api.post("/stock/transfers/{transfer_id}/receipt", response_model=StockOut)
-    def receive_transfer(transfer_id: str, body: TransferReceiptIn, request: Request) -> StockOut:
+    @api.post(
+        "/stock/transfers/{transfer_id}/receipt",
+        response_model=StockOut,
+        responses=error_responses(404, 422),
+    )
+    def receive_transfer(transfer_id: Code, body: TransferReceiptIn, request: Request) -> StockOut:
         """The transferred units arrived."""
         return StockOut.of(app(request).receive_transfer(body.sku, transfer_id))
 
-    @api.get("/stock/reconciliation")
+    @api.get("/stock/reconciliation", responses=error_responses(422))
     def reconciliation(request: Request, only_differences: bool = False) -> list[dict[str, Any]]:
         """Each SKU's reserved total next to the sum of its open reservations."""
         rows = queries(request).reconciliation()
         return [r for r in rows if r["difference"]] if only_differences else rows
 
-    @api.get("/stock/{sku}", response_model=StockOut)
+    @api.get("/stock/{sku}", response_model=StockOut, responses=error_responses(404, 422))
     def get_stock(sku: Code, request: Request) -> StockOut:
         """Totals and per-warehouse stock of one SKU, as of now."""
         return StockOut.of(app(request).read_sku(sku))
 
-    @api.get("/stock")
+    @api.get("/stock", responses=error_responses(422))
     def list_stock(
         request: Request,
         below_safety: bool = False,
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ) -> list[dict[str, Any]]:
         """SKUs with their totals; `below_safety=true`: only those under safety stock."""
         if below_safety:
             return queries(request).below_safety()
         return queries(request).all_stock(limit, offset)
 
-    @api.put("/stock/{sku}/policy", response_model=StockOut)
+    @api.put("/stock/{sku}/policy", response_model=StockOut, responses=error_responses(404, 422))
     def set_policy(sku: Code, body: PolicyIn, request: Request) -> StockOut:
         """Safety stock, lead time, per-customer purchase limit, presale allowance."""
         return StockOut.of(app(request).set_policy(sku, **body.model_dump()))
@@ -213,7 +237,7 @@ def router() -> APIRouter:
             )
         return fresh
 
-    @api.get("/serials/{serial}")
+    @api.get("/serials/{serial}", responses=error_responses(404, 422))
     def serial_history(serial: Code, request: Request) -> list[dict[str, Any]]:
         """One unit's history: received, reserved, released, shipped."""
         history = queries(request).serial_history(serial)
@@ -221,7 +245,11 @@ def router() -> APIRouter:
             raise SerialNotFound(serial)
         return history
 
-    @api.get("/reservations/{order_id}", response_model=ReservationOut)
+    @api.get(
+        "/reservations/{order_id}",
+        response_model=ReservationOut,
+        responses=error_responses(404, 422),
+    )
     def get_reservation(order_id: Code, request: Request) -> ReservationOut:
         """The inventory decision for one order."""
         found = app(request).find_reservation(order_id)

@@ -89,15 +89,18 @@ _SKU_EVENTS: dict[type, Any] = {
 }
 
 
-def to_outbound(domain_event: Any) -> Outbound | None:
+def to_outbound(domain_event: Any) -> list[Outbound]:
+    """One message on inventory.v1, or none for events kept inside."""
     found = to_contract(domain_event)
     if found is None:
-        return None
+        return []
     key, payload = found
-    return Outbound(
-        topic=INVENTORY.name,
-        key=key,
-        payload=payload,
-        correlation_id=key,
-        causation_id=getattr(domain_event, "caused_by", None),
-    )
+    return [
+        Outbound(
+            topic=INVENTORY.name,
+            key=key,
+            payload=payload,
+            correlation_id=key,
+            causation_id=getattr(domain_event, "caused_by", None),
+        )
+    ]

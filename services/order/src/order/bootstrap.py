@@ -18,6 +18,7 @@ from shopfloor_runtime.service import Loop, Service, every
 from order import api, policies, translation
 from order.application import OrderApplication, PlacementRequest
 from order.domain import Coupon, OrderRules, PlacementResult
+from order.privacy import AddressFingerprints, address_key
 from order.projection import OrderQueries, projector
 from order.settings import Settings
 
@@ -49,7 +50,9 @@ class OrderService(Service[Settings, OrderApplication]):
     errors = api.ERRORS
 
     def application(self, env: dict[str, str]) -> OrderApplication:
-        app = OrderApplication(rules_from(self.settings), self.clock, env, translation.describe)
+        key = address_key(self.settings.privacy, self.sql)
+        self.translate = translation.Translation(AddressFingerprints(key))
+        app = OrderApplication(rules_from(self.settings), self.clock, env, self.translate.describe)
         # POST /orders is saved in groups by one writer thread (started on first use)
         self.placer: GroupCommit[PlacementRequest, PlacementResult] = GroupCommit(
             self.name, "place_orders", app.place_orders
@@ -57,7 +60,7 @@ class OrderService(Service[Settings, OrderApplication]):
         return app
 
     def translation(self) -> Translate:
-        return translation.to_outbound
+        return self.translate.to_outbound
 
     def handlers(self) -> Handlers:
         return policies.handlers(self.app)
@@ -67,7 +70,7 @@ class OrderService(Service[Settings, OrderApplication]):
         return [projector(self.app, self.sql)]
 
     def router(self) -> APIRouter:
-        return api.router()
+        return api.router(self.app.rules)
 
     def state(self) -> dict[str, Any]:
         return {"orders": self.app, "queries": self.queries, "placer": self.placer}

@@ -12,6 +12,9 @@ from eventsourcing.domain import Aggregate, event
 from shopfloor_runtime.aggregates import CheapCopy
 
 CENT = Decimal("0.01")
+#: The most an order may come to: what every consumer's money field holds (12 digits
+#: before the point). A bigger one was stored, then could never be published.
+MAX_TOTAL = Decimal("9999999999.99")
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:order")
 
 
@@ -99,6 +102,7 @@ class Address:
     postal_code: str
     country: str
     line2: str | None = None
+    phone: str | None = None  # for the carrier
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class Placement:
     currency: str = "EUR"
     coupon: str | None = None
     payment_method: str | None = None
+    customer_email: str | None = None
 
     def fingerprint(self) -> UUID:
         """Same customer, same lines, same address: the same fingerprint."""
@@ -146,6 +151,8 @@ def price(placement: Placement, rules: OrderRules) -> Pricing:
     if len(set(skus)) != len(skus):
         raise InvalidOrder("lines", "each sku may appear on one line only")
     subtotal = money(sum((line.unit_price * line.qty for line in placement.lines), Decimal(0)))
+    if subtotal > MAX_TOTAL:
+        raise InvalidOrder("lines", f"the order comes to {subtotal}, more than {MAX_TOTAL}")
     discount = _discount(placement, rules, subtotal)
     return Pricing(subtotal, discount, money(subtotal - discount))
 
@@ -209,6 +216,7 @@ class Order(CheapCopy, Aggregate):
         payment_due_at: datetime,
         required_checks: list[str],
         request_hash: str,
+        customer_email: str | None = None,  # events stored before it existed lack it
     ) -> None:
         self.customer_id, self.channel, self.lines = customer_id, channel, lines
         self.currency, self.subtotal, self.discount, self.total = (
@@ -221,7 +229,7 @@ class Order(CheapCopy, Aggregate):
         self.shipping_address = shipping_address
         self.placed_at, self.payment_reminder_at = placed_at, payment_reminder_at
         self.payment_due_at, self.required_checks = payment_due_at, required_checks
-        self.request_hash = request_hash
+        self.request_hash, self.customer_email = request_hash, customer_email
         self.status = AWAITING_PAYMENT
         self.passed_checks: dict[str, str | None] = {}  # check -> causing event id
         self.payment: dict[str, Any] | None = None
@@ -259,6 +267,7 @@ class Order(CheapCopy, Aggregate):
             payment_due_at=now + rules.payment_timeout,
             required_checks=list(rules.required_checks),
             request_hash=placement.request_hash(),
+            customer_email=placement.customer_email,
         )
 
     # -- reading --------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from shopfloor_runtime.settings import ApiSettings, ServiceSettings, service_config
 
 
@@ -32,9 +32,18 @@ class RulesSettings(BaseModel):
     duplicate_window_s: float = Field(60, ge=0, description="keyless duplicates folded")
 
 
+class PrivacySettings(BaseModel):
+    address_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of the address fingerprints on orders.v1 (32+ random bytes, "
+        "from a secret manager); unset: a key generated once and kept in the store",
+    )
+
+
 class Settings(ServiceSettings):
     model_config = service_config("ORDER_")
 
     api: ApiSettings = ApiSettings(port=8001)
     rules: RulesSettings = RulesSettings()
+    privacy: PrivacySettings = PrivacySettings()
     deadline_tick_s: float = Field(1.0, gt=0, description="how often deadlines are checked")

@@ -1,18 +1,36 @@
-"""The only module that knows both the order's domain events and the contracts."""
+"""The only module that knows both the order's domain events and the contracts.
+
+A placement becomes two messages: `OrderPlaced` on `orders.v1` (what analysts and every
+consumer may see: a destination without a person in it) and `OrderRecipientRecorded` on
+`orders.private.v1` (name, street, phone, e-mail: for fulfilment and the service desk)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 from shopfloor_contracts import orders as contract
-from shopfloor_contracts.topics import ORDERS
+from shopfloor_contracts import orders_private as private
+from shopfloor_contracts.topics import ORDERS, ORDERS_PRIVATE
 from shopfloor_runtime.edge import Outbound
 
 from order.domain import Order
+from order.privacy import AddressFingerprints, postal_prefix, region
 
 
-def _order_placed(e: Any) -> contract.OrderPlaced:
+def _destination(
+    address: dict[str, Any], fingerprints: AddressFingerprints
+) -> contract.Destination:
+    return contract.Destination(
+        country=address["country"],
+        postal_prefix=postal_prefix(address["postal_code"]),
+        region=region(address["country"], address["postal_code"]),
+        address_fingerprint=fingerprints.of(address),
+    )
+
+
+def _order_placed(e: Any, fingerprints: AddressFingerprints) -> contract.OrderPlaced:
     return contract.OrderPlaced(
         order_id=str(e.originator_id),
         customer_id=e.customer_id,
@@ -24,11 +42,25 @@ def _order_placed(e: Any) -> contract.OrderPlaced:
         total=e.total,
         coupon=e.coupon,
         payment_method=e.payment_method,
-        shipping_address=contract.ShippingAddress(**e.shipping_address),
+        destination=_destination(e.shipping_address, fingerprints),
         placed_at=e.placed_at,
         payment_reminder_at=e.payment_reminder_at,
         payment_due_at=e.payment_due_at,
         required_checks=e.required_checks,
+    )
+
+
+def _recipient(e: Any, fingerprints: AddressFingerprints) -> private.OrderRecipientRecorded:
+    address = e.shipping_address
+    return private.OrderRecipientRecorded(
+        order_id=str(e.originator_id),
+        customer_id=e.customer_id,
+        shipping_address=private.RecipientAddress(
+            **{k: address.get(k) for k in private.RecipientAddress.model_fields if k in address}
+        ),
+        email=getattr(e, "customer_email", None),
+        address_fingerprint=fingerprints.of(address),
+        placed_at=e.placed_at,
     )
 
 
@@ -60,7 +92,6 @@ def _shipped(e: Any) -> contract.OrderShipped:
 
 
 _BUILDERS: dict[type, Any] = {
-    Order.Placed: _order_placed,
     Order.PaymentReminderSent: _simple(
         contract.PaymentReminderSent, "customer_id", "payment_due_at"
     ),
@@ -77,34 +108,42 @@ _BUILDERS: dict[type, Any] = {
 }
 
 
-def to_contract(domain_event: Any) -> Any | None:
-    """The contract payload for a domain event, or None for events kept inside."""
-    build = _BUILDERS.get(type(domain_event))
-    return None if build is None else build(domain_event)
+class Translation:
+    """The order service's translation, with the key its address fingerprints need."""
 
+    def __init__(self, fingerprints: AddressFingerprints) -> None:
+        self.fingerprints = fingerprints
 
-def to_outbound(domain_event: Any) -> Outbound | None:
-    payload = to_contract(domain_event)
-    if payload is None:
-        return None
-    order_id = str(domain_event.originator_id)
-    return Outbound(
-        topic=ORDERS.name,
-        key=order_id,
-        payload=payload,
-        correlation_id=order_id,
-        causation_id=getattr(domain_event, "caused_by", None),
-    )
+    def to_contract(self, domain_event: Any) -> Any | None:
+        """The public contract payload for a domain event, or None for events kept inside."""
+        if isinstance(domain_event, Order.Placed):
+            return _order_placed(domain_event, self.fingerprints)
+        build: Callable[[Any], Any] | None = _BUILDERS.get(type(domain_event))
+        return None if build is None else build(domain_event)
+
+    def to_outbound(self, domain_event: Any) -> list[Outbound]:
+        """What the relay publishes for a stored event: nothing, one message, or (a
+        placement) the public one first and the private one beside it."""
+        payload = self.to_contract(domain_event)
+        if payload is None:
+            return []
+        order_id = str(domain_event.originator_id)
+        caused_by = getattr(domain_event, "caused_by", None)
+        messages = [Outbound(ORDERS.name, order_id, payload, order_id, caused_by)]
+        if isinstance(domain_event, Order.Placed):
+            recipient = _recipient(domain_event, self.fingerprints)
+            messages.append(Outbound(ORDERS_PRIVATE.name, order_id, recipient, order_id, caused_by))
+        return messages
+
+    def describe(self, domain_event: Any) -> tuple[str, dict[str, Any]]:
+        """How an event appears in an order's history: its public contract form when it
+        has one (the full address is on the order itself), otherwise its own name and
+        fields (events that stay inside the service)."""
+        payload = self.to_contract(domain_event)
+        if payload is not None:
+            return type(payload).__name__, payload.model_dump(mode="json")
+        fields = {k: v for k, v in vars(domain_event).items() if k not in _HIDDEN}
+        return type(domain_event).__name__, jsonable_encoder(fields)
 
 
 _HIDDEN = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-
-
-def describe(domain_event: Any) -> tuple[str, dict[str, Any]]:
-    """How an event appears in an order's history: its contract form when it has one,
-    otherwise its own name and fields (events that stay inside the service)."""
-    payload = to_contract(domain_event)
-    if payload is not None:
-        return type(payload).__name__, payload.model_dump(mode="json")
-    fields = {k: v for k, v in vars(domain_event).items() if k not in _HIDDEN}
-    return type(domain_event).__name__, jsonable_encoder(fields)
