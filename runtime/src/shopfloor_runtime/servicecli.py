@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from shopfloor_runtime import deadletters
 from shopfloor_runtime.consumer import RedriveFailed
-from shopfloor_runtime.launcher import port_in_use
+from shopfloor_runtime.ports import port_in_use
 
 USAGE = """Operator commands, on the service's own store:
   republish            publish every stored event again from position 1

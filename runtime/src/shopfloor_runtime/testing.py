@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from shopfloor_devstack.launcher import EmbeddedBroker
 
-from shopfloor_runtime.launcher import EmbeddedBroker
 from shopfloor_runtime.settings import BrokerSettings
 
 PG_ADMIN_DSN = os.environ.get("SHOPFLOOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
