@@ -3,9 +3,9 @@
 Starts the embedded broker, then every installed service (the `shopfloor.services`
 registry) as its own process, waits until each answers /ready, drives traffic through the
 simulator (each service's dev-stack part) and prints a progress line every couple of
-seconds. Ctrl-C or SIGTERM stops the simulator, then the services,
-then the broker. Every child runs in its own session, so a Ctrl-C sent to the terminal's
-process group reaches only the supervisor, which then stops the children in that order.
+seconds. Ctrl-C or SIGTERM stops the simulator, then the services, then the broker. Every
+child runs in its own session, so a Ctrl-C sent to the terminal's process group reaches
+only the supervisor, which then stops the children in that order.
 State lives in the data directory; the next run resumes from it.
 """
 
