@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := -e contracts -e runtime -e services/order -e services/inventory
+PACKAGES := -e contracts -e runtime -e services/order -e services/inventory -e devstack
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast bench lint fmt contracts clean
@@ -12,7 +12,7 @@ PACKAGES := -e contracts -e runtime -e services/order -e services/inventory
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml services/inventory/pyproject.toml requirements-dev.txt
+$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml services/inventory/pyproject.toml devstack/pyproject.toml requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(PACKAGES) -r requirements-dev.txt
@@ -35,13 +35,13 @@ bench: $(STAMP) ## orders/s through the API with the event published, SQLite and
 	$(BIN)/python -m bench.reservations
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check contracts runtime services tests bench
-	$(BIN)/ruff format --check contracts runtime services tests bench
-	$(BIN)/mypy contracts/src runtime/src services/order/src services/inventory/src
+	$(BIN)/ruff check contracts runtime services devstack tests bench
+	$(BIN)/ruff format --check contracts runtime services devstack tests bench
+	$(BIN)/mypy contracts/src runtime/src services/order/src services/inventory/src devstack/src
 
 fmt: $(STAMP) ## format the code
-	$(BIN)/ruff format contracts runtime services tests bench
-	$(BIN)/ruff check --fix contracts runtime services tests bench
+	$(BIN)/ruff format contracts runtime services devstack tests bench
+	$(BIN)/ruff check --fix contracts runtime services devstack tests bench
 
 contracts: $(STAMP) ## regenerate contracts/schemas from the event models
 	$(BIN)/python -m shopfloor_contracts.export

@@ -25,11 +25,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from shopfloor_contracts.topics import Topic
+from shopfloor_devstack.launcher import EmbeddedBroker
 
 # Imported for its side effect too: aiokafka then never creates a topic by looking it up,
 # so a bench consumer cannot create a topic with the wrong partition count before the relay.
 from shopfloor_runtime import broker as _brokerlib  # noqa: F401
-from shopfloor_runtime.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import PG_ADMIN_DSN, free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

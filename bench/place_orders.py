@@ -28,7 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from shopfloor_contracts.topics import ORDERS
-from shopfloor_runtime.launcher import EmbeddedBroker
+from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import free_port, postgres_database
 
 from bench.harness import (

@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from shopfloor_contracts.topics import INVENTORY, ORDERS
-from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker
+from shopfloor_devstack.launcher import BrokerError, EmbeddedBroker
 from shopfloor_runtime.testing import free_port, postgres_database
 
 from bench.harness import (

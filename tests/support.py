@@ -21,9 +21,9 @@ from pydantic import BaseModel
 from shopfloor_contracts.envelope import Envelope
 from shopfloor_contracts.registry import EVENTS
 from shopfloor_contracts.topics import TOPICS
+from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.chain import PartitionChains, partition_for
-from shopfloor_runtime.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import broker_settings
 
 

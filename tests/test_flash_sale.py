@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from shopfloor_runtime.launcher import EmbeddedBroker
+from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import postgres_database
 
 from tests.processes import ServiceProcess

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 from fastapi.testclient import TestClient
-from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker
+from shopfloor_devstack.launcher import BrokerError, EmbeddedBroker
 from shopfloor_runtime.testing import free_port
 
 from tests.support import order_service

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import httpx
 import pytest
-from shopfloor_runtime.launcher import port_in_use
+from shopfloor_runtime.ports import port_in_use
 from shopfloor_runtime.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ class RunningStack:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shopfloor_runtime.cli", "run"],
+            [sys.executable, "-m", "shopfloor_devstack.cli", "run"],
             env=env,
             text=True,
             stdout=subprocess.PIPE,

@@ -16,9 +16,9 @@ from uuid import UUID, uuid4
 import pytest
 from shopfloor_contracts.inventory import ReservedLine, StockReserved, StockReturned
 from shopfloor_contracts.topics import INVENTORY
+from shopfloor_devstack.cli import main
+from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.chain import partition_for
-from shopfloor_runtime.cli import main
-from shopfloor_runtime.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import free_port
 
 from tests.support import ContractProducer, order_service, place_paid_orders, read_topic

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from shopfloor_runtime import deadletters
 from shopfloor_runtime.consumer import TrackedConsumer
-from shopfloor_runtime.launcher import port_in_use
+from shopfloor_runtime.ports import port_in_use
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.redrive import RedriveFailed
 from shopfloor_runtime.relay import OutboxRelay
@@ -34,10 +34,9 @@ class RunnableService(Protocol):
     relay: OutboxRelay
     consumer: TrackedConsumer
     projectors: list[Projector]
+    http: FastAPI
 
     def rebuild(self) -> int: ...
-
-    http: FastAPI
 
     def close(self) -> None: ...
 

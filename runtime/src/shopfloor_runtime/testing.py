@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
+from shopfloor_devstack.launcher import EmbeddedBroker
 
 from shopfloor_runtime.clock import ManualClock
-from shopfloor_runtime.launcher import EmbeddedBroker
 from shopfloor_runtime.settings import BrokerSettings
 
 PG_ADMIN_DSN = os.environ.get("SHOPFLOOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -182,6 +182,7 @@ def _discount(placement: Placement, rules: OrderRules, subtotal: Decimal) -> Dec
 AWAITING_PAYMENT, PAID, CONFIRMED, SHIPPED = "awaiting_payment", "paid", "confirmed", "shipped"
 CANCELLED, REFUNDED = "cancelled", "refunded"
 OPEN = (AWAITING_PAYMENT, PAID, CONFIRMED)
+SHORT_OF_STOCK = "reservation_rejected"  # the cancel reason when inventory could not reserve
 
 
 def order_id_for_key(idempotency_key: str) -> UUID:
@@ -434,9 +435,7 @@ class Order(CheapCopy, Aggregate):
         shorts = ", ".join(
             f"{s['sku']} (wanted {s['requested']}, {s['available']} available)" for s in short_lines
         )
-        self.cancel(
-            "reservation_rejected", f"not enough stock: {shorts}", now, short_lines, caused_by
-        )
+        self.cancel(SHORT_OF_STOCK, f"not enough stock: {shorts}", now, short_lines, caused_by)
 
     @event("Cancelled")
     def _cancelled(

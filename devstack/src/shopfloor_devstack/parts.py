@@ -1,0 +1,148 @@
+"""What a service adds to the dev stack, found the way services themselves are found: each
+service's pyproject.toml names a `Part` under the entry-point group `shopfloor.devstack`,
+with the same name as its `shopfloor.services` entry (`order = "order.devstack:PART"`).
+
+The part lives in the service's own package (it knows the service's API, statuses and
+rules), in a module only the dev stack imports, so no service image loads it. The dev
+stack hands every part the same `World` (the simulated shop) and an `Http` to its own
+service; a new service edits nothing in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+import httpx
+
+from shopfloor_devstack.errors import StackError
+
+GROUP = "shopfloor.devstack"
+
+
+@dataclass(frozen=True)
+class World:
+    """The simulated shop, the same for every part: what it sells, to whom, from where;
+    and the stack it runs in."""
+
+    catalogue: Mapping[str, Decimal]  # SKU -> unit price
+    customers: tuple[str, ...]
+    addresses: tuple[Mapping[str, str], ...]  # shipping addresses, as the order API takes them
+    warehouses: tuple[str, ...]
+    carriers: tuple[str, ...]
+    rate: float  # orders per second the shop front aims at
+    urls: Mapping[str, str]  # every service of this stack: name -> base URL
+    run_id: str  # unique per run, so one run's idempotency keys never replay another's
+    seed: int | None = None
+
+
+@dataclass
+class Failures:
+    """Every part's failed calls, counted together: one figure and one last error to show."""
+
+    count: int = 0
+    last: str | None = None
+
+    def add(self, message: str) -> None:
+        self.count += 1
+        self.last = message
+
+
+class Http:
+    """One part's calls to its own service. A failure is counted, never raised, so the
+    simulation keeps going while a service is slow or restarting."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, failures: Failures) -> None:
+        self.client, self.base_url, self.failures = client, base_url, failures
+
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+        url = f"{self.base_url}{path}"
+        try:
+            return await self.client.request(method, url, **kwargs)
+        except httpx.HTTPError as error:
+            self.failures.add(f"{method} {url} -> {type(error).__name__}: {error}")
+            return None
+
+    def json(self, what: str, response: httpx.Response | None) -> Any | None:
+        """The answer's JSON, or None after counting the failure (None: already counted)."""
+        if response is None:
+            return None
+        if not response.is_success:
+            self.failures.add(f"{what} -> HTTP {response.status_code}: {response.text[:200]}")
+            return None
+        try:
+            return response.json()
+        except ValueError as error:
+            self.failures.add(f"{what} -> not JSON: {error}")
+            return None
+
+    async def call(self, what: str, method: str, path: str, **kwargs: Any) -> Any | None:
+        return self.json(what, await self.send(method, path, **kwargs))
+
+
+class Traffic(Protocol):
+    """What one service's simulated users do. `prepare()` runs for every part before any
+    part's `run()` (the warehouses are stocked before the first order arrives); `run()`
+    goes on until cancelled."""
+
+    @property
+    def preparing(self) -> str:
+        """What prepare() does, for the start line ("" for nothing)."""
+        ...
+
+    @property
+    def doing(self) -> str:
+        """What run() does, for the start line ("" for nothing worth saying)."""
+        ...
+
+    async def prepare(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+    def progress(self) -> str:
+        """Its counts for the progress line: "12 placed, 10 paid"."""
+        ...
+
+    def summary(self) -> str:
+        """Its totals for the line printed once everything stopped."""
+        ...
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the progress line shows of one service: `label: read(client, base_url)`. A read
+    that fails shows as `?`."""
+
+    label: str
+    read: Callable[[httpx.AsyncClient, str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One service's share of the dev stack; either half may be missing."""
+
+    traffic: Callable[[World, Http], Traffic] | None = None
+    probe: Probe | None = None
+
+
+def parts(names: Iterable[str]) -> dict[str, Part]:
+    """The parts of the services `names`, in that order; a service without one has none."""
+    points = {point.name: point for point in entry_points(group=GROUP)}
+    found: dict[str, Part] = {}
+    for name in names:
+        if name not in points:
+            continue
+        try:
+            part = points[name].load()
+        except Exception as error:  # noqa: BLE001 - any import failure: one line, not a trace
+            raise StackError(
+                f"cannot load the dev-stack part of {name} ({points[name].value}): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if not isinstance(part, Part):
+            raise StackError(f"entry point {GROUP} {name} must name a Part, got {part!r}")
+        found[name] = part
+    return found

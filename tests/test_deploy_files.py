@@ -1,0 +1,89 @@
+"""A service's port is written once, as its settings' default (the registry reads it from
+there). The deploy files have to repeat it: these tests fail when a Dockerfile, the compose
+file or the Prometheus targets disagree with the registry, leave a registered service out,
+or put the dev stack into a service image."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from shopfloor_runtime.registry import ServiceSpec, services
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+SPECS = services()
+
+
+def dockerfile(spec: ServiceSpec) -> str:
+    path = ROOT / "services" / spec.name / "Dockerfile"
+    assert path.is_file(), f"{spec.name} has no {path.relative_to(ROOT)}"
+    return path.read_text()
+
+
+def compose_services() -> dict[str, list[str]]:
+    """The compose file's `services:` entries, each with its own lines. A tiny reader for
+    the one layout the file uses (two-space indents), so the check needs no YAML library."""
+    entries: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    inside = False
+    for line in (DEPLOY / "compose.yaml").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith(" "):
+            inside, current = line.rstrip() == "services:", None
+        elif inside and (key := re.fullmatch(r"  ([\w-]+):\s*", line)):
+            current = entries.setdefault(key[1], [])
+        elif inside and current is not None:
+            current.append(line.strip())
+    return entries
+
+
+def prometheus_targets() -> set[str]:
+    text = (DEPLOY / "prometheus.yml").read_text()
+    return {t for group in re.findall(r"targets:\s*\[([^\]]*)\]", text) for t in _quoted(group)}
+
+
+def _quoted(text: str) -> list[str]:
+    return re.findall(r"[\"']([^\"']+)[\"']", text)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_dockerfile_exposes_and_checks_the_port_the_settings_default_to(
+    spec: ServiceSpec,
+) -> None:
+    text = dockerfile(spec)
+    assert re.findall(r"^EXPOSE\s+(\d+)\s*$", text, re.M) == [str(spec.default_port)]
+    health = re.findall(r"^HEALTHCHECK .*", text, re.M)
+    assert len(health) == 1
+    assert re.findall(r"://[\w.-]+:(\d+)/", health[0]) == [str(spec.default_port)], health[0]
+    assert re.search(rf'^CMD \["python", "-m", "{spec.package}"\]', text, re.M)
+    assert re.search(rf"^ENV {spec.env_prefix}API__HOST=0\.0\.0\.0\b", text, re.M)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_a_service_image_does_not_install_the_dev_stack(spec: ServiceSpec) -> None:
+    steps = [ln for ln in dockerfile(spec).splitlines() if ln.startswith(("COPY", "RUN", "ADD"))]
+    assert not [step for step in steps if "devstack" in step], steps
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_compose_runs_every_service_on_its_port_from_its_dockerfile(spec: ServiceSpec) -> None:
+    entry = compose_services().get(spec.name)
+    assert entry is not None, f"{spec.name} is missing from deploy/compose.yaml"
+    port = spec.default_port
+    assert [ln for ln in entry if ln.startswith("ports:")] == [
+        f'ports: ["127.0.0.1:{port}:{port}"]'
+    ], entry
+    assert any(f"dockerfile: services/{spec.name}/Dockerfile" in ln for ln in entry), entry
+
+
+def test_prometheus_scrapes_every_service_on_its_port_and_nothing_else() -> None:
+    assert prometheus_targets() == {f"{spec.name}:{spec.default_port}" for spec in SPECS}
+
+
+def test_the_readers_see_what_the_files_hold() -> None:
+    """Guards the hand-rolled readers above: they must find the entries that are there."""
+    assert {"kafka", "postgres", "prometheus"} <= set(compose_services())
+    assert {"order", "inventory"} <= {target.split(":")[0] for target in prometheus_targets()}

@@ -1,0 +1,122 @@
+"""The dev stack without processes or broker: every registered service is built on SQLite
+(relay and consumer off) behind an in-process transport, the simulator runs each service's
+own dev-stack part against it, and the progress probes read what came of it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from shopfloor_devstack import cli, parts, scenario
+from shopfloor_devstack.progress import Progress, take
+from shopfloor_devstack.simulator import Simulator
+from shopfloor_runtime.registry import services
+
+PLACED = re.compile(r"simulator: (\d+) placed")
+
+
+class ByHost(httpx.AsyncBaseTransport):
+    """Each request to the in-process service its host names."""
+
+    def __init__(self, apps: dict[str, Any]) -> None:
+        self.transports = {host: httpx.ASGITransport(app=app) for host, app in apps.items()}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.transports[request.url.host].handle_async_request(request)
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    off = {"enabled": False}
+    made = {
+        spec.name: spec.build(spec.settings(store={"data_dir": tmp_path}, relay=off, consumer=off))
+        for spec in services()
+    }
+    yield made
+    for service in made.values():
+        service.close()
+
+
+@asynccontextmanager
+async def running(built: dict[str, Any]) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        for service in built.values():
+            await stack.enter_async_context(service.running())
+        yield
+
+
+async def until_placed(simulator: Simulator, at_least: int, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while int(PLACED.search(simulator.progress())[1]) < at_least:  # type: ignore[index]
+        assert asyncio.get_running_loop().time() < deadline, simulator.progress()
+        assert simulator.failures.count == 0, simulator.failures.last
+        await asyncio.sleep(0.05)
+
+
+async def test_the_simulated_shop_stocks_the_catalogue_then_places_orders_through_the_apis(
+    built: dict[str, Any],
+) -> None:
+    urls = {name: f"http://{name}.test" for name in built}
+    transport = ByHost({f"{name}.test": service.http for name, service in built.items()})
+    found = parts.parts(urls)
+    assert {"order", "inventory"} <= set(found)
+    simulator = Simulator(scenario.world(50, urls, seed=7), found, transport)
+    assert simulator.intro() == "stocking the warehouses, then placing about 50 orders/s"
+    async with running(built):
+        work = asyncio.create_task(simulator.run())
+        await until_placed(simulator, 20)
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        probes = {n: p.probe for n, p in found.items() if p.probe is not None}
+        async with httpx.AsyncClient(transport=transport) as client:
+            progress = await take(client, urls, probes, 65, simulator.progress())
+            # The order counts come from a read model, which may be a moment behind.
+            for _ in range(100):
+                if progress.probed["orders"] not in (None, "none yet"):
+                    break
+                await asyncio.sleep(0.1)
+                progress = await take(client, urls, probes, 65, simulator.progress())
+    assert simulator.failures.count == 0, simulator.failures.last
+    first, second = progress.lines()
+    assert first.startswith("[01:05] simulator: ") and first.endswith(", 0 restocks, 0 errors")
+    # Every catalogue SKU got its opening stock. (The event counts are the process's
+    # metrics, which other tests in this process move too: only their shape is checked.)
+    opening = 300 * len(scenario.CATALOGUE)
+    assert re.match(r"events: order \d+, inventory \d+ \| orders: ", second.strip()), second
+    assert f"stock: {opening} available, 0/{len(scenario.CATALOGUE)} SKUs below safety" in second
+    assert re.search(r"orders: \d+ awaiting payment", second), second
+    assert re.match(r"simulator placed (\d+) orders, paid \d+, ", simulator.summary())
+    assert simulator.summary().endswith("short of stock; 0 restocks, 0 errors")
+
+
+def test_what_cannot_be_read_shows_as_a_question_mark() -> None:
+    progress = Progress(61, None, {"order": 3, "inventory": None}, {"orders": None, "stock": "5"})
+    assert progress.lines() == [
+        "[01:01] simulator off",
+        "        events: order 3, inventory ? | orders: ? | stock: 5",
+    ]
+
+
+def test_a_bad_port_in_the_environment_is_one_line_and_exit_code_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("INVENTORY_API__PORT", "eighty")
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert err == "shopfloor: INVENTORY_API__PORT must be a port number (1-65535), got 'eighty'\n"
+
+
+def test_the_run_help_lists_every_installed_service_with_its_port_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for spec in services():
+        assert f"{spec.port_variable} (default {spec.default_port})" in text
