@@ -177,6 +177,11 @@ def field_error(
     return {"detail": [{"loc": where, "msg": message, "type": kind}], **extra}
 
 
+def rule_broken(error: Any) -> dict[str, Any]:
+    """The body for a `shopfloor_runtime.errors.RuleBroken`: the field and the reason."""
+    return field_error(error.field, error.reason)
+
+
 def install_error_handlers(app: FastAPI, table: ErrorTable) -> None:
     """Map domain errors to statuses; anything else is a 500 without a traceback."""
     for error_type, answer in table.items():

@@ -14,7 +14,7 @@ from shopfloor_runtime.web import (
     Text,
     Whole,
     error_responses,
-    field_error,
+    rule_broken,
 )
 
 from inventory.application import InventoryApplication
@@ -266,7 +266,7 @@ def router() -> APIRouter:
 
 
 ERRORS: ErrorTable = {
-    InvalidStock: (422, lambda e: field_error(e.field, e.reason)),
+    InvalidStock: (422, rule_broken),
     UnknownSku: 404,
     UnknownTransfer: 404,
     SerialNotFound: 404,

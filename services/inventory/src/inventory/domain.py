@@ -17,6 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 from shopfloor_runtime.aggregates import CheapCopy
+from shopfloor_runtime.errors import DomainError, RuleBroken
 
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:inventory")
 PRESALE = "presale"
@@ -31,16 +32,8 @@ def reservation_id(order_id: str) -> UUID:
     return uuid5(NAMESPACE, f"reservation:{order_id}")
 
 
-class DomainError(Exception):
-    pass
-
-
-class InvalidStock(DomainError):
+class InvalidStock(RuleBroken):
     """Well-formed input that breaks a stock rule (HTTP 422)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
 
 
 class UnknownSku(DomainError):

@@ -23,6 +23,7 @@ from shopfloor_runtime.web import (
     Whole,
     error_responses,
     field_error,
+    rule_broken,
 )
 
 from order.application import OrderApplication, PlacementRequest
@@ -398,7 +399,7 @@ def _refused(error: PaymentRefused) -> dict[str, Any]:
 
 
 ERRORS: ErrorTable = {
-    InvalidOrder: (422, lambda e: field_error(e.field, e.reason)),
+    InvalidOrder: (422, rule_broken),
     PaymentRefused: (422, _refused),
     PaymentConflict: (409, _refused),
     OrderNotFound: 404,

@@ -10,6 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 from shopfloor_runtime.aggregates import CheapCopy
+from shopfloor_runtime.errors import DomainError, RuleBroken
 
 CENT = Decimal("0.01")
 #: The most an order may come to: what every consumer's money field holds (12 digits
@@ -25,16 +26,8 @@ def money(value: Decimal | int | str) -> Decimal:
 # -- errors -------------------------------------------------------------------------
 
 
-class DomainError(Exception):
-    pass
-
-
-class InvalidOrder(DomainError):
-    """Input that is well-formed but breaks a business rule (HTTP 422)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
+class InvalidOrder(RuleBroken):
+    """Input that is well-formed but breaks an order rule (HTTP 422)."""
 
 
 class OrderNotFound(DomainError):
