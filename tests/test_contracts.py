@@ -152,3 +152,32 @@ def _expected_on_orders(service) -> list[int]:
     notifications = service.app.recorder.select_notifications(start=1, limit=100_000)
     events = (service.app.mapper.to_domain_event(n) for n in notifications)
     return [1 for e in events for out in service.relay.translate(e) if out.topic == "orders.v1"]
+
+
+def test_an_order_placed_of_schema_version_1_is_still_read_across_the_upgrade():
+    """A consumer behind on orders.v1 when OrderPlaced went to version 2 meets version 1
+    messages (full address, no destination): it reads them, never dead-letters them."""
+    version_1 = {
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "channel": "shop",
+        "lines": [{"sku": "SKU-1", "qty": 2, "unit_price": "12.50"}],
+        "currency": "EUR",
+        "subtotal": "25.00",
+        "discount": "0.00",
+        "total": "25.00",
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "Hauptstrasse 1",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": "DE",
+        },
+        "placed_at": "2026-11-20T10:00:00Z",
+        "payment_reminder_at": "2026-11-20T10:15:00Z",
+        "payment_due_at": "2026-11-20T10:30:00Z",
+        "required_checks": ["inventory"],
+    }
+    placed = read_payload("OrderPlaced", version_1)
+    assert placed.destination is None and placed.lines[0].qty == 2
+    assert not hasattr(placed, "shipping_address")  # the person is not carried on

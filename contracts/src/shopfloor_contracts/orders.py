@@ -49,7 +49,12 @@ class OrderPlaced(Strict):
     total: Money
     coupon: str | None = None
     payment_method: str | None = None
-    destination: Destination
+    destination: Destination | None = Field(
+        None,
+        description="always set by schema version 2; absent on version 1 messages, which "
+        "carried the full address instead (readers skip it), so a consumer still behind "
+        "on the topic across the upgrade reads both",
+    )
     placed_at: AwareDatetime
     payment_reminder_at: AwareDatetime
     payment_due_at: AwareDatetime

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
 
 from shopfloor_runtime.store import ServiceApplication
+
+Agg = TypeVar("Agg", bound=Aggregate)
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,21 @@ class UnitOfWork:
             return self.get(aggregate_id)
         return None
 
-    def get(self, aggregate_id: UUID) -> Any | None:
+    @overload
+    def get(self, aggregate_id: UUID, kind: None = None) -> Any | None: ...
+    @overload
+    def get(self, aggregate_id: UUID, kind: type[Agg]) -> Agg | None: ...
+
+    def get(self, aggregate_id: UUID, kind: type[Aggregate] | None = None) -> Any | None:
+        """The aggregate (of `kind`, if given) as this unit of work holds it, loading it
+        the first time; None if there is none."""
         if aggregate_id not in self._aggregates:
             found = self.app.find(aggregate_id)
             if found is None:
                 return None
             self._aggregates[aggregate_id] = found
-        return self._aggregates[aggregate_id]
+        found = self._aggregates[aggregate_id]
+        return found if kind is None or isinstance(found, kind) else None
 
     @property
     def ids(self) -> list[UUID]:

@@ -45,11 +45,12 @@ def redrive(applier: BatchApplier, record: Record, name: str) -> str:
                 raise  # the store is away: the redrive fails, the letter is untouched
             except Exception as error:  # noqa: BLE001 - reported; the letter stays
                 raise RedriveFailed(f"{type(error).__name__}: {error}") from None
+        touched = uow.take()
         try:
-            app.record(uow.take(), moves=[TrackingMove(name, 0, 1)])
+            app.record(touched, moves=[TrackingMove(name, 0, 1)])
             return outcome
         except RecordConflictError:
-            app.forget(uow.ids)
+            app.forget([aggregate.id for aggregate in touched])  # stale: load them again
             if app.tracked_positions([name])[name]:
                 return "already"  # another redrive got there first
             pause(attempt)

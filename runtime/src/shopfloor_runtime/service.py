@@ -58,7 +58,11 @@ class Service(Generic[S, A]):
         self.clock = clock or SystemClock()
         with schema_lock(self.settings.store):
             self.sql = SqlStore(self.settings.store, self.name)
-            self.app: A = self.application(eventsourcing_env(self.settings.store, self.name))
+            try:
+                self.app: A = self.application(eventsourcing_env(self.settings.store, self.name))
+            except BaseException:
+                self.sql.close()  # a service that cannot start leaves no pool open
+                raise
             self.relay = OutboxRelay(
                 service=self.name,
                 app=self.app,
@@ -121,7 +125,7 @@ class Service(Generic[S, A]):
                 *(projector.run for projector in self.projectors),
                 *self.loops(),
                 *([self.relay.run] if settings.relay.enabled else []),
-                *([self.consumer.run] if settings.consumer.enabled else []),
+                *([self.consumer.run] if settings.consumer.enabled and self.consumes else []),
             ]
         )
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, overload
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Recording, Tracking
 from psycopg.conninfo import conninfo_to_dict
 
+from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.recorders import KWARG, RECORDERS, TrackingMove
 from shopfloor_runtime.settings import StoreSettings
 
@@ -76,9 +77,21 @@ class ServiceApplication(Application[UUID]):
     """An eventsourcing Application that can record tracking with its events."""
 
     recorder: ProcessRecorder
+    #: Aggregates kept in memory per process (0: none). Cached ones are not re-read
+    #: before a command (no fast-forward): every save checks versions, and a conflict
+    #: drops the stale copy before the command is tried again (`retry`). Reads for
+    #: callers who must see the stored state use `read` / `find(fresh=True)`.
+    cache_size: ClassVar[int] = 0
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        super().__init__(env)
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock | None = None) -> None:
+        cache = {}
+        if self.cache_size:
+            cache = {
+                "AGGREGATE_CACHE_MAXSIZE": str(self.cache_size),
+                "AGGREGATE_CACHE_FASTFORWARD": "n",
+            }
+        super().__init__({**cache, **(env or {})})
+        self.clock: Clock = clock or SystemClock()
         # Counts saves in this process: the relay and projectors wake on it instead of
         # waiting out their poll interval.
         self._saves = 0
@@ -178,14 +191,22 @@ class ServiceApplication(Application[UUID]):
         worker may have changed it since); AggregateNotFoundError if there is none."""
         return self.repository.get(aggregate_id, version=sys.maxsize)
 
-    def find(self, aggregate_id: UUID, fresh: bool = False) -> Any | None:
-        """The aggregate, or None if there is none. For a command, possibly this
-        process's cached copy (its save checks the version); `fresh` for callers who
-        must see what is stored now."""
+    @overload
+    def find(self, aggregate_id: UUID, kind: None = None, fresh: bool = False) -> Any | None: ...
+    @overload
+    def find(self, aggregate_id: UUID, kind: type[Agg], fresh: bool = False) -> Agg | None: ...
+
+    def find(
+        self, aggregate_id: UUID, kind: type[Aggregate] | None = None, fresh: bool = False
+    ) -> Any | None:
+        """The aggregate (of `kind`, if given), or None if there is none. For a command,
+        possibly this process's cached copy (its save checks the version); `fresh` for
+        callers who must see what is stored now."""
         try:
-            return self.read(aggregate_id) if fresh else self.repository.get(aggregate_id)
+            found = self.read(aggregate_id) if fresh else self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+        return found if kind is None or isinstance(found, kind) else None
 
     def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         """Drop aggregates from the cache (after a write conflict showed them stale)."""

@@ -145,7 +145,7 @@ def feed_for() -> Callable[[InventoryApplication], OrderFeed]:
 @pytest.fixture
 def memory_app(clock: ManualClock) -> Iterator[InventoryApplication]:
     """The application on eventsourcing's in-memory store."""
-    app = InventoryApplication(clock, {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = InventoryApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock)
     yield app
     app.close()
 

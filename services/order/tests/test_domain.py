@@ -563,3 +563,30 @@ def test_every_command_on_a_cached_copy_leaves_the_cached_order_untouched():
         order = copy_isolates(order, act)
     assert order.status == "shipped" and order.refunded_total == Decimal("5.00")
     assert replayed(order).__dict__ == {**order.__dict__, "_pending_events": []}
+
+
+def test_request_hashes_and_fingerprints_are_those_of_orders_stored_before_phone_and_email():
+    """Values computed by the code before `phone` and `customer_email` existed: a client
+    retrying a pre-upgrade request with its Idempotency-Key must find its order."""
+    plain = Placement(
+        customer_id="c-1",
+        channel="shop",
+        lines=(Line("SKU-1", 2, Decimal("12.50")),),
+        address=Address("Ada Lovelace", "Hauptstrasse 1", "Berlin", "10115", "DE"),
+        payment_method="card",
+    )
+    assert plain.request_hash() == "3b5ca258-4a3f-5f39-9be0-10a03030af85"
+    assert str(plain.fingerprint()) == "1e01f558-87d3-5b51-b6a8-18becb128817"
+    fuller = Placement(
+        customer_id="c-1",
+        channel="shop",
+        lines=(Line("SKU-1", 2, Decimal("12.50")), Line("SKU-2", 1, Decimal("3"))),
+        address=Address("Ada Lovelace", "Hauptstrasse 1", "Berlin", "10115", "DE", line2="c/o B"),
+        coupon="WELCOME10",
+    )
+    assert fuller.request_hash() == "3c95bd38-122a-5b41-af5e-185a34d9ea3a"
+    assert str(fuller.fingerprint()) == "2e075d3e-33ea-5c76-add8-761108a63990"
+    with_phone = Placement(
+        **{**vars(plain), "address": Address(**{**vars(plain.address), "phone": "+49 30 1"})}
+    )
+    assert with_phone.request_hash() != plain.request_hash()  # a new field set is a new request

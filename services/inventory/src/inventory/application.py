@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import uuid4
 
-from shopfloor_runtime.clock import Clock, SystemClock
 from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.store import ServiceApplication
 
@@ -17,13 +16,7 @@ from inventory.domain import Reservation, Sku, UnknownSku, decide, reservation_i
 class InventoryApplication(ServiceApplication):
     name = "inventory"
     snapshotting_intervals = {Sku: 200}  # hot SKUs collect thousands of events
-
-    def __init__(self, clock: Clock | None = None, env: dict[str, str] | None = None) -> None:
-        # Cached aggregates are not re-read before use (no fast-forward): every decision
-        # is saved with a version check, and a conflict drops the stale copies.
-        cache = {"AGGREGATE_CACHE_MAXSIZE": "5000", "AGGREGATE_CACHE_FASTFORWARD": "n"}
-        super().__init__({**cache, **(env or {})})
-        self.clock = clock or SystemClock()
+    cache_size = 5000  # SKUs and reservations
 
     # -- commands ---------------------------------------------------------------------
 
@@ -103,8 +96,7 @@ class InventoryApplication(ServiceApplication):
     # -- queries --------------------------------------------------------------------
 
     def find_sku(self, sku: str) -> Sku | None:
-        found = self.find(sku_id(sku))
-        return found if isinstance(found, Sku) else None
+        return self.find(sku_id(sku), Sku)
 
     def get_sku(self, sku: str) -> Sku:
         item = self.find_sku(sku)
@@ -115,18 +107,17 @@ class InventoryApplication(ServiceApplication):
     def read_sku(self, sku: str) -> Sku:
         """The SKU as stored now, not as this process last cached it (another worker
         may have changed it since)."""
-        item = self.find(sku_id(sku), fresh=True)
-        if not isinstance(item, Sku):
+        item = self.find(sku_id(sku), Sku, fresh=True)
+        if item is None:
             raise UnknownSku(sku)
         return item
 
     def find_reservation(self, order_id: str) -> Reservation | None:
-        found = self.find(reservation_id(order_id))
-        return found if isinstance(found, Reservation) else None
+        return self.find(reservation_id(order_id), Reservation)
 
 
 def _sku(uow: UnitOfWork, sku: str) -> Sku:
-    item = uow.get(sku_id(sku))
-    if not isinstance(item, Sku):  # a held reservation names only SKUs that exist
+    item = uow.get(sku_id(sku), Sku)
+    if item is None:  # a held reservation names only SKUs that exist
         raise LookupError(f"SKU {sku!r} of a held reservation is missing")
     return item

@@ -29,7 +29,7 @@ class InventoryService(Service[Settings, InventoryApplication]):
     errors = api.ERRORS
 
     def application(self, env: dict[str, str]) -> InventoryApplication:
-        return InventoryApplication(self.clock, env)
+        return InventoryApplication(env, self.clock)
 
     def translation(self) -> Translate:
         return translation.to_outbound

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
-from shopfloor_runtime.clock import Clock, SystemClock
+from shopfloor_runtime.clock import Clock
 from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.store import ServiceApplication
 
@@ -55,6 +55,7 @@ class PlacementRequest:
 
 class OrderApplication(ServiceApplication):
     name = "order"
+    cache_size = 20_000  # orders and fingerprints
 
     def __init__(
         self,
@@ -63,12 +64,8 @@ class OrderApplication(ServiceApplication):
         env: dict[str, str] | None = None,
         describe: Callable[[Any], tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
-        # Cached orders and fingerprints are not re-read before use (no fast-forward):
-        # every change is saved with a version check, and a conflict drops the stale
-        # copy before the command is tried again. Reads for callers are fresh.
-        cache = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "n"}
-        super().__init__({**cache, **(env or {})})
-        self.rules, self.clock = rules, clock or SystemClock()
+        super().__init__(env, clock)
+        self.rules = rules
         self._describe = describe or (lambda e: (type(e).__name__, {}))
 
     # -- commands -------------------------------------------------------------------
@@ -230,8 +227,8 @@ class OrderApplication(ServiceApplication):
 
     def get_order(self, order_id: UUID) -> Order:
         """The order as stored now, not as this process last cached it."""
-        order = self.find(order_id, fresh=True)
-        if not isinstance(order, Order):
+        order = self.find(order_id, Order, fresh=True)
+        if order is None:
             raise OrderNotFound(order_id)
         return order
 
@@ -247,7 +244,7 @@ class OrderApplication(ServiceApplication):
 
 
 def _in(uow: UnitOfWork, order_id: str) -> Order:
-    order = uow.get(UUID(order_id))
-    if not isinstance(order, Order):
+    order = uow.get(UUID(order_id), Order)
+    if order is None:
         raise OrderNotFound(order_id)
     return order

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -87,7 +87,22 @@ class Line:
     unit_price: Decimal
 
 
-@dataclass(frozen=True)
+#: Fields added after orders were stored: left out of the text that request hashes and
+#: fingerprints are made from while they are unset, so a request repeated across an
+#: upgrade hashes as it did before (an Idempotency-Key retry still finds its order).
+ADDED_LATER = frozenset({"phone", "customer_email"})
+
+
+def _stable_repr(self: Any) -> str:
+    shown = ", ".join(
+        f"{f.name}={getattr(self, f.name)!r}"
+        for f in fields(self)
+        if not (f.name in ADDED_LATER and getattr(self, f.name) is None)
+    )
+    return f"{type(self).__qualname__}({shown})"
+
+
+@dataclass(frozen=True, repr=False)
 class Address:
     name: str
     line1: str
@@ -97,8 +112,10 @@ class Address:
     line2: str | None = None
     phone: str | None = None  # for the carrier
 
+    __repr__ = _stable_repr
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Placement:
     """A request to place an order, already shape-checked."""
 
@@ -110,6 +127,8 @@ class Placement:
     coupon: str | None = None
     payment_method: str | None = None
     customer_email: str | None = None
+
+    __repr__ = _stable_repr
 
     def fingerprint(self) -> UUID:
         """Same customer, same lines, same address: the same fingerprint."""
