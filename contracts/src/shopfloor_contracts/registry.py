@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,14 @@ class EventSpec:
 
     def message_model(self) -> type[BaseModel]:
         """The envelope with this event's payload: what a message on the wire is."""
-        return Envelope[self.model]  # type: ignore[name-defined]
+        return _message_model(self.model)
+
+
+@functools.cache
+def _message_model(model: type[BaseModel]) -> type[BaseModel]:
+    # Held here for good: pydantic keeps parametrized generics only weakly, so without a
+    # strong reference `Envelope[X]` is built again (a new class) for every message.
+    return Envelope[model]  # type: ignore[valid-type]
 
 
 _SPECS = [

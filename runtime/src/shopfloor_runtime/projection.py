@@ -69,7 +69,7 @@ class Projector:
         )
         if not notifications:
             return 0
-        events = [self.app.mapper.to_domain_event(n) for n in notifications]
+        events = [self.app.domain_event(n) for n in notifications]
         with self.sql.transaction() as cur:
             self.sql.serialize(cur, f"projection:{self.name}")
             if self._position(cur) != position:

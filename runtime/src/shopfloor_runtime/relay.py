@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from shopfloor_contracts.envelope import Envelope
 from shopfloor_contracts.registry import EVENTS
 from shopfloor_contracts.topics import TOPICS
 
@@ -52,7 +51,7 @@ def envelope_bytes(
     producer: str, domain_event: Any, out: Outbound, position: int, previous: int, part: str = ""
 ) -> bytes:
     name = type(out.payload).__name__
-    message = Envelope[type(out.payload)](  # type: ignore[misc,operator]
+    message = EVENTS[name].message_model()(
         event_id=event_id(
             producer, domain_event.originator_id, domain_event.originator_version, part
         ),
@@ -202,7 +201,7 @@ class OutboxRelay:
         chains = PartitionChains.loads(state.chains.dumps())
         futures, topics = [], []
         for notification in notifications:
-            domain_event = self.app.mapper.to_domain_event(notification)
+            domain_event = self.app.domain_event(notification)
             for value, out, partition in self._messages(domain_event, notification.id, chains):
                 futures.append(
                     await self._producer.send(
