@@ -144,9 +144,12 @@ class OutboxRelay:
         self.published = 0
 
     async def start(self) -> None:
+        # Topics first: a producer started before its topics exist keeps metadata without
+        # them, and its first sends to a topic created just after were refused
+        # (NotLeaderForPartition), stalling the first orders for seconds while it recovered.
+        await self.check_incarnation(force=True)
         self._producer = brokerlib.producer(self.broker)
         await self._producer.start()
-        await self.check_incarnation(force=True)
 
     async def stop(self) -> None:
         if self._producer is not None:
