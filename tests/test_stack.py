@@ -21,18 +21,20 @@ from typing import NoReturn
 import httpx
 import pytest
 from shopfloor_runtime.ports import port_in_use
+from shopfloor_runtime.registry import services
 from shopfloor_runtime.testing import free_port
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("order", "inventory")
-READY = re.compile(
-    r"^(order|inventory) +http://127\.0\.0\.1:(\d+) +docs .*/docs +metrics .*/metrics"
-)
+#: Every registered service is started by the stack; this test reads order and inventory.
+SPECS = services()
+SERVICES = tuple(spec.name for spec in SPECS)
+READY = re.compile(r"^([a-z][a-z-]*) +http://127\.0\.0\.1:(\d+) +docs .*/docs +metrics .*/metrics")
 PLACED = re.compile(r"simulator: (\d+) placed")
 QUIET = re.compile(r"simulator off$")
-EVENTS = re.compile(
-    r"events: order (\d+), inventory (\d+) \| orders: ([^|]*) \| stock: (\d+) available"
+EVENTS = re.compile(  # other services' counts and probes may come between
+    r"events: order (\d+), inventory (\d+)(?:, [a-z-]+ \d+)* \| orders: ([^|]*) \|.* "
+    r"stock: (\d+) available"
 )
 STOPPED = re.compile(r"stopped\. simulator placed (\d+)")
 
@@ -140,8 +142,11 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
     broker_port, order_port, inventory_port = free_port(), free_port(), free_port()
     ports = (broker_port, order_port, inventory_port)
     orders, inventory = f"http://127.0.0.1:{order_port}", f"http://127.0.0.1:{inventory_port}"
+    others = {spec.port_variable: free_port() for spec in SPECS}
+    ports = (*ports, *others.values())
     env = {
         **os.environ,
+        **{name: str(port) for name, port in others.items()},
         "SHOPFLOOR_DATA_DIR": str(data_dir),
         "SHOPFLOOR_BROKER_PORT": str(broker_port),
         "ORDER_API__PORT": str(order_port),
