@@ -88,7 +88,8 @@ async def test_the_simulated_shop_stocks_the_catalogue_then_places_orders_throug
     # Every catalogue SKU got its opening stock. (The event counts are the process's
     # metrics, which other tests in this process move too: only their shape is checked.)
     opening = 300 * len(scenario.CATALOGUE)
-    assert re.match(r"events: order \d+, inventory \d+ \| orders: ", second.strip()), second
+    events = r"events: order \d+, inventory \d+(?:, [a-z-]+ \d+)* \| orders: "
+    assert re.match(events, second.strip()), second
     assert f"stock: {opening} available, 0/{len(scenario.CATALOGUE)} SKUs below safety" in second
     assert re.search(r"orders: \d+ awaiting payment", second), second
     assert re.match(r"simulator placed (\d+) orders, paid \d+, ", simulator.summary())
