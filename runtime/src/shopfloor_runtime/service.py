@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -38,7 +39,7 @@ S = TypeVar("S", bound=ServiceSettings)
 A = TypeVar("A", bound=ServiceApplication)
 
 
-class Service(Generic[S, A]):
+class Service(ABC, Generic[S, A]):
     """One assembled service. Subclasses set the class attributes and the hooks below;
     `Service(settings, clock)` builds it (tables created under a lock, so two processes
     starting on one new database do not race)."""
@@ -84,14 +85,14 @@ class Service(Generic[S, A]):
 
     # -- what each service says for itself ----------------------------------------------
 
+    @abstractmethod
     def application(self, env: dict[str, str]) -> A:
         """The service's eventsourcing application on the store `env` names (`self.sql`,
         the same database for tables that are not event streams, is open already)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def translation(self) -> Translate:
         """Which stored domain events are published, as what (its translation.py)."""
-        raise NotImplementedError
 
     def handlers(self) -> Handlers:
         """Its policies, by the contract class each one handles."""
@@ -101,8 +102,9 @@ class Service(Generic[S, A]):
         """Projections of its own log, caught up beside the API."""
         return []
 
+    @abstractmethod
     def router(self) -> APIRouter:
-        raise NotImplementedError
+        """Its routes (its api.py)."""
 
     def state(self) -> dict[str, Any]:
         """What its routes find on `request.app.state`."""

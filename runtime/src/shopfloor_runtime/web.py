@@ -1,5 +1,7 @@
-"""The HTTP edge every service shares: the request types (`Code`, `Text`, `Body`), the
-endpoints every service exposes (/health, /ready, /metrics) and one error shape."""
+"""The HTTP edge every service shares: the request types (`Code`, `Text`, `Body`, bounded
+`Whole` and `Amount`), the documented error answers and their one shape (`field_error`,
+`rule_broken`, the error table), and the endpoints every service exposes (/health,
+/ready, /metrics)."""
 
 from __future__ import annotations
 
