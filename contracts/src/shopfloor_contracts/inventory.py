@@ -17,10 +17,42 @@ class ReservedLine(Strict):
     serials: list[str] = Field(default_factory=list)
 
 
+class WarehouseAvailability(Strict):
+    sku: str
+    warehouse: str
+    available: int = Field(description="free units there right after this decision")
+
+
 class StockReserved(Strict):
     order_id: str
     reservation_id: str
     lines: list[ReservedLine]
+    availability: list[WarehouseAvailability] = Field(
+        default_factory=list,
+        description="for each of the order's SKUs, what every warehouse still had free "
+        "after the reservation: a hint for fulfilment's warehouse choice (inventory "
+        "decides a move for good, see ReservationMoved)",
+    )
+
+
+class ReservationMoved(Strict):
+    """Fulfilment chose a shipping warehouse (ShipmentAllocated): every unit the order
+    holds is now held there. Sent also when the units were there already."""
+
+    order_id: str
+    reservation_id: str
+    shipment_id: str
+    warehouse: str
+    lines: list[ReservedLine] = Field(description="the whole reservation afterwards")
+
+
+class ReservationMoveRefused(Strict):
+    """The chosen warehouse cannot hold every unit of the order: nothing moved."""
+
+    order_id: str
+    shipment_id: str
+    warehouse: str
+    short_lines: list[RejectedLine] = Field(min_length=1)
 
 
 class RejectedLine(Strict):

@@ -55,6 +55,9 @@ class OrderPlaced(Strict):
         "carried the full address instead (readers skip it), so a consumer still behind "
         "on the topic across the upgrade reads both",
     )
+    service_level: str | None = Field(
+        None, description='delivery promise the customer chose ("standard", "express")'
+    )
     placed_at: AwareDatetime
     payment_reminder_at: AwareDatetime
     payment_due_at: AwareDatetime
@@ -125,3 +128,14 @@ class OrderShipped(Strict):
     tracking_number: str
     lines: list[ShippedLine]
     shipped_at: AwareDatetime
+
+
+class OrderDelivered(Strict):
+    order_id: str
+    delivered_at: AwareDatetime
+    completes_at: AwareDatetime = Field(description="when the return window closes")
+
+
+class OrderCompleted(Strict):
+    order_id: str
+    completed_at: AwareDatetime

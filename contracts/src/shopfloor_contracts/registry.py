@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shopfloor_contracts import inventory, orders, orders_private
+from shopfloor_contracts import fulfilment, inventory, orders, orders_private
 from shopfloor_contracts.envelope import Envelope
 
 
@@ -47,6 +47,8 @@ _SPECS = [
             orders.OrderCancelled,
             orders.RefundIssued,
             orders.OrderShipped,
+            orders.OrderDelivered,
+            orders.OrderCompleted,
         )
     ),
     EventSpec("orders.private.v1", orders_private.OrderRecipientRecorded),
@@ -64,6 +66,24 @@ _SPECS = [
             inventory.TransferReceived,
             inventory.LowStockDetected,
             inventory.ReorderSuggested,
+            inventory.ReservationMoved,
+            inventory.ReservationMoveRefused,
+        )
+    ),
+    *(
+        EventSpec("fulfilment.v1", m)
+        for m in (
+            fulfilment.ShipmentAllocated,
+            fulfilment.ShipmentUnallocated,
+            fulfilment.WaveReleased,
+            fulfilment.ItemPicked,
+            fulfilment.ShipmentPulled,
+            fulfilment.ShipmentFlagged,
+            fulfilment.ShipmentPacked,
+            fulfilment.ShipmentDispatched,
+            fulfilment.TrackingUpdated,
+            fulfilment.ShipmentDelayed,
+            fulfilment.DeliveryFailed,
         )
     ),
 ]

@@ -51,8 +51,15 @@ INVENTORY = Topic(
     "inventory",
     readers=("order", "fulfilment", "analytics", ANALYSTS),
 )
+FULFILMENT = Topic(
+    "fulfilment.v1",
+    6,
+    "the shipment's first order id (wave events: wave id)",
+    "fulfilment",
+    readers=("order", "inventory", "service-desk", "analytics", ANALYSTS),
+)
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (ORDERS, ORDERS_PRIVATE, INVENTORY)}
+TOPICS: dict[str, Topic] = {t.name: t for t in (ORDERS, ORDERS_PRIVATE, INVENTORY, FULFILMENT)}
 
 #: Written by every relay that finds it empty; offset 0 names the broker's incarnation.
 INCARNATION_TOPIC = "shopfloor.incarnation"
