@@ -1,0 +1,1 @@
+"""The fulfilment service: allocation, picking waves, pick/pack/ship and tracking."""

@@ -1,0 +1,528 @@
+"""Fulfilment use cases: the reactions to orders and inventory that policies.py hands in
+with the consumer's unit of work, the commands of the API (picks, packing, tracking)
+and the timers (waves by window, delays, allocation retries).
+
+Where the warehouse choice lives: here, once, at confirmation. Inventory places a
+reservation provisionally (most available first) when the order is placed, before it is
+paid; fulfilment then chooses the shipping warehouse with what only it knows (distance
+to the destination, today's shipping capacity, carriers), publishes ShipmentAllocated,
+and inventory moves the order's hold there inside its per-SKU aggregates (all lines or
+none) -> ReservationMoved, or refuses -> ReservationMoveRefused and fulfilment takes the
+next candidate. A shipment whose units are not all held where it ships from never enters
+a wave, so the one decision is fulfilment's and inventory only ever carries it out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import RecordConflictError
+from shopfloor_runtime.clock import Clock
+from shopfloor_runtime.edge import UnitOfWork
+from shopfloor_runtime.store import ServiceApplication
+
+from fulfilment.domain import (
+    OPEN,
+    Capacity,
+    Lane,
+    MergeSlot,
+    OrderFile,
+    Picker,
+    Refused,
+    Shipment,
+    ShipmentNotFound,
+    UnknownWarehouse,
+    Wave,
+    WaveNotFound,
+    capacity_id,
+    file_id,
+    lane_id,
+    merge_id,
+    pick_list,
+    picker_id,
+    shipment_id,
+)
+from fulfilment.rules import MULTI_ZONE, Rules, all_held_in, rank_carriers, rank_warehouses, zone_of
+
+T = TypeVar("T")
+
+
+class PackRefused(Refused):
+    """The pack check failed; the shipment is flagged for a supervisor."""
+
+
+class FulfilmentApplication(ServiceApplication):
+    name = "fulfilment"
+    cache_size = 20_000  # order files, shipments, lanes, waves
+
+    def __init__(
+        self, rules: Rules, env: dict[str, str] | None = None, clock: Clock | None = None
+    ) -> None:
+        super().__init__(env, clock)
+        self.rules = rules
+
+    # -- reactions to orders and inventory (policies.py calls these) ---------------------
+
+    def order_placed(self, uow: UnitOfWork, order_id: str, placed: dict[str, Any]) -> None:
+        file = self._file(uow, order_id)
+        file.record_placed(**placed)
+        self._allocate(uow, file)
+
+    def recipient_recorded(self, uow: UnitOfWork, order_id: str, recipient: dict[str, Any]) -> None:
+        self._file(uow, order_id).record_recipient(recipient)
+
+    def stock_reserved(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        lines: list[dict[str, Any]],
+        free: list[dict[str, Any]],
+    ) -> None:
+        file = self._file(uow, order_id)
+        file.record_reserved(lines, free)
+        self._allocate(uow, file)
+
+    def order_confirmed(self, uow: UnitOfWork, order_id: str, at: datetime) -> None:
+        file = self._file(uow, order_id)
+        file.record_confirmed(at)
+        self._allocate(uow, file)
+
+    def order_cancelled(self, uow: UnitOfWork, order_id: str) -> None:
+        """Pull the order from its shipment (and wave) unless it left already."""
+        file = self._file(uow, order_id)
+        if not file.record_cancelled():
+            return
+        for shipment in file.shipments:
+            self._pull(uow, UUID(shipment), order_id)
+
+    def reservation_moved(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        shipment: str,
+        warehouse: str,
+        lines: list[dict[str, Any]],
+    ) -> None:
+        """Inventory holds the order's units where the shipment ships from."""
+        file = self._file(uow, order_id)
+        file.record_moved(lines)
+        found = uow.get(UUID(shipment), Shipment)
+        if found is None or found.warehouse != warehouse:
+            return
+        here = [self._line(warehouse, ln) for ln in lines if ln["warehouse"] == warehouse]
+        if found.stock_in_place(order_id, here):
+            self._to_lane(uow, found)
+
+    def reservation_move_refused(
+        self, uow: UnitOfWork, order_id: str, shipment: str, warehouse: str, reason: str
+    ) -> None:
+        """The chosen warehouse cannot hold the units after all: try the next one."""
+        found = uow.get(UUID(shipment), Shipment)
+        if found is None or found.status != "awaiting_stock":
+            return
+        found.reallocate(reason)
+        self._capacity(uow, warehouse, found.allocated_at).give_back(shipment)
+        file = self._file(uow, order_id)
+        file.move_refused(shipment, warehouse, f"inventory refused: {reason}")
+        self._allocate(uow, file)
+
+    # -- allocation -------------------------------------------------------------------
+
+    def _allocate(self, uow: UnitOfWork, file: OrderFile) -> None:
+        if not file.ready:
+            return
+        assert file.placed is not None
+        facts, now = file.facts(), self.clock.now()
+        if self._merge(uow, file):
+            return
+        used = {code: self._capacity(uow, code, now).used for code in self.rules.warehouses}
+        ranked = rank_warehouses(facts, self.rules, used, file.refused)
+        sid = shipment_id(file.order_id, file.attempts)
+        best = next((r for r in ranked if r["chosen"]), None)
+        if best is None:
+            if self.rules.split and not file.refused and self._split(uow, file, used):
+                return
+            file.wait_unallocated("no warehouse can take the whole order", ranked, str(sid), now)
+            return
+        warehouse = best["warehouse"]
+        weight = sum(self.rules.weight(sku) * qty for sku, qty in facts.lines)
+        carriers = rank_carriers(facts.region, weight, facts.value, facts.service_level, self.rules)
+        carrier = next((c for c in carriers if c["chosen"]), None)
+        if carrier is None:
+            file.wait_unallocated(f"no carrier serves {facts.region}", ranked, str(sid), now)
+            return
+        in_place = all_held_in(facts, warehouse)
+        lines = self._order_lines(file, warehouse, in_place)
+        shipment = Shipment(
+            shipment=sid,
+            first_order_id=file.order_id,
+            order_id=file.order_id,
+            customer_id=facts.customer_id,
+            fingerprint=file.placed.get("fingerprint"),
+            warehouse=warehouse,
+            zone=_zone(lines),
+            carrier=carrier["carrier"],
+            service=carrier["service"],
+            service_level=facts.service_level,
+            promised_by=self.rules.promise(facts.service_level, file.confirmed_at or now),
+            lines=lines,
+            value=str(facts.value),
+            weight_grams=weight,
+            in_place=in_place,
+            warehouses=ranked,
+            carriers=[{**c, "cost": str(c["cost"])} for c in carriers],
+            allocated_at=now,
+        )
+        uow.add(shipment)
+        self._capacity(uow, warehouse, now).take(str(sid))
+        file.allocated([str(sid)])
+        self._point_merge(uow, shipment)
+        if in_place:
+            self._to_lane(uow, shipment)
+
+    def _merge(self, uow: UnitOfWork, file: OrderFile) -> bool:
+        """Join the customer's shipment to the same address if it still waits for a wave,
+        ships from where this order's units are held, and stays in its zone."""
+        assert file.placed is not None
+        fingerprint = file.placed.get("fingerprint")
+        if not self.rules.merge or not fingerprint:
+            return False
+        slot = uow.get(merge_id(file.placed["customer_id"], fingerprint), MergeSlot)
+        if slot is None:
+            return False
+        shipment = uow.get(UUID(slot.shipment), Shipment)
+        if shipment is None or not all_held_in(file.facts(), shipment.warehouse):
+            return False
+        lines = self._order_lines(file, shipment.warehouse, True)
+        if not shipment.can_merge(_zone(lines)):
+            return False
+        facts = file.facts()
+        weight = sum(self.rules.weight(sku) * qty for sku, qty in facts.lines)
+        shipment.join(file.order_id, lines, str(facts.value), weight, self.clock.now())
+        file.allocated([str(shipment.id)])
+        self._to_lane(uow, shipment)
+        return True
+
+    def _split(self, uow: UnitOfWork, file: OrderFile, used: dict[str, int]) -> bool:
+        """Splits allowed: one shipment per warehouse the order is held in, each from
+        where its units already are (no moves), if every one has capacity."""
+        assert file.placed is not None and file.held is not None
+        facts, now = file.facts(), self.clock.now()
+        warehouses = sorted({ln["warehouse"] for ln in file.held})
+        if any(
+            code not in self.rules.warehouses
+            or used.get(code, 0) >= self.rules.warehouses[code].daily_capacity
+            for code in warehouses
+        ):
+            return False
+        sids = []
+        for code in warehouses:
+            lines = self._order_lines(file, code, True)
+            weight = sum(self.rules.weight(ln["sku"]) * ln["qty"] for ln in lines)
+            carriers = rank_carriers(
+                facts.region, weight, facts.value, facts.service_level, self.rules
+            )
+            carrier = next((c for c in carriers if c["chosen"]), None)
+            if carrier is None:
+                return False
+            sid = shipment_id(file.order_id, file.attempts, code)
+            ranked = [
+                {
+                    "warehouse": code,
+                    "rank": 1,
+                    "chosen": True,
+                    "reason": None,
+                    "distance_km": self.rules.distance(facts.region, code),
+                }
+            ]
+            shipment = Shipment(
+                shipment=sid,
+                first_order_id=file.order_id,
+                order_id=file.order_id,
+                customer_id=facts.customer_id,
+                fingerprint=None,  # split parts are not merged with others
+                warehouse=code,
+                zone=_zone(lines),
+                carrier=carrier["carrier"],
+                service=carrier["service"],
+                service_level=facts.service_level,
+                promised_by=self.rules.promise(facts.service_level, file.confirmed_at or now),
+                lines=lines,
+                value=str(facts.value),
+                weight_grams=weight,
+                in_place=True,
+                warehouses=ranked,
+                carriers=[{**c, "cost": str(c["cost"])} for c in carriers],
+                allocated_at=now,
+            )
+            uow.add(shipment)
+            self._capacity(uow, code, now).take(str(sid))
+            sids.append(str(sid))
+            self._to_lane(uow, shipment)
+        file.allocated(sids)
+        return True
+
+    def _order_lines(self, file: OrderFile, warehouse: str, in_place: bool) -> list[dict[str, Any]]:
+        if in_place:
+            return [self._line(warehouse, ln) for ln in file.lines_held_in(warehouse)]
+        facts = file.facts()
+        return [
+            self._line(warehouse, {"sku": sku, "qty": qty, "serials": []})
+            for sku, qty in facts.lines
+        ]
+
+    def _line(self, warehouse: str, line: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "sku": line["sku"],
+            "qty": line["qty"],
+            "serials": list(line.get("serials") or []),
+            "bin": self.rules.bin_for(warehouse, line["sku"]),
+        }
+
+    def _point_merge(self, uow: UnitOfWork, shipment: Shipment) -> None:
+        if not self.rules.merge or not shipment.fingerprint:
+            return
+        slot_id = merge_id(shipment.customer_id, shipment.fingerprint)
+        slot = uow.get(slot_id, MergeSlot)
+        if slot is None:
+            uow.add(MergeSlot(shipment.customer_id, shipment.fingerprint, str(shipment.id)))
+        else:
+            slot.point(str(shipment.id))
+
+    # -- lanes and waves ----------------------------------------------------------------
+
+    def _to_lane(self, uow: UnitOfWork, shipment: Shipment) -> None:
+        now = self.clock.now()
+        lane = self._lane(uow, shipment.warehouse, shipment.zone)
+        lane.add(str(shipment.id), len(shipment.orders), now)
+        if lane.due(now, self.rules) == "size":
+            self._release(uow, lane, "size", now)
+
+    def _release(self, uow: UnitOfWork, lane: Lane, trigger: str, now: datetime) -> Wave | None:
+        sequence, sids, opened = lane.release(trigger, now)
+        shipments = [uow.get(UUID(sid), Shipment) for sid in sids]
+        live = [s for s in shipments if s is not None and s.status == "waiting"]
+        if not live:
+            return None
+        wave = Wave(
+            warehouse=lane.warehouse,
+            zone=lane.zone,
+            sequence=sequence,
+            shipment_ids=[str(s.id) for s in live],
+            order_ids=[o for s in live for o in s.order_ids],
+            pick_list=pick_list(lane.warehouse, live, self.rules),
+            trigger=trigger,
+            opened_at=opened,
+            released_at=now,
+        )
+        uow.add(wave)
+        for shipment in live:
+            shipment.in_wave(str(wave.id))
+        return wave
+
+    def lanes(self) -> list[UUID]:
+        return [
+            lane_id(code, zone)
+            for code, rule in self.rules.warehouses.items()
+            for zone in (*rule.zones, MULTI_ZONE)
+        ]
+
+    def release_due_waves(self) -> int:
+        """Release every wave whose window has passed (sizes release as they fill)."""
+        released = 0
+        for lane in self.lanes():
+
+            def release(uow: UnitOfWork, lane: UUID = lane) -> bool:
+                found = uow.get(lane, Lane)
+                now = self.clock.now()
+                trigger = None if found is None else found.due(now, self.rules)
+                return trigger is not None and self._release(uow, found, trigger, now) is not None
+
+            released += self.command(release)
+        return released
+
+    # -- cancellations ----------------------------------------------------------------
+
+    def _pull(self, uow: UnitOfWork, sid: UUID, order_id: str) -> None:
+        shipment = uow.get(sid, Shipment)
+        if shipment is None or shipment.status not in OPEN:
+            return  # dispatched already (the order service refuses that cancel) or gone
+        was = shipment.status
+        returned: list[dict[str, Any]] = []
+        wave = None
+        if shipment.wave_id is not None:
+            wave = uow.get(UUID(shipment.wave_id), Wave)
+            if wave is not None:
+                returned = wave.pull(order_id)
+        empty = shipment.pull(order_id, returned, self.clock.now())
+        if was == "waiting":
+            lane = self._lane(uow, shipment.warehouse, shipment.zone)
+            if empty:
+                lane.remove(str(sid))
+            else:
+                lane.add(str(sid), len(shipment.orders), self.clock.now())
+        if empty:
+            self._capacity(uow, shipment.warehouse, shipment.allocated_at).give_back(str(sid))
+        elif wave is not None and str(sid) in wave._complete_shipments():
+            shipment.all_picked()
+
+    # -- commands (the API) ------------------------------------------------------------
+
+    def command(self, act: Callable[[UnitOfWork], T], attempts: int = 8) -> T:
+        """Run `act` on a unit of work and save what it touched in one transaction; on
+        a version conflict, forget the stale copies and run it again."""
+        for attempt in range(attempts):
+            uow = UnitOfWork(self, careful=attempt > 0)
+            result = act(uow)
+            try:
+                self.record(uow.aggregates)
+                return result
+            except RecordConflictError:
+                self.forget(uow.ids)
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def pick(
+        self, wave: UUID, picker: str, bin_code: str, sku: str, qty: int, serial: str | None
+    ) -> Wave:
+        """A picker's scan. A refused scan is still recorded (accuracy), then raised."""
+
+        def act(uow: UnitOfWork) -> tuple[Wave, Refused | None]:
+            found = uow.get(wave, Wave)
+            if found is None:
+                raise WaveNotFound(wave)
+            who = uow.get(picker_id(picker), Picker)
+            if who is None:
+                who = Picker(picker)
+                uow.add(who)
+            now = self.clock.now()
+            try:
+                done = found.pick(picker, bin_code, sku, qty, serial, now)
+            except Refused as refusal:
+                who.scan_refused(str(refusal), now)
+                return found, refusal
+            who.scanned(qty, now)
+            for sid in done:
+                shipment = uow.get(UUID(sid), Shipment)
+                if shipment is not None:
+                    shipment.all_picked()
+            return found, None
+
+        found, refusal = self.command(act)
+        if refusal is not None:
+            raise refusal
+        return found
+
+    def pack(self, shipment: UUID, measured_grams: int, items: list[dict[str, Any]]) -> Shipment:
+        """The pack check, then label and dispatch; a failed check flags the shipment
+        (saved) and is raised."""
+
+        def act(uow: UnitOfWork) -> tuple[Shipment, str | None]:
+            found = uow.get(shipment, Shipment)
+            if found is None:
+                raise ShipmentNotFound(shipment)
+            recipient = None
+            for order_id in found.order_ids:
+                file = uow.get(file_id(order_id), OrderFile)
+                if file is not None and file.recipient is not None:
+                    recipient = file.recipient
+                    break
+            refusal = found.pack(measured_grams, items, recipient, self.rules, self.clock.now())
+            return found, refusal
+
+        found, refusal = self.command(act)
+        if refusal is not None:
+            raise PackRefused(f"pack check failed, flagged for a supervisor: {refusal}")
+        return found
+
+    def track(
+        self, shipment: UUID, milestone: str, at: datetime, place: str | None
+    ) -> tuple[Shipment, bool]:
+        def act(uow: UnitOfWork) -> tuple[Shipment, bool]:
+            found = uow.get(shipment, Shipment)
+            if found is None:
+                raise ShipmentNotFound(shipment)
+            return found, found.track(milestone, at, place)
+
+        return self.command(act)
+
+    def fire_delays(self, due: list[UUID]) -> int:
+        """Flag shipments past their promised date; each flags itself once."""
+        fired = 0
+        for sid in due:
+
+            def act(uow: UnitOfWork, sid: UUID = sid) -> bool:
+                found = uow.get(sid, Shipment)
+                return found is not None and found.check_delay(self.clock.now())
+
+            fired += self.command(act)
+        return fired
+
+    def retry_unallocated(self, order_ids: list[str]) -> int:
+        """Try orders that found no warehouse again (stock may have arrived)."""
+        done = 0
+        for order_id in order_ids:
+
+            def act(uow: UnitOfWork, order_id: str = order_id) -> bool:
+                file = uow.get(file_id(order_id), OrderFile)
+                if file is None or not file.ready:
+                    return False
+                self._allocate(uow, file)
+                return bool(file.shipments)
+
+            done += self.command(act)
+        return done
+
+    # -- queries ----------------------------------------------------------------------
+
+    def get_shipment(self, shipment: UUID) -> Shipment:
+        found = self.find(shipment, Shipment, fresh=True)
+        if found is None:
+            raise ShipmentNotFound(shipment)
+        return found
+
+    def get_wave(self, wave: UUID) -> Wave:
+        found = self.find(wave, Wave, fresh=True)
+        if found is None:
+            raise WaveNotFound(wave)
+        return found
+
+    def capacity(self, warehouse: str, day: str) -> tuple[int, int]:
+        """(used, limit) of a warehouse's shipping capacity on a day."""
+        rule = self.rules.warehouses.get(warehouse)
+        if rule is None:
+            raise UnknownWarehouse(warehouse)
+        found = self.find(capacity_id(warehouse, day), Capacity, fresh=True)
+        return (0 if found is None else found.used), rule.daily_capacity
+
+    # -- finding or starting aggregates -------------------------------------------------
+
+    def _file(self, uow: UnitOfWork, order_id: str) -> OrderFile:
+        file = uow.get(file_id(order_id), OrderFile)
+        if file is None:
+            file = OrderFile(order_id)
+            uow.add(file)
+        return file
+
+    def _lane(self, uow: UnitOfWork, warehouse: str, zone: str) -> Lane:
+        lane = uow.get(lane_id(warehouse, zone), Lane)
+        if lane is None:
+            lane = Lane(warehouse, zone)
+            uow.add(lane)
+        return lane
+
+    def _capacity(self, uow: UnitOfWork, warehouse: str, at: datetime) -> Capacity:
+        day = at.date().isoformat()
+        found = uow.get(capacity_id(warehouse, day), Capacity)
+        if found is None:
+            found = Capacity(warehouse, day)
+            uow.add(found)
+        return found
+
+
+def _zone(lines: list[dict[str, Any]]) -> str:
+    zones = {zone_of(ln["bin"]) for ln in lines}
+    return zones.pop() if len(zones) == 1 else MULTI_ZONE
