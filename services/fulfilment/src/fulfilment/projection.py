@@ -196,11 +196,9 @@ class FulfilmentQueries:
         if condition:
             where.append(condition)
         clause = " WHERE " + " AND ".join(where) if where else ""  # constants only
-        sql = (
-            "SELECT wave_id, warehouse, zone, sequence, orders, units, picked, trigger, "
-            f"released_at FROM wave_view{clause} "  # noqa: S608
-            "ORDER BY released_at DESC, wave_id LIMIT ? OFFSET ?"
-        )
+        columns = "wave_id, warehouse, zone, sequence, orders, units, picked, trigger, released_at"
+        order = "ORDER BY released_at DESC, wave_id LIMIT ? OFFSET ?"
+        sql = f"SELECT {columns} FROM wave_view{clause} {order}"  # noqa: S608
         with self.sql.transaction(write=False) as cur:
             cur.execute(sql, (*params, limit, offset))
             rows = cur.fetchall()
