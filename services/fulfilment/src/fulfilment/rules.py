@@ -244,6 +244,7 @@ def rank_carriers(
                 r["reason"] = f"dearer ({r['cost']} vs {best['cost']})"
         if r["reason"] is not None and r is not best:
             r["reason"] = f"{r['carrier']} {r['service']}: {r['reason']}"
+    for r in rows:
         del r["late"]
     rows.sort(key=lambda r: (not r["chosen"], r["reason"] is not None, r["cost"]))
     return rows
