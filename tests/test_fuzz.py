@@ -148,5 +148,21 @@ def test_walking_the_documented_links_never_breaks_the_api(api_schema: Any, runn
             # A failed check is a FailureGroup, never this.
             continue
     walked = {label for (service, label, status) in SEEN if service == name and status < 400}
+    if not _declares_links(running):
+        # Its resources are made by events, not by its API (fulfilment's shipments come
+        # from confirmed orders): there is nothing to create and follow, and the walk
+        # checks only that no sequence of calls breaks it.
+        assert walked, f"the walk got no answer below 400 from {name}"
+        return
     followed = {label for label in walked if "{" in label}  # reached through a link
     assert followed, f"the walk never followed a link from a created resource: {walked}"
+
+
+def _declares_links(service: Any) -> bool:
+    document = service.http.openapi()
+    return any(
+        "links" in answer
+        for path in document["paths"].values()
+        for operation in path.values()
+        for answer in operation.get("responses", {}).values()
+    )
