@@ -67,7 +67,8 @@ async def test_the_simulated_shop_stocks_the_catalogue_then_places_orders_throug
     found = parts.parts(urls)
     assert {"order", "inventory"} <= set(found)
     simulator = Simulator(scenario.world(50, urls, seed=7), found, transport)
-    assert simulator.intro() == "stocking the warehouses, then placing about 50 orders/s"
+    # Other services' parts may add what they do after these.
+    assert simulator.intro().startswith("stocking the warehouses, then placing about 50 orders/s")
     async with running(built):
         work = asyncio.create_task(simulator.run())
         await until_placed(simulator, 20)
@@ -84,7 +85,8 @@ async def test_the_simulated_shop_stocks_the_catalogue_then_places_orders_throug
                 progress = await take(client, urls, probes, 65, simulator.progress())
     assert simulator.failures.count == 0, simulator.failures.last
     first, second = progress.lines()
-    assert first.startswith("[01:05] simulator: ") and first.endswith(", 0 restocks, 0 errors")
+    assert first.startswith("[01:05] simulator: ") and ", 0 restocks, " in first
+    assert first.endswith(", 0 errors")
     # Every catalogue SKU got its opening stock. (The event counts are the process's
     # metrics, which other tests in this process move too: only their shape is checked.)
     opening = 300 * len(scenario.CATALOGUE)
@@ -93,7 +95,8 @@ async def test_the_simulated_shop_stocks_the_catalogue_then_places_orders_throug
     assert f"stock: {opening} available, 0/{len(scenario.CATALOGUE)} SKUs below safety" in second
     assert re.search(r"orders: \d+ awaiting payment", second), second
     assert re.match(r"simulator placed (\d+) orders, paid \d+, ", simulator.summary())
-    assert simulator.summary().endswith("short of stock; 0 restocks, 0 errors")
+    assert "short of stock; 0 restocks" in simulator.summary()
+    assert simulator.summary().endswith(", 0 errors")
 
 
 def test_what_cannot_be_read_shows_as_a_question_mark() -> None:
