@@ -134,3 +134,17 @@ def test_rebuilt_read_models_match(service, service_feed, client, clock):
     before = client.get("/waves").json()
     service.rebuild()
     assert client.get("/waves").json() == before
+
+
+def test_an_order_cancelled_in_a_wave_leaves_the_wave_list_right(
+    service, service_feed, client, clock
+):
+    orders = released(service, service_feed, clock, n=2)
+    [wave] = client.get("/waves").json()
+    assert (wave["orders"], wave["units"]) == (2, 4)
+    service_feed.cancelled(orders[0])
+    service.catch_up()
+    [wave] = client.get("/waves").json()
+    assert (wave["orders"], wave["units"], wave["status"]) == (1, 2, "released")
+    detail = client.get(f"/waves/{wave['wave_id']}").json()
+    assert detail["cancelled_orders"] == [orders[0].order_id]

@@ -842,11 +842,12 @@ class Wave(CheapCopy, Aggregate):
             for ln in self.pick_list
             if ln["order_id"] == order_id and self.picked.get(ln["sequence"])
         ]
-        self._pulled(order_id=order_id, returned=returned)
+        units = sum(ln["qty"] for ln in self.pick_list if ln["order_id"] == order_id)
+        self._pulled(order_id=order_id, returned=returned, units=units)
         return returned
 
     @event("Pulled")
-    def _pulled(self, order_id: str, returned: list[dict[str, Any]]) -> None:
+    def _pulled(self, order_id: str, returned: list[dict[str, Any]], units: int) -> None:
         self.pulled = [*self.pulled, order_id]
 
 

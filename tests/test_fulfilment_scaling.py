@@ -1,0 +1,229 @@
+"""Fulfilment scaling out and back at peak, end to end on the real broker and
+PostgreSQL: a steady stream of confirmed orders while fulfilment worker processes go
+1 -> 3 -> 1 (two started, then one killed with SIGKILL and one stopped). Every order
+ends in exactly one shipment and exactly one wave; none lost, none twice; no wave mixes
+warehouses or zones; no pick list names a unit twice. Read as an analyst would: from
+fulfilment.v1 (re-published copies keep their event id, so they are counted once)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from shopfloor_contracts import inventory as inv
+from shopfloor_contracts.orders import Destination, OrderConfirmed, OrderLine, OrderPlaced
+from shopfloor_contracts.orders_private import OrderRecipientRecorded, RecipientAddress
+from shopfloor_devstack.launcher import EmbeddedBroker
+from shopfloor_runtime.testing import postgres_database
+
+from tests.processes import ServiceProcess
+from tests.support import ContractProducer, read_topic
+
+pytestmark = pytest.mark.integration
+
+RATE = 25  # confirmed orders per second
+SECONDS = 36
+SKUS = ("TEE-S", "TEE-M", "MUG-WHITE", "CAP-RED", "SOCKS-3P", "CAM-1")
+SERIALIZED = "CAM-1"
+PLACES = (("DE", "10115", "DE-1", "WH-BER"), ("NL", "1016", "NL-1", "WH-AMS"))
+
+
+class Stream:
+    """Plays the order and inventory services: each order placed, its recipient, its
+    stock held in the warehouse nearest its destination (serials for CAM-1), confirmed."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self.orders = ContractProducer(broker, "order")
+        self.inventory = ContractProducer(broker, "inventory")
+        self.placed: list[str] = []
+        self.rng = random.Random(8)  # noqa: S311 - test data
+        self.serials = (f"SN-{n:06d}" for n in range(10**6))
+
+    def one(self) -> tuple[list, list]:
+        order_id, now = str(uuid.uuid4()), datetime.now(UTC)
+        country, postal, region, warehouse = self.rng.choice(PLACES)
+        customer = f"cust-{self.rng.randrange(400)}"  # some repeat: merges happen
+        skus = self.rng.sample(SKUS, self.rng.randint(1, 3))
+        lines = [
+            OrderLine(sku=s, qty=self.rng.randint(1, 2), unit_price=Decimal("9.00")) for s in skus
+        ]
+        total = sum((ln.unit_price * ln.qty for ln in lines), Decimal(0))
+        fingerprint = f"addr-{customer}"
+        placed = OrderPlaced(
+            order_id=order_id,
+            customer_id=customer,
+            channel="shop",
+            lines=lines,
+            currency="EUR",
+            subtotal=total,
+            discount=Decimal(0),
+            total=total,
+            destination=Destination(
+                country=country,
+                postal_prefix=postal[:2],
+                region=region,
+                address_fingerprint=fingerprint,
+            ),
+            placed_at=now,
+            payment_reminder_at=now + timedelta(minutes=15),
+            payment_due_at=now + timedelta(minutes=30),
+            required_checks=["inventory"],
+        )
+        recipient = OrderRecipientRecorded(
+            order_id=order_id,
+            customer_id=customer,
+            address_fingerprint=fingerprint,
+            placed_at=now,
+            shipping_address=RecipientAddress(
+                name="Test Person", line1="1 Road", city="Town", postal_code=postal, country=country
+            ),
+        )
+        held = [
+            inv.ReservedLine(
+                sku=ln.sku,
+                qty=ln.qty,
+                warehouse=warehouse,
+                serials=[next(self.serials) for _ in range(ln.qty)] if ln.sku == SERIALIZED else [],
+            )
+            for ln in lines
+        ]
+        reserved = inv.StockReserved(
+            order_id=order_id, reservation_id=str(uuid.uuid4()), lines=held
+        )
+        confirmed = OrderConfirmed(order_id=order_id, checks=["inventory"], confirmed_at=now)
+        self.placed.append(order_id)
+        return (
+            [(placed, order_id), (recipient, order_id), (confirmed, order_id)],
+            [(reserved, order_id)],
+        )
+
+    async def run(self, seconds: float) -> None:
+        for _ in range(int(seconds * 2)):
+            order_side, inventory_side = [], []
+            for _ in range(RATE // 2):
+                o, i = self.one()
+                order_side += o
+                inventory_side += i
+            await asyncio.gather(
+                self.orders.publish(order_side), self.inventory.publish(inventory_side)
+            )
+            await asyncio.sleep(0.5)
+
+
+def worker(broker: EmbeddedBroker, dsn: str, logs: Path, relay: bool) -> ServiceProcess:
+    env = {
+        "FULFILMENT_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "FULFILMENT_STORE__DSN": dsn,
+        "FULFILMENT_RELAY__ENABLED": "true" if relay else "false",  # one relay per service
+        "FULFILMENT_RULES__WAVE_WINDOW_S": "3",
+        "FULFILMENT_RULES__WAVE_SIZE": "20",
+        "FULFILMENT_TICK_S": "0.5",
+    }
+    return ServiceProcess("fulfilment", env, logs)
+
+
+async def test_workers_going_1_3_1_under_a_steady_stream_keep_every_wave_exact(
+    own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    stream = Stream(own_broker)
+    with postgres_database("sf_fulfilment") as dsn:
+        first = worker(own_broker, dsn, tmp_path, relay=True).start()
+        second = worker(own_broker, dsn, tmp_path, relay=False)
+        third = worker(own_broker, dsn, tmp_path, relay=False)
+        try:
+            await first.ready()
+
+            async def scale() -> None:
+                await asyncio.sleep(SECONDS / 4)
+                second.start(), third.start()
+                await asyncio.gather(second.ready(), third.ready())
+                await asyncio.sleep(SECONDS / 4)
+                second.kill()  # SIGKILL mid-stream: its partitions move on
+                await asyncio.sleep(SECONDS / 8)
+                third.stop()
+
+            await asyncio.gather(stream.run(SECONDS), scale())
+            assert second.starts == third.starts == 1
+            expected = set(stream.placed)
+
+            waves_of = await settle(own_broker, expected, first.url)
+            messages = await fulfilment_messages(own_broker)
+        finally:
+            for process in (third, second, first):
+                process.stop()
+
+    assert len(expected) == RATE // 2 * 2 * SECONDS
+    # exactly one wave per order
+    assert {o: len(w) for o, w in waves_of.items() if len(w) != 1} == {}
+    # exactly one shipment per order
+    shipments_of: dict[str, set[str]] = defaultdict(set)
+    for m in messages["ShipmentAllocated"]:
+        shipments_of[m["order_id"]].add(m["shipment_id"])
+    assert set(shipments_of) == expected
+    assert {o: s for o, s in shipments_of.items() if len(s) != 1} == {}
+    # no wave mixes warehouses or zones, no unit twice in any pick list
+    seen_units: set[tuple[str, str, str]] = set()
+    seen_serials: set[str] = set()
+    warehouse = {m["shipment_id"]: m["warehouse"] for m in messages["ShipmentAllocated"]}
+    for wave in messages["WaveReleased"]:
+        zones = {line["zone"] for line in wave["pick_list"]}
+        assert wave["zone"] == "multi" or zones == {wave["zone"]}, wave["wave_id"]
+        for line in wave["pick_list"]:
+            unit = (line["shipment_id"], line["order_id"], line["sku"])
+            assert unit not in seen_units, f"{unit} listed twice"
+            seen_units.add(unit)
+            for serial in line["serials"]:
+                assert serial not in seen_serials, f"serial {serial} listed twice"
+                seen_serials.add(serial)
+        assert {warehouse[s] for s in wave["shipment_ids"]} == {wave["warehouse"]}
+
+
+async def settle(broker: EmbeddedBroker, expected: set[str], api: str) -> dict[str, set[str]]:
+    """Wait (up to two minutes) until every order is in a released wave; if some never
+    get there, say where they are."""
+    waves: dict[str, set[str]] = {}
+    for _ in range(60):
+        waves = await waves_by_order(broker)
+        if set(waves) >= expected:
+            return waves
+        await asyncio.sleep(2)
+    missing = sorted(expected - set(waves))
+    async with httpx.AsyncClient(base_url=api) as client:
+        found = [(await client.get("/shipments", params={"order": o})).json() for o in missing]
+    where = Counter(
+        (s["status"], s["zone"], len(s["order_ids"])) if s else "no shipment"
+        for shipments in found
+        for s in (shipments or [None])
+    )
+    raise AssertionError(
+        f"{len(missing)} of {len(expected)} orders never reached a wave: {dict(where)}"
+    )
+
+
+async def fulfilment_messages(broker: EmbeddedBroker) -> dict[str, list[dict]]:
+    """Each fulfilment.v1 event once (a re-published copy keeps its event id)."""
+    seen: set[str] = set()
+    found: dict[str, list[dict]] = defaultdict(list)
+    for record in await read_topic(broker.bootstrap_servers, "fulfilment.v1", 60):
+        message = json.loads(record.value)
+        if message["event_id"] in seen:
+            continue
+        seen.add(message["event_id"])
+        found[message["event_type"]].append(message["payload"])
+    return found
+
+
+async def waves_by_order(broker: EmbeddedBroker) -> dict[str, set[str]]:
+    waves: dict[str, set[str]] = defaultdict(set)
+    for wave in (await fulfilment_messages(broker))["WaveReleased"]:
+        for order_id in wave["order_ids"]:
+            waves[order_id].add(wave["wave_id"])
+    return waves
