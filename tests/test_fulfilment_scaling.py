@@ -126,6 +126,10 @@ def worker(broker: EmbeddedBroker, dsn: str, logs: Path, relay: bool) -> Service
         "FULFILMENT_RULES__WAVE_WINDOW_S": "3",
         "FULFILMENT_RULES__WAVE_SIZE": "20",
         "FULFILMENT_TICK_S": "0.5",
+        # the default 400 shipments a day each would leave most of this stream waiting
+        "FULFILMENT_RULES__WAREHOUSES": json.dumps(
+            {code: {"daily_capacity": 100_000} for code in ("WH-BER", "WH-AMS")}
+        ),
     }
     return ServiceProcess("fulfilment", env, logs)
 
@@ -146,12 +150,15 @@ async def test_workers_going_1_3_1_under_a_steady_stream_keep_every_wave_exact(
                 second.start(), third.start()
                 await asyncio.gather(second.ready(), third.ready())
                 await asyncio.sleep(SECONDS / 4)
+                shares.extend([await applied(second.url), await applied(third.url)])
                 second.kill()  # SIGKILL mid-stream: its partitions move on
                 await asyncio.sleep(SECONDS / 8)
                 third.stop()
 
+            shares: list[float] = []
             await asyncio.gather(stream.run(SECONDS), scale())
             assert second.starts == third.starts == 1
+            assert all(share > 0 for share in shares), f"a worker never got work: {shares}"
             expected = set(stream.placed)
 
             waves_of = await settle(own_broker, expected, first.url)
@@ -205,6 +212,17 @@ async def settle(broker: EmbeddedBroker, expected: set[str], api: str) -> dict[s
     )
     raise AssertionError(
         f"{len(missing)} of {len(expected)} orders never reached a wave: {dict(where)}"
+    )
+
+
+async def applied(url: str) -> float:
+    """Messages a worker's consumer applied so far (its /metrics)."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        text = (await client.get("/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("shopfloor_events_consumed_total") and 'outcome="applied"' in line
     )
 
 
