@@ -9,11 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from shopfloor_contracts.fulfilment import PickLine, WaveReleased
 from shopfloor_contracts.inventory import ReservedLine, StockReserved, StockReturned
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_devstack.cli import main
@@ -80,6 +81,35 @@ async def _play(broker: EmbeddedBroker, service, story: Story) -> None:
     finally:
         await service.consumer.stop()
     await _publish_all(service)  # OrderConfirmed
+    wave = str(uuid4())  # fulfilment's wave events are keyed by wave id, not by order
+    await ContractProducer(broker, "fulfilment").publish(
+        [(released_wave(wave, story.traced), wave)]
+    )
+
+
+def released_wave(wave: str, order_id: str) -> WaveReleased:
+    now = datetime.now(UTC)
+    line = PickLine(
+        sequence=1,
+        bin="B-01-1",
+        zone="B",
+        sku="SKU-1",
+        qty=1,
+        shipment_id=f"shp-{order_id}",
+        order_id=order_id,
+    )
+    return WaveReleased(
+        wave_id=wave,
+        warehouse="WH-1",
+        zone="B",
+        sequence=1,
+        shipment_ids=[line.shipment_id],
+        order_ids=["another", order_id],
+        pick_list=[line],
+        trigger="size",
+        opened_at=now,
+        released_at=now,
+    )
 
 
 async def _publish_all(service) -> None:
@@ -106,9 +136,10 @@ def test_the_orders_events_from_every_topic_are_printed_in_the_order_they_occurr
 
     assert (code, err) == (0, [])
     header, events = lines[0], [line.split() for line in lines[1:]]
-    assert header.startswith(f"order {story.traced}: 9 events (")
+    assert header.startswith(f"order {story.traced}: 10 events (")
     assert "orders.v1 3" in header and "orders.private.v1 1" in header
     assert "inventory.v1 3" in header and "dlq.order 2" in header
+    assert "fulfilment.v1 1" in header
     stories = [(e[1].split("[")[0], e[2], e[3]) for e in events if e[3] != "DeadLetter"]
     assert stories == [
         ("orders.v1", "order", "OrderPlaced"),
@@ -118,6 +149,7 @@ def test_the_orders_events_from_every_topic_are_printed_in_the_order_they_occurr
         ("inventory.v1", "inventory", "StockReserved"),
         ("inventory.v1", "inventory", "StockReturned"),  # keyed by SKU, names the order
         ("orders.v1", "order", "OrderConfirmed"),
+        ("fulfilment.v1", "fulfilment", "WaveReleased"),  # names it among its orders
     ]
     times = [datetime.fromisoformat(e[0]) for e in events]
     assert times == sorted(times)
@@ -151,7 +183,7 @@ def test_a_dead_letter_about_the_order_is_shown_with_its_error(story, capsys):
 def test_json_lines_carry_the_full_envelopes_and_the_dead_letters(story, capsys):
     code, lines, err = trace(capsys, story.traced, "--bootstrap", story.bootstrap, "--json")
 
-    assert code == 0 and len(err) == 1 and err[0].startswith(f"order {story.traced}: 9 events")
+    assert code == 0 and len(err) == 1 and err[0].startswith(f"order {story.traced}: 10 events")
     documents = [json.loads(line) for line in lines]
     placed, recipient = documents[0], documents[1]
     assert (placed["topic"], placed["key"]) == ("orders.v1", story.traced)

@@ -5,8 +5,9 @@ tool, and the recipient is part of the story) and every dead-letter topic from t
 beginning up to the end offsets found when it starts, without a consumer group (nothing
 is committed, no topic is created), and keeps the messages that concern the order: on
 the contract topics, an envelope whose `correlation_id`, `aggregate_id` or
-`payload.order_id` is the order id (a key is not enough: `StockReturned` is keyed by SKU
-and names its order only in the payload); on `dlq.<service>`, a dead letter whose
+`payload.order_id` is the order id, or whose `payload.order_ids` names it (a wave, a
+merged shipment) (a key is not enough: `StockReturned` is keyed by SKU and names its order
+only in the payload); on `dlq.<service>`, a dead letter whose
 original key is the order id or whose original envelope concerns the order, even when
 that envelope cannot be decoded.
 """
@@ -192,7 +193,8 @@ def _decode(value: bytes | None) -> tuple[Any, InboundEnvelope | None]:
 
 def _concerns(envelope: InboundEnvelope, order_id: str) -> bool:
     named = (envelope.correlation_id, envelope.aggregate_id, envelope.payload.get("order_id"))
-    return order_id in named
+    # a merged shipment's events and a wave's name their orders in a list
+    return order_id in named or order_id in (envelope.payload.get("order_ids") or ())
 
 
 def _failed_at(headers: dict[str, str], envelope: InboundEnvelope | None, ms: int) -> datetime:
