@@ -128,6 +128,30 @@ def test_placing_an_order_returns_201_with_the_total_worked_out(client, order_bo
     assert client.get(f"/orders/{order['id']}").json()["total"] == order["total"]
 
 
+def test_an_order_is_a_standard_delivery_unless_express_is_asked_for(client, order_body):
+    standard = placed(client, order_body())
+    express = placed(client, order_body(customer_id="customer-in-a-hurry", service_level="express"))
+
+    assert standard["service_level"] == "standard"
+    assert express["service_level"] == "express"
+    assert client.get(f"/orders/{express['id']}").json()["service_level"] == "express"
+    published = [
+        history(client, o["id"])[0]["payload"]["service_level"] for o in (standard, express)
+    ]
+    assert published == ["standard", "express"]
+
+
+def test_the_same_key_with_another_service_level_is_another_request(client, order_body):
+    key = fresh_key()
+    assert place(client, order_body(), key=key).status_code == 201
+
+    again = place(client, order_body(service_level="standard"), key=key)
+    other = place(client, order_body(service_level="express"), key=key)
+
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert other.status_code == 409
+
+
 def test_welcome10_takes_ten_percent_off_a_subtotal_of_at_least_20(client, order_body):
     order = placed(client, order_body(coupon="welcome10"))
 
@@ -283,6 +307,11 @@ INVALID_PLACEMENTS = {
         ["body", "lines"],
     ),
     "unknown extra field": (lambda b: b(gift_wrap=True), ["body", "gift_wrap"]),
+    "unknown service level": (lambda b: b(service_level="overnight"), ["body", "service_level"]),
+    "service level in capitals": (
+        lambda b: b(service_level="EXPRESS"),
+        ["body", "service_level"],
+    ),
 }
 
 

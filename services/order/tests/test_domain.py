@@ -566,8 +566,9 @@ def test_every_command_on_a_cached_copy_leaves_the_cached_order_untouched():
 
 
 def test_request_hashes_and_fingerprints_are_those_of_orders_stored_before_phone_and_email():
-    """Values computed by the code before `phone` and `customer_email` existed: a client
-    retrying a pre-upgrade request with its Idempotency-Key must find its order."""
+    """Values computed by the code before `phone`, `customer_email` and `service_level`
+    existed: a client retrying a pre-upgrade request with its Idempotency-Key must find
+    its order (a standard delivery is what every order had then)."""
     plain = Placement(
         customer_id="c-1",
         channel="shop",
@@ -590,3 +591,19 @@ def test_request_hashes_and_fingerprints_are_those_of_orders_stored_before_phone
         **{**vars(plain), "address": Address(**{**vars(plain.address), "phone": "+49 30 1"})}
     )
     assert with_phone.request_hash() != plain.request_hash()  # a new field set is a new request
+    express = Placement(**{**vars(plain), "service_level": "express"})
+    assert express.request_hash() != plain.request_hash()
+    assert Placement(**{**vars(plain), "service_level": "standard"}) == plain
+
+
+def test_an_order_keeps_the_service_level_it_was_placed_with():
+    assert place(make_placement(service_level="express")).service_level == "express"
+    assert place().service_level == "standard"
+
+
+def test_an_order_stored_before_service_levels_existed_loads_as_standard():
+    order = place(make_placement(service_level="express"))
+    (placed,) = order.collect_events()
+    del placed.__dict__["service_level"]  # as an event stored by the older code reads back
+
+    assert placed.mutate(None).service_level == "standard"

@@ -57,6 +57,7 @@ Email = Annotated[
     StringConstraints(max_length=254, pattern=r"^[^@ \t\n\r]{1,64}@[^@ \t\n\r]+\.[^@ \t\n\r]+$"),
 ]
 Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
+ServiceLevel = Literal["standard", "express"]
 
 
 class LineIn(Body):
@@ -99,6 +100,7 @@ class PlaceOrderIn(Body):
     customer_email: Email | None = Field(
         None, description="where the service desk reaches the customer (private topic only)"
     )
+    service_level: ServiceLevel = Field("standard", description="the delivery promise chosen")
 
     def placement(self) -> Placement:
         return Placement(
@@ -110,6 +112,7 @@ class PlaceOrderIn(Body):
             coupon=self.coupon,
             payment_method=self.payment_method,
             customer_email=self.customer_email,
+            service_level=self.service_level,
         )
 
 
@@ -151,6 +154,7 @@ class OrderOut(BaseModel):
     payment_method: str | None
     shipping_address: dict[str, Any]
     customer_email: str | None
+    service_level: ServiceLevel
     placed_at: datetime
     payment_reminder_at: datetime
     payment_due_at: datetime
@@ -178,6 +182,7 @@ class OrderOut(BaseModel):
             payment_method=order.payment_method,
             shipping_address=order.shipping_address,
             customer_email=getattr(order, "customer_email", None),
+            service_level=cast(ServiceLevel, order.service_level),
             placed_at=order.placed_at,
             payment_reminder_at=order.payment_reminder_at,
             payment_due_at=order.payment_due_at,

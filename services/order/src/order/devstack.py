@@ -49,6 +49,7 @@ class Mix:
     cancel: float = 0.05
     ship: float = 0.70
     coupon: float = 0.12  # orders that try one of the coupons valid for them
+    express: float = 0.15  # orders that ask for express delivery
     min_delay_s: float = 0.1
     max_delay_s: float = 1.5
     confirm_wait_s: float = 5.0
@@ -174,7 +175,7 @@ class ShopFront:
 
     async def _place(self, n: int) -> dict[str, Any] | None:
         headers = {"Idempotency-Key": f"sim-{self.world.run_id}-{n}"}
-        body = order_request(self._rng, self.world, self.rules, self.mix.coupon)
+        body = order_request(self._rng, self.world, self.rules, self.mix.coupon, self.mix.express)
         order = await self.http.call("place", "POST", "/orders", json=body, headers=headers)
         if order is not None:
             self.counts.placed += 1
@@ -230,9 +231,14 @@ class ShopFront:
 
 
 def order_request(
-    rng: random.Random, world: World, rules: RulesSettings, coupon_share: float = 0.12
+    rng: random.Random,
+    world: World,
+    rules: RulesSettings,
+    coupon_share: float = 0.12,
+    express_share: float = 0.15,
 ) -> dict[str, Any]:
-    """One plausible POST /orders body: 1-3 distinct SKUs, sometimes a coupon."""
+    """One plausible POST /orders body: 1-3 distinct SKUs, sometimes a coupon, sometimes
+    express delivery."""
     skus = rng.sample(sorted(world.catalogue), rng.randint(1, min(3, len(world.catalogue))))
     picked = [(sku, rng.randint(1, 3)) for sku in skus]
     channel = rng.choice(rules.channels)
@@ -247,6 +253,8 @@ def order_request(
     valid = valid_coupons(rules, channel, subtotal)
     if valid and rng.random() < coupon_share:
         body["coupon"] = rng.choice(valid)
+    if rng.random() < express_share:
+        body["service_level"] = "express"
     return body
 
 

@@ -87,17 +87,18 @@ class Line:
     unit_price: Decimal
 
 
-#: Fields added after orders were stored: left out of the text that request hashes and
-#: fingerprints are made from while they are unset, so a request repeated across an
-#: upgrade hashes as it did before (an Idempotency-Key retry still finds its order).
-ADDED_LATER = frozenset({"phone", "customer_email"})
+#: Fields added after orders were stored, with the value that means "not asked for":
+#: left out of the text that request hashes and fingerprints are made from while they
+#: hold it, so a request repeated across an upgrade hashes as it did before (an
+#: Idempotency-Key retry still finds its order).
+ADDED_LATER: dict[str, Any] = {"phone": None, "customer_email": None, "service_level": "standard"}
 
 
 def _stable_repr(self: Any) -> str:
     shown = ", ".join(
         f"{f.name}={getattr(self, f.name)!r}"
         for f in fields(self)
-        if not (f.name in ADDED_LATER and getattr(self, f.name) is None)
+        if f.name not in ADDED_LATER or getattr(self, f.name) != ADDED_LATER[f.name]
     )
     return f"{type(self).__qualname__}({shown})"
 
@@ -127,6 +128,7 @@ class Placement:
     coupon: str | None = None
     payment_method: str | None = None
     customer_email: str | None = None
+    service_level: str = "standard"  # the delivery promise: "standard" or "express"
 
     __repr__ = _stable_repr
 
@@ -230,6 +232,7 @@ class Order(CheapCopy, Aggregate):
         required_checks: list[str],
         request_hash: str,
         customer_email: str | None = None,  # events stored before it existed lack it
+        service_level: str = "standard",  # likewise
     ) -> None:
         self.customer_id, self.channel, self.lines = customer_id, channel, lines
         self.currency, self.subtotal, self.discount, self.total = (
@@ -243,6 +246,7 @@ class Order(CheapCopy, Aggregate):
         self.placed_at, self.payment_reminder_at = placed_at, payment_reminder_at
         self.payment_due_at, self.required_checks = payment_due_at, required_checks
         self.request_hash, self.customer_email = request_hash, customer_email
+        self.service_level = service_level
         self.status = AWAITING_PAYMENT
         self.passed_checks: dict[str, str | None] = {}  # check -> causing event id
         self.payment: dict[str, Any] | None = None
@@ -281,6 +285,7 @@ class Order(CheapCopy, Aggregate):
             required_checks=list(rules.required_checks),
             request_hash=placement.request_hash(),
             customer_email=placement.customer_email,
+            service_level=placement.service_level,
         )
 
     # -- reading --------------------------------------------------------------------
