@@ -56,7 +56,16 @@ Email = Annotated[
     str,
     StringConstraints(max_length=254, pattern=r"^[^@ \t\n\r]{1,64}@[^@ \t\n\r]+\.[^@ \t\n\r]+$"),
 ]
-Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
+Status = Literal[
+    "awaiting_payment",
+    "paid",
+    "confirmed",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunded",
+]
 ServiceLevel = Literal["standard", "express"]
 
 
@@ -135,11 +144,6 @@ class RefundIn(Body):
     )
 
 
-class ShipIn(Body):
-    carrier: Code
-    tracking_number: Code
-
-
 class OrderOut(BaseModel):
     id: UUID
     status: Status
@@ -163,6 +167,11 @@ class OrderOut(BaseModel):
     passed_checks: list[str]
     refunded_total: Decimal
     cancel_reason: str | None
+    shipment: dict[str, Any] | None = Field(
+        description="carrier, tracking number and when it left, once fulfilment shipped it"
+    )
+    delivered_at: datetime | None
+    completes_at: datetime | None = Field(description="when the return window closes")
     version: int
 
     @classmethod
@@ -191,6 +200,9 @@ class OrderOut(BaseModel):
             passed_checks=sorted(order.passed_checks),
             refunded_total=order.refunded_total,
             cancel_reason=order.cancel_reason,
+            shipment=order.shipment,
+            delivered_at=order.delivered_at,
+            completes_at=order.completes_at,
             version=order.version,
         )
 
@@ -245,7 +257,8 @@ def _link(operation: str, **body: str) -> dict[str, Any]:
 
 def order_links(rules: OrderRules) -> dict[str, Any]:
     """Where an order's answer leads: what the stateful fuzzer walks, and what a reader of
-    the document learns about an order's life (place, then pay, cancel, refund, ship)."""
+    the document learns about an order's life (place, then pay, cancel, refund; fulfilment
+    ships it, through its own topic, not through this API)."""
     method = sorted(rules.payment_methods)[0] if rules.payment_methods else "card"
     payment = {
         "amount": "$response.body#/total",
@@ -259,7 +272,6 @@ def order_links(rules: OrderRules) -> dict[str, Any]:
             "PayOrder": _link("pay_order", **payment),
             "CancelOrder": _link("cancel_order", reason="customer"),
             "RefundOrder": _link("refund_order", amount="$response.body#/total", reason="goodwill"),
-            "ShipOrder": _link("ship_order", carrier="dhl", tracking_number="{$response.body#/id}"),
         }
     }
 
@@ -336,18 +348,6 @@ def router(rules: OrderRules) -> APIRouter:
     def refund_order(order_id: UUID, body: RefundIn, request: Request) -> OrderOut:
         """Refund part or all of what was paid, never more."""
         order = app(request).refund_order(order_id, body.amount, body.reason, body.reference)
-        return OrderOut.of(order)
-
-    @api.post(
-        "/orders/{order_id}/shipments",
-        response_model=OrderOut,
-        operation_id="ship_order",
-        responses=error_responses(404, 409, 422),
-        openapi_extra=linked,
-    )
-    def ship_order(order_id: UUID, body: ShipIn, request: Request) -> OrderOut:
-        """Mark a confirmed order shipped (until the fulfilment service does it)."""
-        order = app(request).ship_order(order_id, body.carrier, body.tracking_number)
         return OrderOut.of(order)
 
     @api.get("/orders/counts", response_model=dict[Status, int], operation_id="count_orders")

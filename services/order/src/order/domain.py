@@ -78,6 +78,7 @@ class OrderRules:
     payment_reminder_after: timedelta
     payment_timeout: timedelta
     duplicate_window: timedelta
+    return_window: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ def _discount(placement: Placement, rules: OrderRules, subtotal: Decimal) -> Dec
 # -- aggregates ---------------------------------------------------------------------
 
 AWAITING_PAYMENT, PAID, CONFIRMED, SHIPPED = "awaiting_payment", "paid", "confirmed", "shipped"
+DELIVERED, COMPLETED = "delivered", "completed"
 CANCELLED, REFUNDED = "cancelled", "refunded"
 OPEN = (AWAITING_PAYMENT, PAID, CONFIRMED)
 SHORT_OF_STOCK = "reservation_rejected"  # the cancel reason when inventory could not reserve
@@ -254,6 +256,9 @@ class Order(CheapCopy, Aggregate):
         self.refunds: dict[str, Decimal] = {}
         self.reminded = False
         self.cancel_reason: str | None = None
+        self.shipment: dict[str, Any] | None = None  # carrier, tracking, when shipped
+        self.delivered_at: datetime | None = None
+        self.completes_at: datetime | None = None  # the end of the return window
 
     @classmethod
     def place(
@@ -423,7 +428,7 @@ class Order(CheapCopy, Aggregate):
     def _confirmed(self, confirmed_at: datetime, checks: list[str], caused_by: str | None) -> None:
         self.status = CONFIRMED
 
-    # -- cancellation, refunds, shipping ------------------------------------------
+    # -- cancellation and refunds -------------------------------------------------
 
     def cancel(
         self,
@@ -503,16 +508,84 @@ class Order(CheapCopy, Aggregate):
         if self.refunded_total >= self.paid_amount and self.status != CANCELLED:
             self.status = REFUNDED
 
-    def ship(self, carrier: str, tracking_number: str, now: datetime) -> None:
+    # -- the parcel's way: fulfilment reports, the order follows ---------------------
+
+    def ship(
+        self,
+        shipment_id: str,
+        carrier: str,
+        tracking_number: str,
+        lines: list[dict[str, Any]],
+        shipped_at: datetime,
+        caused_by: str | None = None,
+    ) -> bool:
+        """Fulfilment dispatched the order (`lines`: what left for it). False, nothing
+        recorded, if it was shipped already (whatever became of it since); otherwise
+        only a confirmed order can be shipped."""
+        if self.shipment is not None:
+            return False
         self._require("ship", CONFIRMED)
-        lines = [{"sku": ln["sku"], "qty": ln["qty"]} for ln in self.lines]
-        self._shipped(carrier=carrier, tracking_number=tracking_number, shipped_at=now, lines=lines)
+        self._shipped(
+            shipment_id=shipment_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            shipped_at=shipped_at,
+            lines=lines,
+            caused_by=caused_by,
+        )
+        return True
 
     @event("Shipped")
     def _shipped(
-        self, carrier: str, tracking_number: str, shipped_at: datetime, lines: list[dict[str, Any]]
+        self,
+        carrier: str,
+        tracking_number: str,
+        shipped_at: datetime,
+        lines: list[dict[str, Any]],
+        shipment_id: str | None = None,  # shipped through the order API before fulfilment
+        caused_by: str | None = None,
     ) -> None:
         self.status = SHIPPED
+        self.shipment = {
+            "shipment_id": shipment_id,
+            "carrier": carrier,
+            "tracking_number": tracking_number,
+            "shipped_at": shipped_at,
+        }
+
+    def deliver(
+        self, delivered_at: datetime, return_window: timedelta, caused_by: str | None = None
+    ) -> bool:
+        """The carrier delivered it: the return window starts. False, nothing recorded,
+        if it was delivered already; otherwise only a shipped order can be delivered."""
+        if self.delivered_at is not None:
+            return False
+        self._require("deliver", SHIPPED)
+        self._delivered(
+            delivered_at=delivered_at,
+            completes_at=delivered_at + return_window,
+            caused_by=caused_by,
+        )
+        return True
+
+    @event("Delivered")
+    def _delivered(
+        self, delivered_at: datetime, completes_at: datetime, caused_by: str | None
+    ) -> None:
+        self.status = DELIVERED
+        self.delivered_at, self.completes_at = delivered_at, completes_at
+
+    def complete(self, now: datetime) -> bool:
+        """Close a delivered order once its return window has passed; False if it is
+        not due (or no longer delivered: refunded, completed)."""
+        if self.status != DELIVERED or self.completes_at is None or now < self.completes_at:
+            return False
+        self._completed(completed_at=now)
+        return True
+
+    @event("Completed")
+    def _completed(self, completed_at: datetime) -> None:
+        self.status = COMPLETED
 
 
 class Fingerprint(Aggregate):

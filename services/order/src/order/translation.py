@@ -106,6 +106,8 @@ _BUILDERS: dict[type, Any] = {
         contract.RefundIssued, "refund_id", "amount", "reason", "refunded_total", "fully_refunded"
     ),
     Order.Shipped: _shipped,
+    Order.Delivered: _simple(contract.OrderDelivered, "delivered_at", "completes_at"),
+    Order.Completed: _simple(contract.OrderCompleted, "completed_at"),
 }
 
 
