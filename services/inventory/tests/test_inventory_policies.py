@@ -1,6 +1,6 @@
-"""How inventory reacts to orders (inventory.policies), applied the way the tracked
-consumer applies them: a unit of work, then one `record`; what it then publishes
-(inventory.translation); and the race for the last unit on the real stores."""
+"""How inventory reacts to orders and their shipments (inventory.policies), applied the
+way the tracked consumer applies them: a unit of work, then one `record`; what it then
+publishes (inventory.translation); and the race for the last unit on the real stores."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from inventory.application import InventoryApplication
 from inventory.domain import PRESALE, Reservation, reservation_id, sku_id
 from inventory.policies import handlers
 from shopfloor_contracts import inventory as contract
-from shopfloor_contracts.orders import OrderCancelled, OrderPlaced, OrderShipped
+from shopfloor_contracts.fulfilment import ShipmentDispatched
+from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -53,8 +54,9 @@ def stored(app: InventoryApplication, aggregate_id: UUID) -> list[Any]:
 # -- placing ---------------------------------------------------------------------------
 
 
-def test_the_handlers_cover_exactly_the_order_events_inventory_reacts_to(app):
-    assert set(handlers(app)) == {OrderPlaced, OrderCancelled, OrderShipped}
+def test_the_handlers_cover_exactly_the_order_and_shipment_events_inventory_reacts_to(app):
+    # OrderShipped is not among them: stock is committed on fulfilment's dispatch
+    assert set(handlers(app)) == {OrderPlaced, OrderCancelled, ShipmentDispatched}
 
 
 def test_an_order_whose_lines_all_fit_is_held_with_a_warehouse_allocation(app, feed, new_id):
@@ -172,7 +174,7 @@ def test_a_presale_order_takes_presale_units_once_stock_runs_out(app, feed, sku)
     ]
 
 
-# -- cancelling and shipping ------------------------------------------------------------
+# -- cancelling and dispatching ---------------------------------------------------------
 
 
 def test_cancelling_an_order_makes_its_stock_available_again(app, feed, sku, customer_id):
@@ -214,7 +216,7 @@ def test_cancelling_a_rejected_or_unknown_order_changes_nothing(app, feed, new_i
     assert totals(app, sku) == (1, 1, 0)
 
 
-def test_shipping_an_order_commits_its_stock(app, feed, new_id):
+def test_dispatching_an_order_commits_its_stock(app, feed, new_id):
     shirts, mugs = new_id("SKU"), new_id("SKU")
     stock(app, shirts, berlin=2, hamburg=5)
     stock(app, mugs, berlin=4)
@@ -231,7 +233,7 @@ def test_shipping_an_order_commits_its_stock(app, feed, new_id):
     ]
 
 
-def test_a_cancellation_after_shipment_changes_nothing(app, feed, sku):
+def test_a_cancellation_or_a_second_dispatch_after_dispatch_changes_nothing(app, feed, sku):
     stock(app, sku, berlin=5)
     order_id = feed.place({sku: 2})
     feed.ship(order_id, {sku: 2})
@@ -245,7 +247,7 @@ def test_a_cancellation_after_shipment_changes_nothing(app, feed, sku):
     assert totals(app, sku) == (3, 0, 3)
 
 
-def test_shipping_a_cancelled_order_changes_nothing(app, feed, sku):
+def test_dispatching_a_cancelled_order_changes_nothing(app, feed, sku):
     stock(app, sku, berlin=5)
     order_id = feed.place({sku: 2})
     feed.cancel(order_id)
@@ -255,6 +257,32 @@ def test_shipping_a_cancelled_order_changes_nothing(app, feed, sku):
 
     assert versions(app, order_id, sku) == before
     assert totals(app, sku) == (5, 0, 5)
+
+
+def test_a_merged_shipment_commits_every_order_it_carries(app, feed, new_id):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=5)
+    stock(app, mugs, berlin=5)
+    first, second = feed.place({shirts: 2}), feed.place({shirts: 1, mugs: 3})
+
+    feed.deliver(feed.dispatched({first: {shirts: 2}, second: {shirts: 1, mugs: 3}}))
+
+    assert {app.find_reservation(o).status for o in (first, second)} == {"committed"}
+    assert totals(app, shirts) == (2, 0, 2)
+    assert totals(app, mugs) == (2, 0, 2)
+
+
+def test_a_dispatch_naming_an_order_inventory_never_reserved_changes_nothing(
+    app, feed, new_id, sku
+):
+    stock(app, sku, berlin=5)
+    held = feed.place({sku: 2})
+    before = versions(app, held, sku)
+
+    feed.ship(new_id("order"), {sku: 1})
+
+    assert versions(app, held, sku) == before
+    assert totals(app, sku) == (5, 2, 3)
 
 
 # -- what is published ---------------------------------------------------------------------

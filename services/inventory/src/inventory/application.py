@@ -85,7 +85,7 @@ class InventoryApplication(ServiceApplication):
             _sku(uow, sku).release(order_id, reservation.customer_id, now)
 
     def commit_stock(self, uow: UnitOfWork, order_id: str) -> None:
-        """The order shipped: its held units leave the shelves."""
+        """The order's shipment was dispatched: its held units leave the shelves."""
         reservation = uow.get(reservation_id(order_id))
         if reservation is None or not reservation.commit():
             return
