@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from shopfloor_contracts.envelope import InboundEnvelope
-from shopfloor_contracts.fulfilment import ShipmentDispatched
+from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
 from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
@@ -23,6 +23,7 @@ def handlers(app: InventoryApplication) -> Handlers:
     return {
         OrderPlaced: order_placed(app),
         OrderCancelled: order_cancelled(app),
+        ShipmentAllocated: shipment_allocated(app),
         ShipmentDispatched: shipment_dispatched(app),
     }
 
@@ -40,6 +41,17 @@ def order_placed(app: InventoryApplication) -> Handler:
 def order_cancelled(app: InventoryApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: OrderCancelled, uow: UnitOfWork) -> None:
         app.release_stock(uow, event.order_id, f"order cancelled: {event.reason}")
+
+    return handle
+
+
+def shipment_allocated(app: InventoryApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ShipmentAllocated, uow: UnitOfWork) -> None:
+        # only the order this allocation is for: a merged shipment's other orders were
+        # moved by their own allocations
+        app.move_stock(
+            uow, event.order_id, event.shipment_id, event.warehouse, str(envelope.event_id)
+        )
 
     return handle
 
