@@ -790,6 +790,23 @@ def test_a_held_decision_is_finished_once_by_release_or_commit():
     assert pending(committed) == ["Decided", "Committed"]
 
 
+def test_a_held_decision_notes_the_units_still_free_per_warehouse_and_a_rejection_none(clock):
+    shirts = stocked(clock, berlin=5, hamburg=2)
+    policy(shirts, clock, presale_allowance=3)
+    items = {shirts.sku: shirts}
+
+    held = decide(new("order"), new("customer"), {shirts.sku: 8}, items, clock.now(), None)
+    rejected = decide(new("order"), new("customer"), {shirts.sku: 5}, items, clock.now(), None)
+
+    (decided,) = held.collect_events()
+    assert decided.availability == [  # presold units are on no shelf: not listed
+        {"sku": shirts.sku, "warehouse": "berlin", "available": 0},
+        {"sku": shirts.sku, "warehouse": "hamburg", "available": 0},
+    ]
+    assert rejected.status == "rejected"
+    assert rejected.collect_events()[0].availability == []
+
+
 def test_decision_ids_derive_from_the_order_so_a_redelivery_finds_the_first():
     order_id = new("order")
 

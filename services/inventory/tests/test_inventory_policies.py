@@ -465,7 +465,41 @@ def test_a_held_reservation_is_published_as_stock_reserved_keyed_by_order(app, f
         order_id=placed.order_id,
         reservation_id=str(reservation_id(placed.order_id)),
         lines=[contract.ReservedLine(sku=sku, qty=2, warehouse="berlin", serials=[])],
+        availability=[contract.WarehouseAvailability(sku=sku, warehouse="berlin", available=3)],
     )
+
+
+def test_stock_reserved_says_what_every_warehouse_of_each_sku_still_has_free(app, feed, new_id):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=5, hamburg=3, munich=2)
+    app.adjust_stock(shirts, "munich", 0, "count")  # a record, nothing on it
+    stock(app, mugs, hamburg=1)
+    app.set_policy(mugs, safety_stock=0, lead_time_days=7, purchase_limit=None, presale_allowance=5)
+    feed.place({shirts: 1})  # another order: berlin 4 free
+    order_id = feed.place({shirts: 6, mugs: 3})  # shirts: 4 berlin + 2 hamburg; mugs: 1 + presale
+
+    (message,) = [m for m in outbound(app, reservation_id(order_id))]
+
+    assert message.payload.availability == [
+        contract.WarehouseAvailability(sku=sku, warehouse=code, available=free)
+        for sku, code, free in sorted(
+            [
+                (shirts, "berlin", 0),
+                (shirts, "hamburg", 1),
+                (shirts, "munich", 0),
+                (mugs, "hamburg", 0),
+            ]
+        )
+    ]
+
+
+def test_a_decision_stored_before_the_availability_hint_is_published_without_one(app, feed, sku):
+    stock(app, sku, berlin=5)
+    order_id = feed.place({sku: 2})
+    (decided,) = stored(app, reservation_id(order_id))
+    del decided.__dict__["availability"]  # as a decision stored by the older code reads back
+
+    assert published_as(decided).payload.availability == []
 
 
 def test_a_rejected_reservation_is_published_as_reservation_rejected_keyed_by_order(app, feed, sku):

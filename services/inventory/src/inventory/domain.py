@@ -559,19 +559,23 @@ def decide(
     now: datetime,
     caused_by: str | None,
 ) -> Reservation:
-    """All or nothing: if every SKU can give its quantity, hold all of them; otherwise
-    hold none and say which lines were short and why. `items` are the order's SKUs as
-    loaded (None: never received)."""
+    """All or nothing: if every SKU can give its quantity, hold all of them, and note what
+    every warehouse of those SKUs still has free (a hint for fulfilment's choice);
+    otherwise hold none and say which lines were short and why. `items` are the order's
+    SKUs as loaded (None: never received)."""
     shorts = [_shortfall(items[sku], sku, qty, customer_id) for sku, qty in wanted.items()]
     short = [asdict(s) for s in shorts if s is not None]
-    lines = []
+    lines, availability = [], []
     if not short:
         for sku, qty in sorted(wanted.items()):
             item = items[sku]
             assert item is not None  # no shortfall: it exists
             for part in item.reserve(order_id, customer_id, qty, now):
                 lines.append({"sku": sku, **part})
-    return Reservation(order_id, customer_id, lines, short, caused_by)
+            # a few counters per warehouse, never the holds: this is the hot path
+            for code, free in item.free_by_warehouse().items():
+                availability.append({"sku": sku, "warehouse": code, "available": free})
+    return Reservation(order_id, customer_id, lines, short, caused_by, availability)
 
 
 def move(
@@ -623,6 +627,7 @@ class Reservation(Aggregate):
         lines: list[dict[str, Any]],
         short_lines: list[dict[str, Any]],
         caused_by: str | None = None,
+        availability: list[dict[str, Any]] | None = None,  # published, not kept
     ) -> None:
         self.order_id, self.customer_id = order_id, customer_id
         self.lines, self.short_lines = lines, short_lines

@@ -21,7 +21,13 @@ def _decided(e: Any) -> Any:
             order_id=e.order_id, short_lines=[contract.RejectedLine(**s) for s in e.short_lines]
         )
     return contract.StockReserved(
-        order_id=e.order_id, reservation_id=str(e.originator_id), lines=_lines(e.lines)
+        order_id=e.order_id,
+        reservation_id=str(e.originator_id),
+        lines=_lines(e.lines),
+        # decisions stored before the hint existed have none
+        availability=[
+            contract.WarehouseAvailability(**a) for a in getattr(e, "availability", None) or []
+        ],
     )
 
 
