@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
         "run",
         help="broker + services + traffic simulator; Ctrl-C stops",
         description=f"The embedded broker, the installed services ({names}) and a "
-        "simulator playing their users (placing, paying and shipping orders, keeping the "
+        "simulator playing their users (placing and paying orders, keeping the "
         "warehouses stocked, ...); a progress report every 2 s. Ctrl-C stops everything.",
         epilog=f"service API ports: {ports}",
     )

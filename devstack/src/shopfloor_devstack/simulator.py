@@ -1,6 +1,6 @@
 """Traffic for the embedded stack: every service's part plays its users (a shop front that
-places, pays, cancels and ships orders; a purchasing team that keeps the warehouses
-stocked; whatever a new service brings) in one shared `World`.
+places, pays and cancels orders; a purchasing team that keeps the warehouses stocked; a
+warehouse that ships them, once fulfilment brings its part) in one shared `World`.
 
 Every part prepares first (so the first orders find stock), then all run side by side
 until cancelled. Their failed calls are counted together, never raised. A rate of 0 turns

@@ -144,8 +144,9 @@ def client(service: Any) -> TestClient:
 
 def inbound(payload: BaseModel, producer: str, position: int, at: datetime) -> InboundEnvelope:
     """A contract event as a consumer receives it: the `position`-th message of its
-    producer's chain, keyed and correlated by the payload's order id."""
-    order_id = str(payload.order_id)  # type: ignore[attr-defined]
+    producer's chain, keyed and correlated by the payload's order id (a shipment's
+    events, which name several orders, by the first of them, as fulfilment keys them)."""
+    order_id = str(getattr(payload, "order_id", None) or payload.order_ids[0])  # type: ignore[attr-defined]
     return InboundEnvelope(
         event_id=uuid.uuid4(),
         event_type=type(payload).__name__,

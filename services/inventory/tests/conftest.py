@@ -1,14 +1,14 @@
 """Fixtures for the inventory service's tests: an order feed that delivers `orders.v1`
-events to inventory's handlers the way the tracked consumer does, the application on
-the in-memory store, and the service. Clock, ids, stores and the client come from
-shopfloor_runtime.testing."""
+and `fulfilment.v1` events to inventory's handlers the way the tracked consumer does,
+the application on the in-memory store, and the service. Clock, ids, stores and the
+client come from shopfloor_runtime.testing."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
-from itertools import count
 
 import pytest
 from eventsourcing.persistence import RecordConflictError
@@ -17,14 +17,15 @@ from inventory.bootstrap import InventoryService
 from inventory.policies import handlers
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
-from shopfloor_contracts.orders import (
-    Destination,
-    OrderCancelled,
-    OrderLine,
-    OrderPlaced,
-    OrderShipped,
-    ShippedLine,
+from shopfloor_contracts.fulfilment import (
+    ShipmentAllocated,
+    ShipmentDispatched,
+    ShipmentLine,
+    WarehouseCandidate,
 )
+from shopfloor_contracts.orders import Destination, OrderCancelled, OrderLine, OrderPlaced
+from shopfloor_contracts.registry import EVENTS
+from shopfloor_contracts.topics import TOPICS
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.edge import UnitOfWork
@@ -35,13 +36,14 @@ Lines = dict[str, int]
 
 
 class OrderFeed:
-    """Builds `orders.v1` payloads and applies them to inventory's handlers: one unit of
-    work per message, then one `record`, as the tracked consumer does."""
+    """Builds `orders.v1` and `fulfilment.v1` payloads and applies them to inventory's
+    handlers: one unit of work per message, then one `record`, as the tracked consumer
+    does (each producer's messages numbered in a chain of their own)."""
 
     def __init__(self, app: InventoryApplication) -> None:
         self.app = app
         self.handlers = by_event_type(handlers(app))
-        self._positions = count(1)
+        self._positions: Counter[str] = Counter()
         self.customers: dict[str, str] = {}  # order id -> customer id
 
     # -- payloads ---------------------------------------------------------------------
@@ -83,19 +85,57 @@ class OrderFeed:
             paid_amount=Decimal("0.00"),
         )
 
-    def shipped(self, order_id: str, lines: Lines) -> OrderShipped:
-        return OrderShipped(
-            order_id=order_id,
+    def dispatched(
+        self, order_lines: dict[str, Lines], warehouse: str = "berlin"
+    ) -> ShipmentDispatched:
+        """One shipment leaving `warehouse` with each order's lines (order id -> lines)."""
+        now = self.app.clock.now()
+        return ShipmentDispatched(
+            shipment_id=fresh("shipment"),
+            order_ids=list(order_lines),
+            warehouse=warehouse,
             carrier="dhl",
+            service="parcel",
             tracking_number=fresh("T"),
-            lines=[ShippedLine(sku=sku, qty=qty) for sku, qty in lines.items()],
-            shipped_at=self.app.clock.now(),
+            lines=[
+                ShipmentLine(order_id=order_id, sku=sku, qty=qty)
+                for order_id, lines in order_lines.items()
+                for sku, qty in lines.items()
+            ],
+            promised_by=now + timedelta(days=3),
+            dispatched_at=now,
+        )
+
+    def allocated(
+        self, order_id: str, warehouse: str, shipment_id: str | None = None
+    ) -> ShipmentAllocated:
+        """Fulfilment's choice of `warehouse` for the order's shipment."""
+        now = self.app.clock.now()
+        return ShipmentAllocated(
+            shipment_id=shipment_id or fresh("shipment"),
+            order_id=order_id,
+            order_ids=[order_id],
+            customer_id=self.customers.get(order_id, "customer"),
+            warehouse=warehouse,
+            zone="A",
+            carrier="dhl",
+            service="parcel",
+            service_level="standard",
+            promised_by=now + timedelta(days=3),
+            lines=[],
+            weight_grams=500,
+            declared_value=Decimal("10.00"),
+            warehouses=[WarehouseCandidate(warehouse=warehouse, rank=1, chosen=True)],
+            carriers=[],
+            allocated_at=now,
         )
 
     # -- delivering ---------------------------------------------------------------------
 
     def envelope(self, payload: BaseModel) -> InboundEnvelope:
-        return inbound(payload, "order", next(self._positions), self.app.clock.now())
+        producer = TOPICS[EVENTS[type(payload).__name__].topic].producer
+        self._positions[producer] += 1
+        return inbound(payload, producer, self._positions[producer], self.app.clock.now())
 
     def apply(self, payload: BaseModel, uow: UnitOfWork) -> InboundEnvelope:
         """Run the handler into `uow` without saving it."""
@@ -128,8 +168,12 @@ class OrderFeed:
     def cancel(self, order_id: str) -> None:
         self.deliver(self.cancelled(order_id))
 
-    def ship(self, order_id: str, lines: Lines) -> None:
-        self.deliver(self.shipped(order_id, lines))
+    def ship(self, order_id: str, lines: Lines, warehouse: str = "berlin") -> None:
+        """Fulfilment dispatches the order on its own shipment."""
+        self.deliver(self.dispatched({order_id: lines}, warehouse))
+
+    def allocate(self, order_id: str, warehouse: str) -> InboundEnvelope:
+        return self.deliver(self.allocated(order_id, warehouse))
 
 
 @pytest.fixture

@@ -367,6 +367,38 @@ def test_reconciliation_shows_no_difference_after_reservations_releases_and_comm
     assert (stock_of(client, mugs)["reserved"], stock_of(client, mugs)["presold"]) == (3, 2)
 
 
+def test_moved_holds_show_in_the_stock_per_warehouse_and_reconcile_before_and_after_a_rebuild(
+    service, client, feed, new_id
+):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    receive(client, shirts, 5)
+    receive(client, shirts, 5, warehouse="hamburg")
+    receive(client, mugs, 2, warehouse="hamburg")
+    set_policy(client, mugs, presale_allowance=2)
+    feed.place({mugs: 2})  # every mug on hand
+    spread = feed.place({shirts: 7, mugs: 1})  # shirts: 5 berlin + 2 hamburg; mugs: presale
+    receive(client, mugs, 1, warehouse="hamburg")  # fills the presale: the mug is hamburg's
+    receive(client, shirts, 3)
+    receive(client, mugs, 3)
+    refused = feed.place({mugs: 2})  # berlin (3 free there)
+    feed.allocate(refused, "hamburg")  # 0 free there: refused, nothing moves
+
+    feed.allocate(spread, "berlin")  # shirts: 2 from hamburg; mug: 1 from hamburg
+
+    assert warehouses(stock_of(client, shirts)) == {"berlin": (8, 7, 1), "hamburg": (5, 0, 5)}
+    assert warehouses(stock_of(client, mugs)) == {"berlin": (3, 3, 0), "hamburg": (3, 2, 1)}
+    reservation = client.get(f"/reservations/{spread}").json()
+    assert (reservation["warehouse"], reservation["status"]) == ("berlin", "held")
+    assert sorted((ln["sku"], ln["warehouse"], ln["qty"]) for ln in reservation["lines"]) == sorted(
+        [(shirts, "berlin", 7), (mugs, "berlin", 1)]
+    )
+    assert read(service, client, "/stock/reconciliation?only_differences=true") == []
+    before = read(service, client, "/stock")
+    service.rebuild()
+    assert read(service, client, "/stock") == before
+    assert read(service, client, "/stock/reconciliation?only_differences=true") == []
+
+
 def test_the_read_model_agrees_with_the_stock_after_a_rebuild(service, client, feed, sku):
     receive(client, sku, 6)
     order_id = feed.place({sku: 2})
@@ -439,6 +471,8 @@ def test_a_reservation_shows_the_decision_for_its_order(client, feed, sku, new_i
         "status": "held",
         "lines": [{"sku": sku, "warehouse": "berlin", "qty": 2, "serials": []}],
         "short_lines": [],
+        "warehouse": None,
+        "shipment_id": None,
     }
     assert rejected_body == {
         "order_id": rejected,
@@ -447,6 +481,8 @@ def test_a_reservation_shows_the_decision_for_its_order(client, feed, sku, new_i
         "short_lines": [
             {"sku": sku, "requested": 5, "available": 1, "reason": "insufficient_stock"}
         ],
+        "warehouse": None,
+        "shipment_id": None,
     }
     assert client.get(f"/reservations/{rejected_unknown}").json()["short_lines"][0]["reason"] == (
         "unknown_sku"

@@ -1,6 +1,7 @@
 """The stock rules themselves (inventory.domain), without any store: receiving, counting,
-transfers, allocation, shortfalls, purchase limits, presale, safety stock and reorder
-advice, and the stock invariant under a long random run of operations."""
+transfers, allocation, shortfalls, purchase limits, presale, moving holds to the shipping
+warehouse, safety stock and reorder advice, and the stock invariant under a long random
+run of operations."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from inventory.domain import (
     Shortfall,
     Sku,
     UnknownTransfer,
+    decide,
+    move,
 )
 from shopfloor_runtime.aggregates import copy_isolates
 from shopfloor_runtime.clock import ManualClock
+from shopfloor_runtime.errors import DomainError
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -460,6 +464,190 @@ def test_shipping_a_presold_order_after_its_stock_arrived_lowers_on_hand(clock, 
     assert item.on_hand == 3
 
 
+# -- moving an order's holds to the warehouse it ships from ---------------------------------
+
+
+def spread(clock: ManualClock) -> tuple[Sku, str]:
+    """A SKU with 5 units in berlin and 5 in hamburg, and an order holding 7 of them:
+    5 in berlin, 2 in hamburg."""
+    item = stocked(clock, berlin=5, hamburg=5)
+    order_id = reserve(item, clock, 7)
+    assert item.holds[order_id] == [
+        {"warehouse": "berlin", "qty": 5, "serials": []},
+        {"warehouse": "hamburg", "qty": 2, "serials": []},
+    ]
+    item.collect_events()
+    return item, order_id
+
+
+def test_moving_a_hold_takes_free_units_in_the_target_and_frees_them_where_they_were(clock, now):
+    item, order_id = spread(clock)
+    item.receive("hamburg", 5, [], now)  # hamburg: 10 on hand, 2 held, 8 free
+    item.collect_events()
+
+    assert item.move_shortfall(order_id, "hamburg") is None
+    allocation = item.move_hold(order_id, "hamburg", now)
+
+    assert allocation == [{"warehouse": "hamburg", "qty": 7, "serials": []}]
+    assert item.holds[order_id] == allocation
+    assert per_warehouse(item) == {"berlin": (5, 0), "hamburg": (10, 7)}
+    assert (item.on_hand, item.reserved, item.available) == (15, 7, 8)
+    (moved,) = item.collect_events()
+    assert type(moved).__name__ == "HoldMoved"
+    assert moved.moved == [{"warehouse": "berlin", "qty": 5, "serials": []}]
+
+
+def test_units_already_in_the_target_stay_and_only_the_others_need_free_units_there(clock, now):
+    item, order_id = spread(clock)  # berlin: 5 on hand, 5 held, 0 free
+
+    # the 2 hamburg units need 2 free in berlin, there are none
+    assert item.move_shortfall(order_id, "berlin") == Shortfall(item.sku, 2, 0)
+    item.receive("berlin", 2, [], now)
+    assert item.move_shortfall(order_id, "berlin") is None
+
+    item.move_hold(order_id, "berlin", now)
+
+    assert item.holds[order_id] == [{"warehouse": "berlin", "qty": 7, "serials": []}]
+    assert per_warehouse(item) == {"berlin": (7, 7), "hamburg": (5, 0)}
+
+
+def test_a_move_the_target_cannot_take_is_refused_and_changes_nothing(clock, now):
+    item, order_id = spread(clock)
+    before = (per_warehouse(item), item.holds[order_id], item.version)
+
+    assert item.move_shortfall(order_id, "hamburg") == Shortfall(
+        item.sku, requested=5, available=3, reason="insufficient_stock"
+    )
+    with pytest.raises(InvalidStock):
+        item.move_hold(order_id, "hamburg", now)
+
+    assert (per_warehouse(item), item.holds[order_id], item.version) == before
+    assert pending(item) == []
+
+
+def test_a_warehouse_the_sku_never_had_has_nothing_free(clock):
+    item, order_id = spread(clock)
+
+    assert item.move_shortfall(order_id, "munich") == Shortfall(item.sku, 7, 0)
+
+
+def test_moving_a_hold_to_where_it_is_already_changes_nothing(clock, now):
+    item = stocked(clock, berlin=5)
+    order_id = reserve(item, clock, 3)
+    item.collect_events()
+
+    allocation = item.move_hold(order_id, "berlin", now)
+
+    assert allocation == [{"warehouse": "berlin", "qty": 3, "serials": []}]
+    assert (per_warehouse(item), pending(item)) == ({"berlin": (5, 3)}, [])
+
+
+def test_a_moved_hold_takes_free_serial_numbers_there_and_frees_its_old_ones(now):
+    item = Sku(new("SKU"))
+    item.receive("berlin", 2, ["A-1", "A-2"], now)
+    item.receive("hamburg", 2, ["B-1", "B-2"], now)
+    order_id = new("order")
+    item.reserve(order_id, new("customer"), 3, now)  # A-1, A-2 in berlin; B-1 in hamburg
+    item.receive("hamburg", 2, ["B-3", "B-4"], now)
+
+    allocation = item.move_hold(order_id, "hamburg", now)
+
+    assert allocation == [{"warehouse": "hamburg", "qty": 3, "serials": ["B-1", "B-2", "B-3"]}]
+    later = item.reserve(new("order"), new("customer"), 2, now)
+    assert later == [{"warehouse": "berlin", "qty": 2, "serials": ["A-1", "A-2"]}]
+    item.commit(order_id, now)
+    assert item.warehouse("hamburg")["serials"] == ["B-4"]
+
+
+def test_presold_units_move_onto_free_units_in_the_target(clock, now):
+    item = stocked(clock, berlin=2)
+    policy(item, clock, presale_allowance=2)
+    customer = new("customer")
+    first = reserve(item, clock, 2, customer)  # berlin's two
+    presold = reserve(item, clock, 2)  # promised, not on any shelf
+    item.release(first, customer, now)  # berlin: 2 free again, the presale waits
+    assert (item.presold, item.available) == (2, 2)
+    item.collect_events()
+
+    item.move_hold(presold, "berlin", now)
+
+    assert item.holds[presold] == [{"warehouse": "berlin", "qty": 2, "serials": []}]
+    assert (item.presold, item.available, item.presale_left) == (0, 0, 0)
+    assert per_warehouse(item) == {"berlin": (2, 2)}
+    item.commit(presold, now)
+    assert per_warehouse(item) == {"berlin": (0, 0)}
+
+
+def test_presold_units_cannot_move_where_nothing_is_free(clock, now):
+    item = stocked(clock, berlin=1)
+    policy(item, clock, presale_allowance=2)
+    order_id = reserve(item, clock, 3)  # 1 in berlin, 2 presold
+
+    assert item.move_shortfall(order_id, "berlin") == Shortfall(item.sku, 2, 0)
+
+
+def test_moving_the_hold_of_an_order_the_sku_does_not_hold_is_an_error(clock, now):
+    item = stocked(clock, berlin=5)
+
+    with pytest.raises(LookupError):
+        item.move_hold(new("order"), "berlin", now)
+
+
+def held_order(clock: ManualClock, items: dict[str, Sku], wanted: dict[str, int]) -> Reservation:
+    reservation = decide(new("order"), new("customer"), wanted, items, clock.now(), None)
+    assert reservation.status == "held"
+    reservation.collect_events()
+    for item in items.values():
+        item.collect_events()
+    return reservation
+
+
+def test_an_order_moves_on_every_sku_and_records_its_whole_reservation_afterwards(clock, now):
+    shirts, mugs = stocked(clock, berlin=5, hamburg=5), stocked(clock, hamburg=5)
+    items = {shirts.sku: shirts, mugs.sku: mugs}
+    reservation = held_order(clock, items, {shirts.sku: 7, mugs.sku: 1})  # shirts: 5 + 2
+    shirts.receive("hamburg", 5, [], now)
+    shirts.collect_events()
+
+    assert move(reservation, items, "S-1", "hamburg", now, "evt-1") is True
+
+    assert sorted((ln["sku"], ln["warehouse"], ln["qty"]) for ln in reservation.lines) == sorted(
+        [(shirts.sku, "hamburg", 7), (mugs.sku, "hamburg", 1)]
+    )
+    assert (reservation.warehouse, reservation.shipment_id) == ("hamburg", "S-1")
+    (moved,) = reservation.collect_events()
+    assert (type(moved).__name__, moved.caused_by) == ("Moved", "evt-1")
+    assert pending(shirts) == ["HoldMoved"]
+    assert pending(mugs) == []  # its unit was there already
+
+
+def test_an_order_one_sku_cannot_move_moves_on_no_sku_and_says_which_fell_short(clock, now):
+    shirts, mugs = stocked(clock, berlin=5, hamburg=5), stocked(clock, berlin=3)
+    items = {shirts.sku: shirts, mugs.sku: mugs}
+    reservation = held_order(clock, items, {shirts.sku: 2, mugs.sku: 1})  # all in berlin
+    before = (per_warehouse(shirts), per_warehouse(mugs), reservation.lines)
+
+    assert move(reservation, items, "S-1", "hamburg", now) is False
+
+    assert (per_warehouse(shirts), per_warehouse(mugs), reservation.lines) == before
+    assert (pending(shirts), pending(mugs)) == ([], [])
+    (refused,) = reservation.collect_events()
+    assert type(refused).__name__ == "MoveRefused"
+    assert refused.short_lines == [
+        {"sku": mugs.sku, "requested": 1, "available": 0, "reason": "insufficient_stock"}
+    ]
+    assert reservation.warehouse is None
+
+
+def test_a_finished_reservation_cannot_record_a_move():
+    lines = [{"sku": new("SKU"), "warehouse": "berlin", "qty": 1, "serials": []}]
+    reservation = Reservation(new("order"), new("customer"), lines, [])
+    reservation.commit()
+
+    with pytest.raises(DomainError):
+        reservation.move("S-1", "berlin", lines, None)
+
+
 # -- safety stock and reorder advice -------------------------------------------------------
 
 
@@ -602,6 +790,23 @@ def test_a_held_decision_is_finished_once_by_release_or_commit():
     assert pending(committed) == ["Decided", "Committed"]
 
 
+def test_a_held_decision_notes_the_units_still_free_per_warehouse_and_a_rejection_none(clock):
+    shirts = stocked(clock, berlin=5, hamburg=2)
+    policy(shirts, clock, presale_allowance=3)
+    items = {shirts.sku: shirts}
+
+    held = decide(new("order"), new("customer"), {shirts.sku: 8}, items, clock.now(), None)
+    rejected = decide(new("order"), new("customer"), {shirts.sku: 5}, items, clock.now(), None)
+
+    (decided,) = held.collect_events()
+    assert decided.availability == [  # presold units are on no shelf: not listed
+        {"sku": shirts.sku, "warehouse": "berlin", "available": 0},
+        {"sku": shirts.sku, "warehouse": "hamburg", "available": 0},
+    ]
+    assert rejected.status == "rejected"
+    assert rejected.collect_events()[0].availability == []
+
+
 def test_decision_ids_derive_from_the_order_so_a_redelivery_finds_the_first():
     order_id = new("order")
 
@@ -662,7 +867,7 @@ def step(rng: random.Random, item: Sku, model: Model, clock: ManualClock, n: int
     now = clock.now()
     op = rng.choice(
         ["receive", "adjust", "transfer", "arrive", "reserve", "reserve", "reserve"]
-        + ["release", "commit", "policy", "tick"]
+        + ["release", "commit", "move", "move", "policy", "tick"]
     )
     if op == "receive":
         code, qty = rng.choice(warehouses), rng.randint(1, 6)
@@ -720,6 +925,19 @@ def step(rng: random.Random, item: Sku, model: Model, clock: ManualClock, n: int
             for part in allocation:
                 if part["warehouse"] != PRESALE:
                     model.on_hand[part["warehouse"]] -= part["qty"]
+    elif op == "move" and model.holds:
+        order_id, code = rng.choice(sorted(model.holds)), rng.choice(warehouses)
+        elsewhere = sum(p["qty"] for p in item.holds[order_id] if p["warehouse"] != code)
+        short = item.move_shortfall(order_id, code)
+        assert (short is None) == (elsewhere <= item.free(code))
+        if short is None:
+            allocation = item.move_hold(order_id, code, now)
+            assert [part["warehouse"] for part in allocation] == [code]
+            assert sum(part["qty"] for part in allocation) == model.holds[order_id][1]
+        else:
+            model.refusals["move"] += 1
+            with pytest.raises(InvalidStock):
+                item.move_hold(order_id, code, now)
     elif op == "policy":
         policy(
             item,
@@ -751,6 +969,7 @@ def test_on_hand_is_available_plus_reserved_in_every_warehouse_after_every_step(
 
     assert alerts["Reserved"] > 100 and alerts["Committed"] > 30 and alerts["Released"] > 30
     assert alerts["LowStockDetected"] > 5 and alerts["Transferred"] > 30
+    assert alerts["HoldMoved"] > 20 and model.refusals["move"] > 20  # both ways, often
     # the walk must have met both kinds of refusal often enough to mean something
     assert min(model.refusals["insufficient_stock"], model.refusals["purchase_limit"]) >= 5
     # alerts alternate with recoveries, and each alert carries a suggestion

@@ -1,6 +1,6 @@
-"""How inventory reacts to orders (inventory.policies), applied the way the tracked
-consumer applies them: a unit of work, then one `record`; what it then publishes
-(inventory.translation); and the race for the last unit on the real stores."""
+"""How inventory reacts to orders and their shipments (inventory.policies), applied the
+way the tracked consumer applies them: a unit of work, then one `record`; what it then
+publishes (inventory.translation); and the race for the last unit on the real stores."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from inventory.application import InventoryApplication
 from inventory.domain import PRESALE, Reservation, reservation_id, sku_id
 from inventory.policies import handlers
 from shopfloor_contracts import inventory as contract
-from shopfloor_contracts.orders import OrderCancelled, OrderPlaced, OrderShipped
+from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
+from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -53,8 +54,14 @@ def stored(app: InventoryApplication, aggregate_id: UUID) -> list[Any]:
 # -- placing ---------------------------------------------------------------------------
 
 
-def test_the_handlers_cover_exactly_the_order_events_inventory_reacts_to(app):
-    assert set(handlers(app)) == {OrderPlaced, OrderCancelled, OrderShipped}
+def test_the_handlers_cover_exactly_the_order_and_shipment_events_inventory_reacts_to(app):
+    # OrderShipped is not among them: stock is committed on fulfilment's dispatch
+    assert set(handlers(app)) == {
+        OrderPlaced,
+        OrderCancelled,
+        ShipmentAllocated,
+        ShipmentDispatched,
+    }
 
 
 def test_an_order_whose_lines_all_fit_is_held_with_a_warehouse_allocation(app, feed, new_id):
@@ -172,7 +179,7 @@ def test_a_presale_order_takes_presale_units_once_stock_runs_out(app, feed, sku)
     ]
 
 
-# -- cancelling and shipping ------------------------------------------------------------
+# -- cancelling and dispatching ---------------------------------------------------------
 
 
 def test_cancelling_an_order_makes_its_stock_available_again(app, feed, sku, customer_id):
@@ -214,7 +221,7 @@ def test_cancelling_a_rejected_or_unknown_order_changes_nothing(app, feed, new_i
     assert totals(app, sku) == (1, 1, 0)
 
 
-def test_shipping_an_order_commits_its_stock(app, feed, new_id):
+def test_dispatching_an_order_commits_its_stock(app, feed, new_id):
     shirts, mugs = new_id("SKU"), new_id("SKU")
     stock(app, shirts, berlin=2, hamburg=5)
     stock(app, mugs, berlin=4)
@@ -231,7 +238,7 @@ def test_shipping_an_order_commits_its_stock(app, feed, new_id):
     ]
 
 
-def test_a_cancellation_after_shipment_changes_nothing(app, feed, sku):
+def test_a_cancellation_or_a_second_dispatch_after_dispatch_changes_nothing(app, feed, sku):
     stock(app, sku, berlin=5)
     order_id = feed.place({sku: 2})
     feed.ship(order_id, {sku: 2})
@@ -245,7 +252,7 @@ def test_a_cancellation_after_shipment_changes_nothing(app, feed, sku):
     assert totals(app, sku) == (3, 0, 3)
 
 
-def test_shipping_a_cancelled_order_changes_nothing(app, feed, sku):
+def test_dispatching_a_cancelled_order_changes_nothing(app, feed, sku):
     stock(app, sku, berlin=5)
     order_id = feed.place({sku: 2})
     feed.cancel(order_id)
@@ -255,6 +262,179 @@ def test_shipping_a_cancelled_order_changes_nothing(app, feed, sku):
 
     assert versions(app, order_id, sku) == before
     assert totals(app, sku) == (5, 0, 5)
+
+
+def test_a_merged_shipment_commits_every_order_it_carries(app, feed, new_id):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=5)
+    stock(app, mugs, berlin=5)
+    first, second = feed.place({shirts: 2}), feed.place({shirts: 1, mugs: 3})
+
+    feed.deliver(feed.dispatched({first: {shirts: 2}, second: {shirts: 1, mugs: 3}}))
+
+    assert {app.find_reservation(o).status for o in (first, second)} == {"committed"}
+    assert totals(app, shirts) == (2, 0, 2)
+    assert totals(app, mugs) == (2, 0, 2)
+
+
+def test_a_dispatch_naming_an_order_inventory_never_reserved_changes_nothing(
+    app, feed, new_id, sku
+):
+    stock(app, sku, berlin=5)
+    held = feed.place({sku: 2})
+    before = versions(app, held, sku)
+
+    feed.ship(new_id("order"), {sku: 1})
+
+    assert versions(app, held, sku) == before
+    assert totals(app, sku) == (5, 2, 3)
+
+
+# -- holding the units where the shipment leaves from -------------------------------------
+
+
+def lines_of(app: InventoryApplication, order_id: str) -> list[tuple[str, str, int]]:
+    lines = app.find_reservation(order_id).lines
+    return sorted((line["sku"], line["warehouse"], line["qty"]) for line in lines)
+
+
+def per_warehouse(app: InventoryApplication, sku: str) -> dict[str, tuple[int, int]]:
+    return {code: (w["on_hand"], w["reserved"]) for code, w in app.get_sku(sku).stock.items()}
+
+
+def spread_order(app: InventoryApplication, feed: Any, new_id: Any) -> tuple[str, str, str]:
+    """Shirts 5 in berlin and 5 in hamburg, mugs 4 in berlin and 2 in hamburg, and an
+    order holding 7 shirts (5 berlin, 2 hamburg) and 1 mug (berlin)."""
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=5, hamburg=5)
+    stock(app, mugs, berlin=4)
+    order_id = feed.place({shirts: 7, mugs: 1})
+    stock(app, mugs, hamburg=2)
+    assert lines_of(app, order_id) == sorted(
+        [(shirts, "berlin", 5), (shirts, "hamburg", 2), (mugs, "berlin", 1)]
+    )
+    return order_id, shirts, mugs
+
+
+def test_an_allocation_holds_every_unit_of_the_order_in_the_shipping_warehouse(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    stock(app, shirts, hamburg=5)  # hamburg: 10 shirts, 2 of them held
+
+    feed.allocate(order_id, "hamburg")
+
+    assert lines_of(app, order_id) == sorted([(shirts, "hamburg", 7), (mugs, "hamburg", 1)])
+    assert per_warehouse(app, shirts) == {"berlin": (5, 0), "hamburg": (10, 7)}
+    assert per_warehouse(app, mugs) == {"berlin": (4, 0), "hamburg": (2, 1)}
+    assert app.get_sku(shirts).holds[order_id] == [
+        {"warehouse": "hamburg", "qty": 7, "serials": []}
+    ]
+
+
+def test_a_dispatch_after_a_move_takes_the_units_from_the_shipping_warehouse(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    stock(app, shirts, hamburg=5)
+    feed.allocate(order_id, "hamburg")
+
+    feed.ship(order_id, {shirts: 7, mugs: 1}, warehouse="hamburg")
+
+    assert per_warehouse(app, shirts) == {"berlin": (5, 0), "hamburg": (3, 0)}
+    assert per_warehouse(app, mugs) == {"berlin": (4, 0), "hamburg": (1, 0)}
+    committed = outbound(app, reservation_id(order_id))[-1].payload
+    assert isinstance(committed, contract.StockCommitted)
+    assert sorted((ln.sku, ln.warehouse, ln.qty) for ln in committed.lines) == sorted(
+        [(shirts, "hamburg", 7), (mugs, "hamburg", 1)]
+    )
+
+
+def test_a_cancellation_after_a_move_gives_the_units_back_in_the_shipping_warehouse(
+    app, feed, new_id
+):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    stock(app, shirts, hamburg=5)
+    feed.allocate(order_id, "hamburg")
+
+    feed.cancel(order_id)
+
+    assert per_warehouse(app, shirts) == {"berlin": (5, 0), "hamburg": (10, 0)}
+    released = outbound(app, reservation_id(order_id))[-1].payload
+    assert isinstance(released, contract.ReservationReleased)
+    assert {line.warehouse for line in released.lines} == {"hamburg"}
+
+
+def test_an_allocation_one_sku_cannot_follow_moves_nothing_on_any_sku(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)  # hamburg: 3 shirts free
+    before = (lines_of(app, order_id), *versions(app, order_id, shirts, mugs)[1:])
+
+    feed.allocate(order_id, "hamburg")  # needs 5 shirts there
+
+    assert (lines_of(app, order_id), *versions(app, order_id, shirts, mugs)[1:]) == before
+    assert per_warehouse(app, mugs) == {"berlin": (4, 1), "hamburg": (2, 0)}
+    assert app.find_reservation(order_id).status == "held"
+
+
+def test_the_same_allocation_again_moves_nothing_more_and_answers_again(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    stock(app, shirts, hamburg=5)
+    allocation = feed.allocated(order_id, "hamburg")
+    feed.deliver(allocation)
+    skus_before = versions(app, order_id, shirts, mugs)[1:]
+
+    feed.deliver(allocation)  # re-sent with a new event id
+
+    assert versions(app, order_id, shirts, mugs)[1:] == skus_before
+    assert per_warehouse(app, shirts) == {"berlin": (5, 0), "hamburg": (10, 7)}
+    answers = [m.payload for m in outbound(app, reservation_id(order_id))[-2:]]
+    assert [type(a).__name__ for a in answers] == ["ReservationMoved", "ReservationMoved"]
+    assert answers[0] == answers[1]
+
+
+def test_a_new_allocation_to_another_warehouse_moves_the_units_again(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    stock(app, shirts, hamburg=5)
+    feed.allocate(order_id, "hamburg")
+    stock(app, shirts, berlin=2)
+
+    feed.allocate(order_id, "berlin")
+
+    assert lines_of(app, order_id) == sorted([(shirts, "berlin", 7), (mugs, "berlin", 1)])
+    assert per_warehouse(app, shirts) == {"berlin": (7, 7), "hamburg": (10, 0)}
+
+
+def test_an_allocation_for_a_merged_order_moves_only_that_order(app, feed, sku):
+    stock(app, sku, berlin=2, hamburg=2)
+    first, second = feed.place({sku: 2}), feed.place({sku: 2})  # berlin, then hamburg
+    stock(app, sku, hamburg=2)
+    merged = feed.allocated(second, "hamburg").model_copy(
+        update={"order_ids": [first, second], "merged": True}
+    )
+    feed.deliver(feed.allocated(first, "hamburg"))
+
+    feed.deliver(merged)
+
+    assert lines_of(app, first) == [(sku, "hamburg", 2)]
+    assert lines_of(app, second) == [(sku, "hamburg", 2)]
+    assert per_warehouse(app, sku) == {"berlin": (2, 0), "hamburg": (4, 4)}
+
+
+@pytest.mark.parametrize("state", ["released", "committed", "rejected", "never made"])
+def test_an_allocation_for_an_order_that_holds_nothing_changes_nothing_and_says_nothing(
+    app, feed, new_id, sku, state
+):
+    stock(app, sku, berlin=2, hamburg=5)
+    order_id = feed.place({sku: 9 if state == "rejected" else 2})
+    if state == "released":
+        feed.cancel(order_id)
+    if state == "committed":
+        feed.ship(order_id, {sku: 2})
+    if state == "never made":
+        order_id = new_id("order")
+    before = per_warehouse(app, sku), app.get_sku(sku).version
+    events = len(stored(app, reservation_id(order_id)))
+
+    feed.allocate(order_id, "hamburg")
+
+    assert (per_warehouse(app, sku), app.get_sku(sku).version) == before
+    assert len(stored(app, reservation_id(order_id))) == events
 
 
 # -- what is published ---------------------------------------------------------------------
@@ -285,7 +465,41 @@ def test_a_held_reservation_is_published_as_stock_reserved_keyed_by_order(app, f
         order_id=placed.order_id,
         reservation_id=str(reservation_id(placed.order_id)),
         lines=[contract.ReservedLine(sku=sku, qty=2, warehouse="berlin", serials=[])],
+        availability=[contract.WarehouseAvailability(sku=sku, warehouse="berlin", available=3)],
     )
+
+
+def test_stock_reserved_says_what_every_warehouse_of_each_sku_still_has_free(app, feed, new_id):
+    shirts, mugs = new_id("SKU"), new_id("SKU")
+    stock(app, shirts, berlin=5, hamburg=3, munich=2)
+    app.adjust_stock(shirts, "munich", 0, "count")  # a record, nothing on it
+    stock(app, mugs, hamburg=1)
+    app.set_policy(mugs, safety_stock=0, lead_time_days=7, purchase_limit=None, presale_allowance=5)
+    feed.place({shirts: 1})  # another order: berlin 4 free
+    order_id = feed.place({shirts: 6, mugs: 3})  # shirts: 4 berlin + 2 hamburg; mugs: 1 + presale
+
+    (message,) = [m for m in outbound(app, reservation_id(order_id))]
+
+    assert message.payload.availability == [
+        contract.WarehouseAvailability(sku=sku, warehouse=code, available=free)
+        for sku, code, free in sorted(
+            [
+                (shirts, "berlin", 0),
+                (shirts, "hamburg", 1),
+                (shirts, "munich", 0),
+                (mugs, "hamburg", 0),
+            ]
+        )
+    ]
+
+
+def test_a_decision_stored_before_the_availability_hint_is_published_without_one(app, feed, sku):
+    stock(app, sku, berlin=5)
+    order_id = feed.place({sku: 2})
+    (decided,) = stored(app, reservation_id(order_id))
+    del decided.__dict__["availability"]  # as a decision stored by the older code reads back
+
+    assert published_as(decided).payload.availability == []
 
 
 def test_a_rejected_reservation_is_published_as_reservation_rejected_keyed_by_order(app, feed, sku):
@@ -316,6 +530,58 @@ def test_release_and_commit_are_published_keyed_by_order(app, feed, sku):
     assert released.payload.reason.startswith("order cancelled")
     assert isinstance(committed.payload, contract.StockCommitted)
     assert (committed.key, committed.payload.order_id) == (shipped, shipped)
+
+
+def test_a_move_is_published_as_reservation_moved_with_the_whole_reservation(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    stock(app, shirts, hamburg=5)
+    allocation = feed.allocated(order_id, "hamburg")
+    envelope = feed.deliver(allocation)
+
+    message = outbound(app, reservation_id(order_id))[-1]
+
+    assert message.topic == INVENTORY.name
+    assert message.key == message.correlation_id == order_id
+    assert message.causation_id == str(envelope.event_id)
+    assert message.payload == contract.ReservationMoved(
+        order_id=order_id,
+        reservation_id=str(reservation_id(order_id)),
+        shipment_id=allocation.shipment_id,
+        warehouse="hamburg",
+        lines=[
+            contract.ReservedLine(sku=sku, qty=qty, warehouse="hamburg")
+            for sku, qty in sorted([(shirts, 7), (mugs, 1)])
+        ],
+    )
+    # the SKUs' own move is bookkeeping: it stays inside
+    assert published_as(stored(app, sku_id(shirts))[-1]) is None
+
+
+def test_a_move_already_made_is_still_answered_with_reservation_moved(app, feed, sku):
+    stock(app, sku, berlin=5)
+    order_id = feed.place({sku: 2})
+
+    feed.allocate(order_id, "berlin")
+
+    message = outbound(app, reservation_id(order_id))[-1]
+    assert isinstance(message.payload, contract.ReservationMoved)
+    assert message.payload.lines == [contract.ReservedLine(sku=sku, qty=2, warehouse="berlin")]
+
+
+def test_a_refused_move_is_published_with_the_units_needed_and_free_there(app, feed, new_id):
+    order_id, shirts, mugs = spread_order(app, feed, new_id)
+    allocation = feed.allocated(order_id, "hamburg")
+    feed.deliver(allocation)
+
+    message = outbound(app, reservation_id(order_id))[-1]
+
+    assert message.key == order_id
+    assert message.payload == contract.ReservationMoveRefused(
+        order_id=order_id,
+        shipment_id=allocation.shipment_id,
+        warehouse="hamburg",
+        short_lines=[contract.RejectedLine(sku=shirts, requested=5, available=3)],
+    )
 
 
 def test_stock_events_are_published_keyed_by_sku_and_bookkeeping_stays_inside(app, feed, sku):
@@ -407,3 +673,26 @@ def test_a_redelivered_order_racing_its_first_delivery_is_decided_once(service, 
     reservation = app.find_reservation(placed.order_id)
     assert [type(e).__name__ for e in stored(app, reservation.id)] == ["Decided"]
     assert isinstance(reservation, Reservation)
+
+
+def test_two_moves_on_the_same_stored_state_cannot_both_take_the_last_free_units(
+    service, feed_for, sku
+):
+    app, feed = service.app, feed_for(service.app)
+    stock(app, sku, berlin=4, hamburg=2)
+    first, second = feed.place({sku: 2}), feed.place({sku: 2})  # both in berlin
+    first_uow, second_uow = UnitOfWork(app), UnitOfWork(app)
+    feed.apply(feed.allocated(first, "hamburg"), first_uow)
+    feed.apply(feed.allocated(second, "hamburg"), second_uow)  # both saw 2 free there
+
+    app.record(first_uow.aggregates)
+    with pytest.raises(RecordConflictError):
+        app.record(second_uow.aggregates)
+    feed.deliver(feed.allocated(second, "hamburg"))  # the retry: fresh state, decided again
+
+    item = app.get_sku(sku)
+    assert item.holds[first] == [{"warehouse": "hamburg", "qty": 2, "serials": []}]
+    assert item.holds[second] == [{"warehouse": "berlin", "qty": 2, "serials": []}]
+    assert (item.warehouse("hamburg")["reserved"], item.warehouse("berlin")["reserved"]) == (2, 2)
+    refused = outbound(app, reservation_id(second))[-1].payload
+    assert refused.short_lines == [contract.RejectedLine(sku=sku, requested=2, available=0)]

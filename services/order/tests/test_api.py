@@ -69,13 +69,6 @@ def refund(
     return client.post(f"/orders/{order['id']}/refunds", json=body)
 
 
-def ship(client: TestClient, order: dict[str, Any]) -> Any:
-    return client.post(
-        f"/orders/{order['id']}/shipments",
-        json={"carrier": "dhl", "tracking_number": f"T{uuid4().hex[:10]}"},
-    )
-
-
 def history(client: TestClient, order_id: str) -> list[dict[str, Any]]:
     response = client.get(f"/orders/{order_id}/history")
     assert response.status_code == 200, response.text
@@ -126,6 +119,30 @@ def test_placing_an_order_returns_201_with_the_total_worked_out(client, order_bo
     assert Decimal(order["total"]) == Decimal("30.97")
     assert order["duplicate"] is False
     assert client.get(f"/orders/{order['id']}").json()["total"] == order["total"]
+
+
+def test_an_order_is_a_standard_delivery_unless_express_is_asked_for(client, order_body):
+    standard = placed(client, order_body())
+    express = placed(client, order_body(customer_id="customer-in-a-hurry", service_level="express"))
+
+    assert standard["service_level"] == "standard"
+    assert express["service_level"] == "express"
+    assert client.get(f"/orders/{express['id']}").json()["service_level"] == "express"
+    published = [
+        history(client, o["id"])[0]["payload"]["service_level"] for o in (standard, express)
+    ]
+    assert published == ["standard", "express"]
+
+
+def test_the_same_key_with_another_service_level_is_another_request(client, order_body):
+    key = fresh_key()
+    assert place(client, order_body(), key=key).status_code == 201
+
+    again = place(client, order_body(service_level="standard"), key=key)
+    other = place(client, order_body(service_level="express"), key=key)
+
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert other.status_code == 409
 
 
 def test_welcome10_takes_ten_percent_off_a_subtotal_of_at_least_20(client, order_body):
@@ -283,6 +300,11 @@ INVALID_PLACEMENTS = {
         ["body", "lines"],
     ),
     "unknown extra field": (lambda b: b(gift_wrap=True), ["body", "gift_wrap"]),
+    "unknown service level": (lambda b: b(service_level="overnight"), ["body", "service_level"]),
+    "service level in capitals": (
+        lambda b: b(service_level="EXPRESS"),
+        ["body", "service_level"],
+    ),
 }
 
 
@@ -423,15 +445,28 @@ def test_cancelling_a_paid_order_refunds_it_in_full(client, order_body):
     assert refunds[0]["payload"]["fully_refunded"] is True
 
 
-def test_cancelling_a_shipped_order_is_a_conflict_naming_its_state(client, order_body):
+@pytest.mark.parametrize("state", ["shipped", "delivered", "completed"])
+def test_cancelling_an_order_fulfilment_has_sent_is_a_conflict_naming_its_state(
+    service, client, clock, fulfilment, order_body, state
+):
     order = paid(client, order_body())
-    assert ship(client, order).status_code == 200
+    dispatch = fulfilment.ship(order["id"])
+    if state != "shipped":
+        fulfilment.deliver(fulfilment.tracked(dispatch, "delivered"))
+    if state == "completed":
+        clock.advance(timedelta(days=7))
+        assert tick(service) == 1
+    before = event_types(client, order["id"])
 
     response = client.post(f"/orders/{order['id']}/cancel", json={})
 
     assert response.status_code == 409
-    assert "shipped" in response.json()["detail"]
-    assert status_of(client, order["id"]) == "shipped"
+    assert response.json() == {
+        "detail": f"cannot cancel order {order['id']}: it is {state}",
+        "status": state,
+    }
+    assert status_of(client, order["id"]) == state
+    assert event_types(client, order["id"]) == before
 
 
 def test_cancelling_a_cancelled_order_is_a_conflict(client, order_body):
@@ -503,32 +538,92 @@ def test_refunding_an_unpaid_order_is_a_conflict(client, order_body):
     assert "RefundIssued" not in event_types(client, order["id"])
 
 
-# -- shipping -----------------------------------------------------------------------
+# -- shipping, delivery, completion: fulfilment's doing ----------------------------------
 
 
-def test_a_confirmed_order_can_be_shipped(client, order_body):
+@pytest.mark.parametrize("method", ["post", "put", "get"])
+def test_orders_are_not_shipped_through_the_api_any_more(client, order_body, method):
     order = paid(client, order_body())
 
-    response = ship(client, order)
+    response = client.request(
+        method,
+        f"/orders/{order['id']}/shipments",
+        json={"carrier": "dhl", "tracking_number": "T1"},
+    )
 
-    assert response.status_code == 200
-    assert response.json()["status"] == "shipped"
-    assert event_types(client, order["id"])[-1] == "OrderShipped"
+    assert response.status_code in (404, 405)
+    assert status_of(client, order["id"]) == "confirmed"
+    assert "/orders/{order_id}/shipments" not in client.get("/openapi.json").json()["paths"]
 
 
-@pytest.mark.parametrize("state", ["awaiting_payment", "cancelled", "shipped"])
-def test_only_a_confirmed_order_can_be_shipped(client, order_body, state):
-    order = paid(client, order_body()) if state == "shipped" else placed(client, order_body())
-    if state == "cancelled":
-        client.post(f"/orders/{order['id']}/cancel", json={})
-    if state == "shipped":
-        assert ship(client, order).status_code == 200
+def test_a_dispatched_order_shows_its_shipment_and_then_its_delivery(
+    client, clock, fulfilment, order_body
+):
+    order = paid(client, order_body())
 
-    response = ship(client, order)
+    dispatch = fulfilment.ship(order["id"])
+    shipped = client.get(f"/orders/{order['id']}").json()
+    clock.advance(timedelta(days=1))
+    fulfilment.deliver(fulfilment.tracked(dispatch, "delivered"))
+    delivered = client.get(f"/orders/{order['id']}").json()
 
-    assert response.status_code == 409
-    assert state in response.json()["detail"]
-    assert event_types(client, order["id"]).count("OrderShipped") == int(state == "shipped")
+    assert shipped["status"] == "shipped"
+    assert shipped["shipment"] == {
+        "shipment_id": dispatch.shipment_id,
+        "carrier": "dhl",
+        "tracking_number": dispatch.tracking_number,
+        "shipped_at": dispatch.dispatched_at.isoformat().replace("+00:00", "Z"),
+    }
+    assert (shipped["delivered_at"], shipped["completes_at"]) == (None, None)
+    assert delivered["status"] == "delivered"
+    assert datetime.fromisoformat(delivered["delivered_at"]) == clock.now()
+    assert datetime.fromisoformat(delivered["completes_at"]) == clock.now() + timedelta(days=7)
+
+
+def test_a_delivered_order_is_completed_once_by_the_deadline_loop_after_the_return_window(
+    service, client, clock, fulfilment, order_body
+):
+    order = paid(client, order_body())
+    fulfilment.hand_over(order["id"])
+
+    clock.advance(timedelta(days=7) - timedelta(seconds=1))
+    assert tick(service) == 0
+    clock.advance(timedelta(seconds=1))
+    assert tick(service) == 1
+    assert tick(service) == 0
+    clock.advance(timedelta(days=30))
+    assert tick(service) == 0
+
+    assert status_of(client, order["id"]) == "completed"
+    assert event_types(client, order["id"]).count("OrderCompleted") == 1
+    assert [o["status"] for o in listed(service, client)] == ["completed"]
+    assert service.queries.due_deadlines(clock.now()) == []
+
+
+def test_the_return_window_is_a_setting(build_service, feed_for, clock, order_body):
+    service = build_service({"return_window_s": 3600})
+    client, fulfilment = TestClient(service.http), feed_for(service.app)
+    order = paid(client, order_body())
+    fulfilment.hand_over(order["id"])
+
+    clock.advance(timedelta(hours=1))
+
+    assert tick(service) == 1
+    assert status_of(client, order["id"]) == "completed"
+
+
+def test_a_delivered_order_refunded_in_full_never_completes(
+    service, client, clock, fulfilment, order_body
+):
+    order = paid(client, order_body())
+    fulfilment.hand_over(order["id"])
+    assert refund(client, order, order["total"]).status_code == 200
+
+    clock.advance(timedelta(days=8))
+
+    assert tick(service) == 0
+    assert status_of(client, order["id"]) == "refunded"
+    assert service.queries.due_deadlines(clock.now()) == []
 
 
 # -- reading ------------------------------------------------------------------------
@@ -546,10 +641,10 @@ def test_an_order_id_that_is_not_a_uuid_is_422(client):
     assert response.json()["detail"][0]["loc"] == ["path", "order_id"]
 
 
-def test_the_history_lists_events_in_order_with_rising_versions(client, order_body):
+def test_the_history_lists_events_in_order_with_rising_versions(client, fulfilment, order_body):
     order = paid(client, order_body())
     refund(client, order, "1.00")
-    ship(client, order)
+    fulfilment.hand_over(order["id"])
 
     entries = history(client, order["id"])
 
@@ -559,8 +654,9 @@ def test_the_history_lists_events_in_order_with_rising_versions(client, order_bo
         "OrderConfirmed",
         "RefundIssued",
         "OrderShipped",
+        "OrderDelivered",
     ]
-    assert [e["version"] for e in entries] == [1, 2, 3, 4, 5]
+    assert [e["version"] for e in entries] == [1, 2, 3, 4, 5, 6]
     assert entries[0]["payload"]["order_id"] == order["id"]
 
 
@@ -578,6 +674,24 @@ def test_orders_can_be_listed_by_status_and_customer(service, client, order_body
     assert {o["order_id"] for o in mine} == {waiting["id"], confirmed["id"]}
     assert {o["order_id"] for o in all_confirmed} == {confirmed["id"], theirs["id"]}
     assert listed(service, client, status="shipped") == []
+
+
+def test_orders_are_listed_and_counted_by_how_far_fulfilment_took_them(
+    service, client, clock, fulfilment, order_body
+):
+    shipped, delivered, completed = (
+        paid(client, order_body(customer_id=f"customer-{uuid4().hex[:8]}")) for _ in range(3)
+    )
+    fulfilment.ship(shipped["id"])
+    fulfilment.hand_over(completed["id"])
+    clock.advance(timedelta(days=7))
+    assert tick(service) == 1
+    fulfilment.hand_over(delivered["id"])
+
+    for state, order in (("shipped", shipped), ("delivered", delivered), ("completed", completed)):
+        assert [o["order_id"] for o in listed(service, client, status=state)] == [order["id"]]
+    counts = client.get("/orders/counts").json()
+    assert counts == {"shipped": 1, "delivered": 1, "completed": 1}
 
 
 def test_orders_are_listed_newest_first(service, client, clock, order_body):

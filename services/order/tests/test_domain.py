@@ -76,6 +76,11 @@ def place(
     return Order.place(placement, price(placement, rules), rules, at, uuid4())
 
 
+def ship(order: Order, at: datetime = PLACED_AT) -> bool:
+    lines = [{"sku": ln["sku"], "qty": ln["qty"]} for ln in order.lines]
+    return order.ship("S-1", "dhl", "T1", lines, at, "evt-dispatch")
+
+
 def new_event_names(order: Order) -> list[str]:
     return [type(e).__name__ for e in order.collect_events()]
 
@@ -405,13 +410,18 @@ def test_cancelling_a_paid_order_refunds_what_was_paid():
     assert new_event_names(order) == ["Cancelled", "Refunded"]
 
 
-@pytest.mark.parametrize("state", ["shipped", "cancelled"])
+@pytest.mark.parametrize("state", ["shipped", "delivered", "completed", "cancelled"])
 def test_an_order_that_shipped_or_was_cancelled_cannot_be_cancelled(state):
     order = paid_order()
-    if state == "shipped":
-        order.ship("dhl", "T1", PLACED_AT)
-    else:
+    if state == "cancelled":
         order.cancel("customer", "", PLACED_AT)
+    else:
+        ship(order)
+    if state in ("delivered", "completed"):
+        order.deliver(PLACED_AT, timedelta(days=7))
+    if state == "completed":
+        order.complete(PLACED_AT + timedelta(days=7))
+    assert order.status == state
 
     with pytest.raises(IllegalTransition) as refused:
         order.cancel("operator", "", PLACED_AT)
@@ -506,15 +516,110 @@ def test_only_a_confirmed_order_can_be_shipped():
     rules = make_rules(required_checks=("inventory",))
     order = place(rules=rules)
     with pytest.raises(IllegalTransition):
-        order.ship("dhl", "T1", PLACED_AT)
+        ship(order)
     order.pay(order.total, "card", "psp-1", PLACED_AT, rules.payment_methods)
     with pytest.raises(IllegalTransition):
-        order.ship("dhl", "T1", PLACED_AT)
+        ship(order)
     order.pass_check("inventory", "evt-1", PLACED_AT)
 
-    order.ship("dhl", "T1", PLACED_AT)
+    assert ship(order) is True
 
     assert order.status == "shipped"
+    assert order.shipment == {
+        "shipment_id": "S-1",
+        "carrier": "dhl",
+        "tracking_number": "T1",
+        "shipped_at": PLACED_AT,
+    }
+
+
+def test_a_cancelled_order_cannot_be_shipped():
+    order = paid_order()
+    order.cancel("customer", "", PLACED_AT)
+    order.collect_events()
+
+    with pytest.raises(IllegalTransition) as refused:
+        ship(order)
+
+    assert refused.value.status == "cancelled"
+    assert new_event_names(order) == []
+
+
+def test_an_order_is_shipped_once_whatever_it_became_since():
+    order = paid_order()
+    ship(order)
+    order.refund("r-1", order.total, "lost parcel")  # refunded in full
+    order.collect_events()
+
+    assert ship(order) is False
+
+    assert (order.status, new_event_names(order)) == ("refunded", [])
+
+
+def test_the_shipped_lines_are_what_fulfilment_sent():
+    order = paid_order()
+
+    order.ship("S-1", "ups", "1Z9", [{"sku": "SKU-MUG", "qty": 1}], PLACED_AT, "evt-1")
+
+    (shipped,) = [e for e in order.collect_events() if type(e).__name__ == "Shipped"]
+    assert shipped.lines == [{"sku": "SKU-MUG", "qty": 1}]
+    assert (shipped.carrier, shipped.tracking_number, shipped.caused_by) == ("ups", "1Z9", "evt-1")
+
+
+def test_a_shipped_order_is_delivered_once_and_its_return_window_starts():
+    order = paid_order()
+    ship(order)
+    at = PLACED_AT + timedelta(days=2)
+
+    assert order.deliver(at, timedelta(days=7), "evt-1") is True
+    assert order.deliver(at + timedelta(hours=1), timedelta(days=7), "evt-2") is False
+
+    assert order.status == "delivered"
+    assert (order.delivered_at, order.completes_at) == (at, at + timedelta(days=7))
+    assert new_event_names(order) == ["Shipped", "Delivered"]
+
+
+@pytest.mark.parametrize("state", ["confirmed", "cancelled"])
+def test_only_a_shipped_order_can_be_delivered(state):
+    order = paid_order()
+    if state == "cancelled":
+        order.cancel("customer", "", PLACED_AT)
+    order.collect_events()
+
+    with pytest.raises(IllegalTransition) as refused:
+        order.deliver(PLACED_AT, timedelta(days=7))
+
+    assert refused.value.status == state
+    assert new_event_names(order) == []
+
+
+def test_a_delivered_order_completes_once_when_the_return_window_has_passed():
+    order = paid_order()
+    ship(order)
+    order.deliver(PLACED_AT, timedelta(days=7))
+    order.collect_events()
+
+    assert order.complete(PLACED_AT + timedelta(days=7) - timedelta(microseconds=1)) is False
+    assert order.complete(PLACED_AT + timedelta(days=7)) is True
+    assert order.complete(PLACED_AT + timedelta(days=8)) is False
+
+    assert order.status == "completed"
+    assert new_event_names(order) == ["Completed"]
+
+
+@pytest.mark.parametrize("state", ["confirmed", "shipped", "refunded"])
+def test_an_order_that_is_not_delivered_does_not_complete(state):
+    order = paid_order()
+    if state != "confirmed":
+        ship(order)
+    if state == "refunded":
+        order.deliver(PLACED_AT, timedelta(days=7))
+        order.refund("r-1", order.total, "returned")
+    order.collect_events()
+
+    assert order.complete(PLACED_AT + timedelta(days=30)) is False
+
+    assert (order.status, new_event_names(order)) == (state, [])
 
 
 def test_a_rejected_reservation_cancels_with_the_short_lines():
@@ -557,17 +662,20 @@ def test_every_command_on_a_cached_copy_leaves_the_cached_order_untouched():
         lambda o: o.pay(o.total, "card", "psp-1", now, rules.payment_methods),
         lambda o: o.pass_check("inventory", "event-1", now, {"lines": [{"sku": "SKU-MUG"}]}),
         lambda o: o.refund("refund-1", Decimal("5.00"), "damaged"),
-        lambda o: o.ship("dhl", "T-1", now),
+        lambda o: ship(o, now),
+        lambda o: o.deliver(now, timedelta(days=7), "event-2"),
+        lambda o: o.complete(now + timedelta(days=7)),
     ]
     for act in steps:
         order = copy_isolates(order, act)
-    assert order.status == "shipped" and order.refunded_total == Decimal("5.00")
+    assert order.status == "completed" and order.refunded_total == Decimal("5.00")
     assert replayed(order).__dict__ == {**order.__dict__, "_pending_events": []}
 
 
 def test_request_hashes_and_fingerprints_are_those_of_orders_stored_before_phone_and_email():
-    """Values computed by the code before `phone` and `customer_email` existed: a client
-    retrying a pre-upgrade request with its Idempotency-Key must find its order."""
+    """Values computed by the code before `phone`, `customer_email` and `service_level`
+    existed: a client retrying a pre-upgrade request with its Idempotency-Key must find
+    its order (a standard delivery is what every order had then)."""
     plain = Placement(
         customer_id="c-1",
         channel="shop",
@@ -590,3 +698,19 @@ def test_request_hashes_and_fingerprints_are_those_of_orders_stored_before_phone
         **{**vars(plain), "address": Address(**{**vars(plain.address), "phone": "+49 30 1"})}
     )
     assert with_phone.request_hash() != plain.request_hash()  # a new field set is a new request
+    express = Placement(**{**vars(plain), "service_level": "express"})
+    assert express.request_hash() != plain.request_hash()
+    assert Placement(**{**vars(plain), "service_level": "standard"}) == plain
+
+
+def test_an_order_keeps_the_service_level_it_was_placed_with():
+    assert place(make_placement(service_level="express")).service_level == "express"
+    assert place().service_level == "standard"
+
+
+def test_an_order_stored_before_service_levels_existed_loads_as_standard():
+    order = place(make_placement(service_level="express"))
+    (placed,) = order.collect_events()
+    del placed.__dict__["service_level"]  # as an event stored by the older code reads back
+
+    assert placed.mutate(None).service_level == "standard"

@@ -134,6 +134,10 @@ class ReservationOut(BaseModel):
     status: str
     lines: list[dict[str, Any]]
     short_lines: list[dict[str, Any]]
+    warehouse: str | None = Field(
+        description="where fulfilment ships it from, once every unit was moved there"
+    )
+    shipment_id: str | None
 
 
 def router() -> APIRouter:
@@ -260,6 +264,8 @@ def router() -> APIRouter:
             status=found.status,
             lines=found.lines,
             short_lines=found.short_lines,
+            warehouse=found.warehouse,
+            shipment_id=found.shipment_id,
         )
 
     return api

@@ -10,7 +10,15 @@ from uuid import uuid4
 from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.store import ServiceApplication
 
-from inventory.domain import Reservation, Sku, UnknownSku, decide, reservation_id, sku_id
+from inventory.domain import (
+    Reservation,
+    Sku,
+    UnknownSku,
+    decide,
+    move,
+    reservation_id,
+    sku_id,
+)
 
 
 class InventoryApplication(ServiceApplication):
@@ -84,8 +92,21 @@ class InventoryApplication(ServiceApplication):
         for sku in reservation.skus:
             _sku(uow, sku).release(order_id, reservation.customer_id, now)
 
+    def move_stock(
+        self, uow: UnitOfWork, order_id: str, shipment_id: str, warehouse: str, caused_by: str
+    ) -> None:
+        """Fulfilment allocated the order's shipment to `warehouse`: hold every unit the
+        order has there, on every SKU or on none (see `move`). A reservation that holds
+        nothing (never made, rejected, released, committed) has nothing to move and says
+        nothing."""
+        reservation = uow.get(reservation_id(order_id), Reservation)
+        if reservation is None or reservation.status != "held":
+            return
+        items = {sku: _sku(uow, sku) for sku in reservation.skus}
+        move(reservation, items, shipment_id, warehouse, self.clock.now(), caused_by)
+
     def commit_stock(self, uow: UnitOfWork, order_id: str) -> None:
-        """The order shipped: its held units leave the shelves."""
+        """The order's shipment was dispatched: its held units leave the shelves."""
         reservation = uow.get(reservation_id(order_id))
         if reservation is None or not reservation.commit():
             return

@@ -1,12 +1,12 @@
 """The only reader of settings: the inventory service as the kit assembles it, with its
-read models and its reactions to orders."""
+read models and its reactions to orders and shipments."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from shopfloor_contracts.topics import ORDERS
+from shopfloor_contracts.topics import FULFILMENT, ORDERS
 from shopfloor_runtime.edge import Handlers, Translate
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.registry import ServiceSpec
@@ -21,11 +21,11 @@ from inventory.settings import Settings
 class InventoryService(Service[Settings, InventoryApplication]):
     name = "inventory"
     description = (
-        "Stock per SKU and warehouse; reservations that never oversell. "
-        "Consumes orders.v1; publishes inventory.v1."
+        "Stock per SKU and warehouse; reservations that never oversell, held where "
+        "fulfilment ships from. Consumes orders.v1 and fulfilment.v1; publishes inventory.v1."
     )
     settings_type = Settings
-    consumes = (ORDERS,)
+    consumes = (ORDERS, FULFILMENT)
     errors = api.ERRORS
 
     def application(self, env: dict[str, str]) -> InventoryApplication:

@@ -3,7 +3,8 @@
 One `Sku` aggregate holds a SKU's stock in every warehouse. Every decision that can take
 the SKU's last unit is a change to that one aggregate, saved with an optimistic version
 check, so two decisions on one SKU can never both succeed on stale numbers; an order's
-lines on several SKUs are saved in one transaction, so its reservation is all or nothing.
+lines on several SKUs are saved in one transaction, so its reservation is all or nothing,
+and so is moving it to the warehouse fulfilment ships from (`move`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,15 @@ class Sku(CheapCopy, Aggregate):
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    def free(self, code: str) -> int:
+        """Units on hand in one warehouse that no order holds."""
+        stock = self.warehouse(code)
+        return int(stock["on_hand"] - stock["reserved"])
+
+    def free_by_warehouse(self) -> dict[str, int]:
+        """Free units in every warehouse this SKU has stock records in (not presale)."""
+        return {code: self.free(code) for code in sorted(self.stock)}
 
     @property
     def presale_left(self) -> int:
@@ -436,6 +446,70 @@ class Sku(CheapCopy, Aggregate):
             stock["reserved"] -= part["qty"]
             stock["serials"] = [s for s in stock["serials"] if s not in part["serials"]]
 
+    # -- holding an order's units where it ships from ---------------------------------
+
+    def move_shortfall(self, order_id: str, warehouse: str) -> Shortfall | None:
+        """Why the order's units of this SKU cannot all be held in `warehouse`, if they
+        cannot: the units it holds elsewhere (or presold) need as many free units there."""
+        moving = sum(p["qty"] for p in self._held(order_id) if p["warehouse"] != warehouse)
+        free = self.free(warehouse)
+        return Shortfall(self.sku, moving, free) if moving > free else None
+
+    def move_hold(self, order_id: str, warehouse: str, now: datetime) -> list[dict[str, Any]]:
+        """Hold every unit the order has of this SKU in `warehouse`: units there stay; the
+        others (presold ones too) take free units there, with free serial numbers there,
+        and free theirs where they were. Call `move_shortfall` first: this refuses rather
+        than oversell. Returns the allocation afterwards (as it was if all were there)."""
+        parts = self._held(order_id)
+        moved = [p for p in parts if p["warehouse"] != warehouse]
+        if not moved:
+            return parts
+        if self.move_shortfall(order_id, warehouse) is not None:
+            raise InvalidStock("warehouse", f"cannot hold order {order_id} in {warehouse}")
+        qty = sum(p["qty"] for p in moved)
+        serials = self._free_serials(self.warehouse(warehouse))[:qty]
+        here = [p for p in parts if p["warehouse"] == warehouse]
+        allocation = [
+            {
+                "warehouse": warehouse,
+                "qty": qty + sum(p["qty"] for p in here),
+                "serials": [s for p in here for s in p["serials"]] + serials,
+            }
+        ]
+        self._hold_moved(
+            sku=self.sku,
+            order_id=order_id,
+            warehouse=warehouse,
+            moved=moved,
+            serials=serials,
+            allocation=allocation,
+        )
+        self._check_safety(now)  # presold units taken from the shelf lower what is free
+        return allocation
+
+    def _held(self, order_id: str) -> list[dict[str, Any]]:
+        if order_id not in self.holds:
+            raise LookupError(f"order {order_id!r} holds no units of {self.sku}")
+        return self.holds[order_id]
+
+    @event("HoldMoved")
+    def _hold_moved(
+        self,
+        sku: str,
+        order_id: str,
+        warehouse: str,
+        moved: list[dict[str, Any]],
+        serials: list[str],
+        allocation: list[dict[str, Any]],
+    ) -> None:
+        for part in moved:
+            if part["warehouse"] == PRESALE:
+                self.presold -= part["qty"]  # served from the shelf, as a presale fill is
+            else:
+                self.stock[part["warehouse"]]["reserved"] -= part["qty"]
+        self.stock[warehouse]["reserved"] += sum(part["qty"] for part in moved)
+        self.holds[order_id] = allocation
+
     # -- safety stock ---------------------------------------------------------------
 
     def _check_safety(self, now: datetime) -> None:
@@ -485,19 +559,51 @@ def decide(
     now: datetime,
     caused_by: str | None,
 ) -> Reservation:
-    """All or nothing: if every SKU can give its quantity, hold all of them; otherwise
-    hold none and say which lines were short and why. `items` are the order's SKUs as
-    loaded (None: never received)."""
+    """All or nothing: if every SKU can give its quantity, hold all of them, and note what
+    every warehouse of those SKUs still has free (a hint for fulfilment's choice);
+    otherwise hold none and say which lines were short and why. `items` are the order's
+    SKUs as loaded (None: never received)."""
     shorts = [_shortfall(items[sku], sku, qty, customer_id) for sku, qty in wanted.items()]
     short = [asdict(s) for s in shorts if s is not None]
-    lines = []
+    lines, availability = [], []
     if not short:
         for sku, qty in sorted(wanted.items()):
             item = items[sku]
             assert item is not None  # no shortfall: it exists
             for part in item.reserve(order_id, customer_id, qty, now):
                 lines.append({"sku": sku, **part})
-    return Reservation(order_id, customer_id, lines, short, caused_by)
+            # a few counters per warehouse, never the holds: this is the hot path
+            for code, free in item.free_by_warehouse().items():
+                availability.append({"sku": sku, "warehouse": code, "available": free})
+    return Reservation(order_id, customer_id, lines, short, caused_by, availability)
+
+
+def move(
+    reservation: Reservation,
+    items: Mapping[str, Sku],
+    shipment_id: str,
+    warehouse: str,
+    now: datetime,
+    caused_by: str | None = None,
+) -> bool:
+    """All or nothing: if every SKU of a held reservation can hold the order's units in
+    `warehouse`, move them there (units there already stay) and record the reservation's
+    lines afterwards; otherwise move none and record which SKUs fell short there. Moving
+    to where everything is already records the lines again: a repeated allocation gets
+    its answer again, and changes no stock. `items` are the reservation's SKUs."""
+    order_id = reservation.order_id
+    shorts = [items[sku].move_shortfall(order_id, warehouse) for sku in reservation.skus]
+    short = [asdict(s) for s in shorts if s is not None]
+    if short:
+        reservation.refuse_move(shipment_id, warehouse, short, caused_by)
+        return False
+    lines = [
+        {"sku": sku, **part}
+        for sku in reservation.skus
+        for part in items[sku].move_hold(order_id, warehouse, now)
+    ]
+    reservation.move(shipment_id, warehouse, lines, caused_by)
+    return True
 
 
 def _shortfall(item: Sku | None, sku: str, qty: int, customer_id: str) -> Shortfall | None:
@@ -521,15 +627,70 @@ class Reservation(Aggregate):
         lines: list[dict[str, Any]],
         short_lines: list[dict[str, Any]],
         caused_by: str | None = None,
+        availability: list[dict[str, Any]] | None = None,  # published, not kept
     ) -> None:
         self.order_id, self.customer_id = order_id, customer_id
         self.lines, self.short_lines = lines, short_lines
         self.status = "rejected" if short_lines else "held"
+        self.warehouse: str | None = None  # where fulfilment ships it from, once moved
+        self.shipment_id: str | None = None
 
     @property
     def skus(self) -> list[str]:
         """The SKUs it holds units of, each once."""
         return sorted({line["sku"] for line in self.lines})
+
+    def move(
+        self, shipment_id: str, warehouse: str, lines: list[dict[str, Any]], caused_by: str | None
+    ) -> None:
+        """Every unit is now held in `warehouse` (see `move`): `lines` afterwards."""
+        if self.status != "held":
+            raise DomainError(f"the reservation of order {self.order_id} is {self.status}")
+        self._moved(
+            shipment_id=shipment_id,
+            warehouse=warehouse,
+            order_id=self.order_id,
+            lines=lines,
+            caused_by=caused_by,
+        )
+
+    @event("Moved")
+    def _moved(
+        self,
+        shipment_id: str,
+        warehouse: str,
+        order_id: str,
+        lines: list[dict[str, Any]],
+        caused_by: str | None,
+    ) -> None:
+        self.lines, self.warehouse, self.shipment_id = lines, warehouse, shipment_id
+
+    def refuse_move(
+        self,
+        shipment_id: str,
+        warehouse: str,
+        short_lines: list[dict[str, Any]],
+        caused_by: str | None,
+    ) -> None:
+        """`warehouse` cannot hold every unit: nothing moved, and fulfilment must hear it."""
+        self._move_refused(
+            shipment_id=shipment_id,
+            warehouse=warehouse,
+            order_id=self.order_id,
+            short_lines=short_lines,
+            caused_by=caused_by,
+        )
+
+    @event("MoveRefused")
+    def _move_refused(
+        self,
+        shipment_id: str,
+        warehouse: str,
+        order_id: str,
+        short_lines: list[dict[str, Any]],
+        caused_by: str | None,
+    ) -> None:
+        pass  # the units stay where they are held
 
     def release(self, reason: str) -> bool:
         if self.status != "held":

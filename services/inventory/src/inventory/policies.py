@@ -1,13 +1,19 @@
-"""How inventory reacts to orders: reserve on placement, release on cancellation, commit
-on shipment; one function per contract event, each an idempotent use case (the
-reservation's id derives from the order)."""
+"""How inventory reacts to orders and their shipments: reserve on placement, release on
+cancellation, hold the units where fulfilment allocated the shipment, commit on dispatch;
+one function per contract event, each an idempotent use case (the reservation's id
+derives from the order).
+
+Stock is committed when fulfilment dispatches the shipment (`ShipmentDispatched`), not on
+the order service's `OrderShipped` any more: the parcel leaving the warehouse is what takes
+the units off the shelf, and fulfilment is the one who sees it."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from shopfloor_contracts.envelope import InboundEnvelope
-from shopfloor_contracts.orders import OrderCancelled, OrderPlaced, OrderShipped
+from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
+from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from inventory.application import InventoryApplication
@@ -17,7 +23,8 @@ def handlers(app: InventoryApplication) -> Handlers:
     return {
         OrderPlaced: order_placed(app),
         OrderCancelled: order_cancelled(app),
-        OrderShipped: order_shipped(app),
+        ShipmentAllocated: shipment_allocated(app),
+        ShipmentDispatched: shipment_dispatched(app),
     }
 
 
@@ -38,8 +45,20 @@ def order_cancelled(app: InventoryApplication) -> Handler:
     return handle
 
 
-def order_shipped(app: InventoryApplication) -> Handler:
-    def handle(envelope: InboundEnvelope, event: OrderShipped, uow: UnitOfWork) -> None:
-        app.commit_stock(uow, event.order_id)
+def shipment_allocated(app: InventoryApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ShipmentAllocated, uow: UnitOfWork) -> None:
+        # only the order this allocation is for: a merged shipment's other orders were
+        # moved by their own allocations
+        app.move_stock(
+            uow, event.order_id, event.shipment_id, event.warehouse, str(envelope.event_id)
+        )
+
+    return handle
+
+
+def shipment_dispatched(app: InventoryApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ShipmentDispatched, uow: UnitOfWork) -> None:
+        for order_id in event.order_ids:  # a merged shipment: every order's units left
+            app.commit_stock(uow, order_id)
 
     return handle

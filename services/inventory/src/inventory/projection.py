@@ -95,6 +95,23 @@ def _fill_presale(cur: Any, e: Any, sku: str) -> None:
     cur.execute("DELETE FROM reservation_view WHERE sku = ? AND qty <= 0", (sku,))
 
 
+def _move_hold(cur: Any, e: Any, sku: str) -> None:
+    """An order's units of one SKU now held in one warehouse: the moved ones left their
+    warehouses (or presale), the order's rows are its allocation afterwards."""
+    for part in e.moved:
+        if part["warehouse"] != PRESALE:
+            cur.execute(_ADD_STOCK, (sku, part["warehouse"], 0, -part["qty"]))
+        _history(cur, e, sku, part["serials"], "released", part["warehouse"], e.order_id)
+    cur.execute(_ADD_STOCK, (sku, e.warehouse, 0, sum(part["qty"] for part in e.moved)))
+    _history(cur, e, sku, e.serials, "reserved", e.warehouse, e.order_id)
+    cur.execute("DELETE FROM reservation_view WHERE order_id = ? AND sku = ?", (e.order_id, sku))
+    for part in e.allocation:
+        cur.execute(
+            "INSERT INTO reservation_view (order_id, sku, warehouse, qty) VALUES (?, ?, ?, ?)",
+            (e.order_id, sku, part["warehouse"], part["qty"]),
+        )
+
+
 def apply(cur: Any, e: Any) -> None:
     kind = type(e)
     if not isinstance(e, Sku.Event):
@@ -118,6 +135,8 @@ def apply(cur: Any, e: Any) -> None:
         _history(cur, e, sku, e.serials, "transferred", e.target, None)
     elif kind is Sku.PresaleFilled:
         _fill_presale(cur, e, sku)
+    elif kind is Sku.HoldMoved:
+        _move_hold(cur, e, sku)
     elif kind is Sku.Reserved:
         _holds(cur, e, sku, +1, "reserved")
     elif kind is Sku.Released:

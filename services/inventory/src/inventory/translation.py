@@ -21,7 +21,13 @@ def _decided(e: Any) -> Any:
             order_id=e.order_id, short_lines=[contract.RejectedLine(**s) for s in e.short_lines]
         )
     return contract.StockReserved(
-        order_id=e.order_id, reservation_id=str(e.originator_id), lines=_lines(e.lines)
+        order_id=e.order_id,
+        reservation_id=str(e.originator_id),
+        lines=_lines(e.lines),
+        # decisions stored before the hint existed have none
+        availability=[
+            contract.WarehouseAvailability(**a) for a in getattr(e, "availability", None) or []
+        ],
     )
 
 
@@ -40,6 +46,21 @@ def to_contract(e: Any) -> tuple[str, Any] | None:
     if kind is Reservation.Committed:
         return e.order_id, contract.StockCommitted(
             order_id=e.order_id, reservation_id=str(e.originator_id), lines=_lines(e.lines)
+        )
+    if kind is Reservation.Moved:
+        return e.order_id, contract.ReservationMoved(
+            order_id=e.order_id,
+            reservation_id=str(e.originator_id),
+            shipment_id=e.shipment_id,
+            warehouse=e.warehouse,
+            lines=_lines(e.lines),
+        )
+    if kind is Reservation.MoveRefused:
+        return e.order_id, contract.ReservationMoveRefused(
+            order_id=e.order_id,
+            shipment_id=e.shipment_id,
+            warehouse=e.warehouse,
+            short_lines=[contract.RejectedLine(**s) for s in e.short_lines],
         )
     builder = _SKU_EVENTS.get(kind)
     return None if builder is None else (e.sku, builder(e))

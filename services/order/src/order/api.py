@@ -56,7 +56,17 @@ Email = Annotated[
     str,
     StringConstraints(max_length=254, pattern=r"^[^@ \t\n\r]{1,64}@[^@ \t\n\r]+\.[^@ \t\n\r]+$"),
 ]
-Status = Literal["awaiting_payment", "paid", "confirmed", "shipped", "cancelled", "refunded"]
+Status = Literal[
+    "awaiting_payment",
+    "paid",
+    "confirmed",
+    "shipped",
+    "delivered",
+    "completed",
+    "cancelled",
+    "refunded",
+]
+ServiceLevel = Literal["standard", "express"]
 
 
 class LineIn(Body):
@@ -99,6 +109,7 @@ class PlaceOrderIn(Body):
     customer_email: Email | None = Field(
         None, description="where the service desk reaches the customer (private topic only)"
     )
+    service_level: ServiceLevel = Field("standard", description="the delivery promise chosen")
 
     def placement(self) -> Placement:
         return Placement(
@@ -110,6 +121,7 @@ class PlaceOrderIn(Body):
             coupon=self.coupon,
             payment_method=self.payment_method,
             customer_email=self.customer_email,
+            service_level=self.service_level,
         )
 
 
@@ -132,11 +144,6 @@ class RefundIn(Body):
     )
 
 
-class ShipIn(Body):
-    carrier: Code
-    tracking_number: Code
-
-
 class OrderOut(BaseModel):
     id: UUID
     status: Status
@@ -151,6 +158,7 @@ class OrderOut(BaseModel):
     payment_method: str | None
     shipping_address: dict[str, Any]
     customer_email: str | None
+    service_level: ServiceLevel
     placed_at: datetime
     payment_reminder_at: datetime
     payment_due_at: datetime
@@ -159,6 +167,11 @@ class OrderOut(BaseModel):
     passed_checks: list[str]
     refunded_total: Decimal
     cancel_reason: str | None
+    shipment: dict[str, Any] | None = Field(
+        description="carrier, tracking number and when it left, once fulfilment shipped it"
+    )
+    delivered_at: datetime | None
+    completes_at: datetime | None = Field(description="when the return window closes")
     version: int
 
     @classmethod
@@ -178,6 +191,7 @@ class OrderOut(BaseModel):
             payment_method=order.payment_method,
             shipping_address=order.shipping_address,
             customer_email=getattr(order, "customer_email", None),
+            service_level=cast(ServiceLevel, order.service_level),
             placed_at=order.placed_at,
             payment_reminder_at=order.payment_reminder_at,
             payment_due_at=order.payment_due_at,
@@ -186,6 +200,9 @@ class OrderOut(BaseModel):
             passed_checks=sorted(order.passed_checks),
             refunded_total=order.refunded_total,
             cancel_reason=order.cancel_reason,
+            shipment=order.shipment,
+            delivered_at=order.delivered_at,
+            completes_at=order.completes_at,
             version=order.version,
         )
 
@@ -240,7 +257,8 @@ def _link(operation: str, **body: str) -> dict[str, Any]:
 
 def order_links(rules: OrderRules) -> dict[str, Any]:
     """Where an order's answer leads: what the stateful fuzzer walks, and what a reader of
-    the document learns about an order's life (place, then pay, cancel, refund, ship)."""
+    the document learns about an order's life (place, then pay, cancel, refund; fulfilment
+    ships it, through its own topic, not through this API)."""
     method = sorted(rules.payment_methods)[0] if rules.payment_methods else "card"
     payment = {
         "amount": "$response.body#/total",
@@ -254,7 +272,6 @@ def order_links(rules: OrderRules) -> dict[str, Any]:
             "PayOrder": _link("pay_order", **payment),
             "CancelOrder": _link("cancel_order", reason="customer"),
             "RefundOrder": _link("refund_order", amount="$response.body#/total", reason="goodwill"),
-            "ShipOrder": _link("ship_order", carrier="dhl", tracking_number="{$response.body#/id}"),
         }
     }
 
@@ -331,18 +348,6 @@ def router(rules: OrderRules) -> APIRouter:
     def refund_order(order_id: UUID, body: RefundIn, request: Request) -> OrderOut:
         """Refund part or all of what was paid, never more."""
         order = app(request).refund_order(order_id, body.amount, body.reason, body.reference)
-        return OrderOut.of(order)
-
-    @api.post(
-        "/orders/{order_id}/shipments",
-        response_model=OrderOut,
-        operation_id="ship_order",
-        responses=error_responses(404, 409, 422),
-        openapi_extra=linked,
-    )
-    def ship_order(order_id: UUID, body: ShipIn, request: Request) -> OrderOut:
-        """Mark a confirmed order shipped (until the fulfilment service does it)."""
-        order = app(request).ship_order(order_id, body.carrier, body.tracking_number)
         return OrderOut.of(order)
 
     @api.get("/orders/counts", response_model=dict[Status, int], operation_id="count_orders")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from shopfloor_runtime.store import ServiceApplication
 from order.domain import (
     Fingerprint,
     IdempotencyConflict,
+    IllegalTransition,
     Order,
     OrderNotFound,
     OrderRules,
@@ -30,6 +32,7 @@ from order.domain import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,26 @@ class HistoryEntry:
     version: int
     occurred_at: datetime
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What fulfilment says left the warehouse, as the order use cases need it."""
+
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    dispatched_at: datetime
+    #: (order id, sku, qty) for every line of the shipment, whichever order it is for
+    lines: tuple[tuple[str, str, int], ...]
+
+    def lines_of(self, order_id: str) -> list[dict[str, Any]]:
+        """One order's part of the shipment, a line per SKU."""
+        qty: dict[str, int] = {}
+        for owner, sku, n in self.lines:
+            if owner == order_id:
+                qty[sku] = qty.get(sku, 0) + n
+        return [{"sku": sku, "qty": n} for sku, n in qty.items()]
 
 
 @dataclass(frozen=True)
@@ -182,20 +205,23 @@ class OrderApplication(ServiceApplication):
         refund_id = reference or str(uuid4())
         return self._change(order_id, lambda o: o.refund(refund_id, amount, reason))
 
-    def ship_order(self, order_id: UUID, carrier: str, tracking_number: str) -> Order:
-        return self._change(order_id, lambda o: o.ship(carrier, tracking_number, self.clock.now()))
-
     def fire_deadlines(self, due: list[UUID]) -> int:
-        """Send reminders and cancel unpaid orders whose deadline has passed.
+        """Send reminders, cancel unpaid orders and complete delivered ones whose
+        deadline has passed.
 
-        Each order decides for itself (it knows if it was paid, reminded or cancelled),
-        so a deadline fires once however often this runs, in however many processes."""
+        Each order decides for itself (it knows if it was paid, reminded, cancelled or
+        completed), so a deadline fires once however often this runs, in however many
+        processes."""
         fired = 0
         for order_id in due:
 
             def fire(order: Order) -> bool:
                 now = self.clock.now()
-                return order.expire_payment(now) or order.send_payment_reminder(now)
+                return (
+                    order.expire_payment(now)
+                    or order.send_payment_reminder(now)
+                    or order.complete(now)
+                )
 
             try:
                 fired += self._decide(order_id, fire)
@@ -222,6 +248,48 @@ class OrderApplication(ServiceApplication):
     ) -> None:
         """Inventory could not hold every line: the order is cancelled (refunded if paid)."""
         _in(uow, order_id).reject_reservation(short_lines, caused_by, self.clock.now())
+
+    def ship_order(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        dispatch: Dispatch,
+        caused_by: str,
+    ) -> None:
+        """Fulfilment dispatched the order. Shipped once: a repeat changes nothing; an
+        order that cannot ship (cancelled, refunded, never confirmed) keeps its state and
+        the dispatch is logged, since the parcel left anyway and someone must look."""
+        order = _in(uow, order_id)
+        lines = dispatch.lines_of(order_id)
+        try:
+            order.ship(
+                dispatch.shipment_id,
+                dispatch.carrier,
+                dispatch.tracking_number,
+                lines,
+                dispatch.dispatched_at,
+                caused_by,
+            )
+        except IllegalTransition as refused:
+            log.warning("shipment %s: %s; the order stays as it is", dispatch.shipment_id, refused)
+
+    def deliver_order(
+        self, uow: UnitOfWork, order_id: str, shipment_id: str, at: datetime, caused_by: str
+    ) -> None:
+        """The carrier delivered the order: its return window starts (`Order.complete` ends it).
+
+        A delivery for an order that never shipped is ignored with a warning, not kept
+        for later: fulfilment keys every event of a shipment by its first order id, so
+        its dispatch comes before its tracking on one partition, and the tracked consumer
+        applies one producer's partition in order (a gap rewinds, never skips). So an
+        order that is not shipped when its delivery arrives is one whose dispatch was
+        refused (cancelled, refunded), and shipping it now would need the carrier and
+        tracking number the delivery does not carry."""
+        order = _in(uow, order_id)
+        try:
+            order.deliver(at, self.rules.return_window, caused_by)
+        except IllegalTransition as refused:
+            log.warning("shipment %s delivered: %s; the order stays as it is", shipment_id, refused)
 
     # -- queries ----------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The only reader of settings: the order service as the kit assembles it, with what is
-its own: the rules from settings, the group-commit placer, the read model, the payment
-deadline loop."""
+its own: the rules from settings, the group-commit placer, the read model, the deadline
+loop (payment reminders and timeouts, completion after the return window)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from shopfloor_contracts.topics import INVENTORY
+from shopfloor_contracts.topics import FULFILMENT, INVENTORY
 from shopfloor_runtime.edge import Handlers, Translate
 from shopfloor_runtime.groupcommit import GroupCommit
 from shopfloor_runtime.projection import Projector
@@ -36,17 +36,19 @@ def rules_from(settings: Settings) -> OrderRules:
         payment_reminder_after=timedelta(seconds=r.payment_reminder_after_s),
         payment_timeout=timedelta(seconds=r.payment_timeout_s),
         duplicate_window=timedelta(seconds=r.duplicate_window_s),
+        return_window=timedelta(seconds=r.return_window_s),
     )
 
 
 class OrderService(Service[Settings, OrderApplication]):
     name = "order"
     description = (
-        "Places, pays, confirms, cancels and refunds orders. "
-        "Publishes orders.v1; consumes inventory.v1."
+        "Places, pays, confirms, cancels and refunds orders, and follows them as fulfilment "
+        "ships and the carrier delivers them. Publishes orders.v1; consumes inventory.v1 "
+        "and fulfilment.v1."
     )
     settings_type = Settings
-    consumes = (INVENTORY,)
+    consumes = (INVENTORY, FULFILMENT)
     errors = api.ERRORS
 
     def application(self, env: dict[str, str]) -> OrderApplication:
@@ -79,7 +81,7 @@ class OrderService(Service[Settings, OrderApplication]):
         return [every(self.settings.deadline_tick_s, self.tick_deadlines, "deadline tick")]
 
     def tick_deadlines(self) -> int:
-        """Fire every payment reminder and timeout that is due now."""
+        """Fire every payment reminder, payment timeout and completion that is due now."""
         return self.app.fire_deadlines(self.queries.due_deadlines(self.clock.now()))
 
     def closing(self) -> None:

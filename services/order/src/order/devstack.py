@@ -1,14 +1,15 @@
 """The order service's part in the dev stack (`shopfloor run`): shop front-ends and
-marketplaces placing, paying, cancelling and shipping orders through this service's API,
-and the order counts by status for the progress line. Only the dev stack imports this
-module (entry point `shopfloor.devstack`), so no service image needs httpx for it.
+marketplaces placing, paying and cancelling orders through this service's API, and the
+order counts by status for the progress line. Only the dev stack imports this module
+(entry point `shopfloor.devstack`), so no service image needs httpx for it.
 
 Each placed order lives out its own short story as a task: most are paid (with the exact
 total the service priced), a few are cancelled, the rest stay unpaid so the payment timeout
 has something to do. When every check a paid order needs runs in the stack (the rules'
 `required_checks`: inventory today), a paid order is watched until it is confirmed (or
-cancelled for short stock), and most confirmed orders are shipped; otherwise the story
-ends at paying, since no order could ever be confirmed.
+cancelled for short stock); otherwise the story ends at paying, since no order could ever
+be confirmed. Shipping is not a shopper's doing: fulfilment ships confirmed orders (its
+own dev-stack part plays the warehouse), and the order service follows on `fulfilment.v1`.
 """
 
 from __future__ import annotations
@@ -35,20 +36,18 @@ class Counts:
     placed: int = 0
     paid: int = 0
     confirmed: int = 0
-    shipped: int = 0
     cancelled: int = 0  # by the simulator, as the customer
     rejected: int = 0  # cancelled by the service because inventory was short
 
 
 @dataclass(frozen=True)
 class Mix:
-    """What becomes of a placed order; whatever is neither paid nor cancelled stays unpaid.
-    `ship` is the share of confirmed orders that are shipped."""
+    """What becomes of a placed order; whatever is neither paid nor cancelled stays unpaid."""
 
     pay: float = 0.80
     cancel: float = 0.05
-    ship: float = 0.70
     coupon: float = 0.12  # orders that try one of the coupons valid for them
+    express: float = 0.15  # orders that ask for express delivery
     min_delay_s: float = 0.1
     max_delay_s: float = 1.5
     confirm_wait_s: float = 5.0
@@ -99,7 +98,7 @@ class ShopFront:
         if not self.confirms:
             return f"{c.placed} placed, {c.paid} paid, {c.cancelled} cancelled"
         return (
-            f"{c.placed} placed, {c.paid} paid, {c.confirmed} confirmed, {c.shipped} shipped, "
+            f"{c.placed} placed, {c.paid} paid, {c.confirmed} confirmed, "
             f"{c.cancelled} cancelled, {c.rejected} short of stock"
         )
 
@@ -109,7 +108,7 @@ class ShopFront:
             return f"placed {c.placed} orders, paid {c.paid}, cancelled {c.cancelled}"
         return (
             f"placed {c.placed} orders, paid {c.paid}, confirmed {c.confirmed}, "
-            f"shipped {c.shipped}, cancelled {c.cancelled}, {c.rejected} short of stock"
+            f"cancelled {c.cancelled}, {c.rejected} short of stock"
         )
 
     # -- one order's story --------------------------------------------------------------
@@ -144,16 +143,12 @@ class ShopFront:
             return
         paid = await self._pay(order)
         if paid is not None and self.confirms:
-            await self._confirm_and_ship(paid)
+            await self._await_confirmation(paid)
 
-    async def _confirm_and_ship(self, order: dict[str, Any]) -> None:
+    async def _await_confirmation(self, order: dict[str, Any]) -> None:
         decided = await self._decision(order)
-        if decided is None or decided["status"] != CONFIRMED:
-            return
-        self.counts.confirmed += 1
-        if self._rng.random() < self.mix.ship:
-            await self._pause()
-            await self._ship(order)
+        if decided is not None and decided["status"] == CONFIRMED:
+            self.counts.confirmed += 1
 
     async def _decision(self, order: dict[str, Any]) -> dict[str, Any] | None:
         """The order once the checks decided (confirmed or cancelled), or None when it is
@@ -174,7 +169,7 @@ class ShopFront:
 
     async def _place(self, n: int) -> dict[str, Any] | None:
         headers = {"Idempotency-Key": f"sim-{self.world.run_id}-{n}"}
-        body = order_request(self._rng, self.world, self.rules, self.mix.coupon)
+        body = order_request(self._rng, self.world, self.rules, self.mix.coupon, self.mix.express)
         order = await self.http.call("place", "POST", "/orders", json=body, headers=headers)
         if order is not None:
             self.counts.placed += 1
@@ -203,15 +198,6 @@ class ShopFront:
         if self.http.json("cancel", response) is not None:
             self.counts.cancelled += 1
 
-    async def _ship(self, order: dict[str, Any]) -> None:
-        carrier = self._rng.choice(self.world.carriers)
-        body = {
-            "carrier": carrier,
-            "tracking_number": f"{carrier.upper()}{self._rng.getrandbits(40)}",
-        }
-        if await self.http.call("ship", "POST", f"{_path(order)}/shipments", json=body):
-            self.counts.shipped += 1
-
     async def _rejected_meanwhile(
         self, response: httpx.Response | None, order: dict[str, Any]
     ) -> bool:
@@ -230,9 +216,14 @@ class ShopFront:
 
 
 def order_request(
-    rng: random.Random, world: World, rules: RulesSettings, coupon_share: float = 0.12
+    rng: random.Random,
+    world: World,
+    rules: RulesSettings,
+    coupon_share: float = 0.12,
+    express_share: float = 0.15,
 ) -> dict[str, Any]:
-    """One plausible POST /orders body: 1-3 distinct SKUs, sometimes a coupon."""
+    """One plausible POST /orders body: 1-3 distinct SKUs, sometimes a coupon, sometimes
+    express delivery."""
     skus = rng.sample(sorted(world.catalogue), rng.randint(1, min(3, len(world.catalogue))))
     picked = [(sku, rng.randint(1, 3)) for sku in skus]
     channel = rng.choice(rules.channels)
@@ -247,6 +238,8 @@ def order_request(
     valid = valid_coupons(rules, channel, subtotal)
     if valid and rng.random() < coupon_share:
         body["coupon"] = rng.choice(valid)
+    if rng.random() < express_share:
+        body["service_level"] = "express"
     return body
 
 

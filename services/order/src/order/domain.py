@@ -78,6 +78,7 @@ class OrderRules:
     payment_reminder_after: timedelta
     payment_timeout: timedelta
     duplicate_window: timedelta
+    return_window: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -87,17 +88,18 @@ class Line:
     unit_price: Decimal
 
 
-#: Fields added after orders were stored: left out of the text that request hashes and
-#: fingerprints are made from while they are unset, so a request repeated across an
-#: upgrade hashes as it did before (an Idempotency-Key retry still finds its order).
-ADDED_LATER = frozenset({"phone", "customer_email"})
+#: Fields added after orders were stored, with the value that means "not asked for":
+#: left out of the text that request hashes and fingerprints are made from while they
+#: hold it, so a request repeated across an upgrade hashes as it did before (an
+#: Idempotency-Key retry still finds its order).
+ADDED_LATER: dict[str, Any] = {"phone": None, "customer_email": None, "service_level": "standard"}
 
 
 def _stable_repr(self: Any) -> str:
     shown = ", ".join(
         f"{f.name}={getattr(self, f.name)!r}"
         for f in fields(self)
-        if not (f.name in ADDED_LATER and getattr(self, f.name) is None)
+        if f.name not in ADDED_LATER or getattr(self, f.name) != ADDED_LATER[f.name]
     )
     return f"{type(self).__qualname__}({shown})"
 
@@ -127,6 +129,7 @@ class Placement:
     coupon: str | None = None
     payment_method: str | None = None
     customer_email: str | None = None
+    service_level: str = "standard"  # the delivery promise: "standard" or "express"
 
     __repr__ = _stable_repr
 
@@ -192,6 +195,7 @@ def _discount(placement: Placement, rules: OrderRules, subtotal: Decimal) -> Dec
 # -- aggregates ---------------------------------------------------------------------
 
 AWAITING_PAYMENT, PAID, CONFIRMED, SHIPPED = "awaiting_payment", "paid", "confirmed", "shipped"
+DELIVERED, COMPLETED = "delivered", "completed"
 CANCELLED, REFUNDED = "cancelled", "refunded"
 OPEN = (AWAITING_PAYMENT, PAID, CONFIRMED)
 SHORT_OF_STOCK = "reservation_rejected"  # the cancel reason when inventory could not reserve
@@ -230,6 +234,7 @@ class Order(CheapCopy, Aggregate):
         required_checks: list[str],
         request_hash: str,
         customer_email: str | None = None,  # events stored before it existed lack it
+        service_level: str = "standard",  # likewise
     ) -> None:
         self.customer_id, self.channel, self.lines = customer_id, channel, lines
         self.currency, self.subtotal, self.discount, self.total = (
@@ -243,6 +248,7 @@ class Order(CheapCopy, Aggregate):
         self.placed_at, self.payment_reminder_at = placed_at, payment_reminder_at
         self.payment_due_at, self.required_checks = payment_due_at, required_checks
         self.request_hash, self.customer_email = request_hash, customer_email
+        self.service_level = service_level
         self.status = AWAITING_PAYMENT
         self.passed_checks: dict[str, str | None] = {}  # check -> causing event id
         self.payment: dict[str, Any] | None = None
@@ -250,6 +256,9 @@ class Order(CheapCopy, Aggregate):
         self.refunds: dict[str, Decimal] = {}
         self.reminded = False
         self.cancel_reason: str | None = None
+        self.shipment: dict[str, Any] | None = None  # carrier, tracking, when shipped
+        self.delivered_at: datetime | None = None
+        self.completes_at: datetime | None = None  # the end of the return window
 
     @classmethod
     def place(
@@ -281,6 +290,7 @@ class Order(CheapCopy, Aggregate):
             required_checks=list(rules.required_checks),
             request_hash=placement.request_hash(),
             customer_email=placement.customer_email,
+            service_level=placement.service_level,
         )
 
     # -- reading --------------------------------------------------------------------
@@ -418,7 +428,7 @@ class Order(CheapCopy, Aggregate):
     def _confirmed(self, confirmed_at: datetime, checks: list[str], caused_by: str | None) -> None:
         self.status = CONFIRMED
 
-    # -- cancellation, refunds, shipping ------------------------------------------
+    # -- cancellation and refunds -------------------------------------------------
 
     def cancel(
         self,
@@ -498,16 +508,84 @@ class Order(CheapCopy, Aggregate):
         if self.refunded_total >= self.paid_amount and self.status != CANCELLED:
             self.status = REFUNDED
 
-    def ship(self, carrier: str, tracking_number: str, now: datetime) -> None:
+    # -- the parcel's way: fulfilment reports, the order follows ---------------------
+
+    def ship(
+        self,
+        shipment_id: str,
+        carrier: str,
+        tracking_number: str,
+        lines: list[dict[str, Any]],
+        shipped_at: datetime,
+        caused_by: str | None = None,
+    ) -> bool:
+        """Fulfilment dispatched the order (`lines`: what left for it). False, nothing
+        recorded, if it was shipped already (whatever became of it since); otherwise
+        only a confirmed order can be shipped."""
+        if self.shipment is not None:
+            return False
         self._require("ship", CONFIRMED)
-        lines = [{"sku": ln["sku"], "qty": ln["qty"]} for ln in self.lines]
-        self._shipped(carrier=carrier, tracking_number=tracking_number, shipped_at=now, lines=lines)
+        self._shipped(
+            shipment_id=shipment_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            shipped_at=shipped_at,
+            lines=lines,
+            caused_by=caused_by,
+        )
+        return True
 
     @event("Shipped")
     def _shipped(
-        self, carrier: str, tracking_number: str, shipped_at: datetime, lines: list[dict[str, Any]]
+        self,
+        carrier: str,
+        tracking_number: str,
+        shipped_at: datetime,
+        lines: list[dict[str, Any]],
+        shipment_id: str | None = None,  # shipped through the order API before fulfilment
+        caused_by: str | None = None,
     ) -> None:
         self.status = SHIPPED
+        self.shipment = {
+            "shipment_id": shipment_id,
+            "carrier": carrier,
+            "tracking_number": tracking_number,
+            "shipped_at": shipped_at,
+        }
+
+    def deliver(
+        self, delivered_at: datetime, return_window: timedelta, caused_by: str | None = None
+    ) -> bool:
+        """The carrier delivered it: the return window starts. False, nothing recorded,
+        if it was delivered already; otherwise only a shipped order can be delivered."""
+        if self.delivered_at is not None:
+            return False
+        self._require("deliver", SHIPPED)
+        self._delivered(
+            delivered_at=delivered_at,
+            completes_at=delivered_at + return_window,
+            caused_by=caused_by,
+        )
+        return True
+
+    @event("Delivered")
+    def _delivered(
+        self, delivered_at: datetime, completes_at: datetime, caused_by: str | None
+    ) -> None:
+        self.status = DELIVERED
+        self.delivered_at, self.completes_at = delivered_at, completes_at
+
+    def complete(self, now: datetime) -> bool:
+        """Close a delivered order once its return window has passed; False if it is
+        not due (or no longer delivered: refunded, completed)."""
+        if self.status != DELIVERED or self.completes_at is None or now < self.completes_at:
+            return False
+        self._completed(completed_at=now)
+        return True
+
+    @event("Completed")
+    def _completed(self, completed_at: datetime) -> None:
+        self.status = COMPLETED
 
 
 class Fingerprint(Aggregate):

@@ -1,19 +1,27 @@
 """How the order service reacts to other services' events: one function per contract
-event, each an idempotent call of an application use case."""
+event, each an idempotent call of an application use case.
+
+Inventory's decisions confirm or cancel an order; fulfilment's dispatch ships it and the
+carrier's delivery starts its return window. A shipment may carry several orders (merged),
+and they need not live on this partition of `orders.v1`: each is loaded on its own
+(`uow.get`) and saved with the rest of the batch."""
 
 from __future__ import annotations
 
 from shopfloor_contracts.envelope import InboundEnvelope
+from shopfloor_contracts.fulfilment import ShipmentDispatched, TrackingUpdated
 from shopfloor_contracts.inventory import ReservationRejected, StockReserved
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
-from order.application import OrderApplication
+from order.application import Dispatch, OrderApplication
 
 
 def handlers(app: OrderApplication) -> Handlers:
     return {
         StockReserved: stock_reserved(app),
         ReservationRejected: reservation_rejected(app),
+        ShipmentDispatched: shipment_dispatched(app),
+        TrackingUpdated: tracking_updated(app),
     }
 
 
@@ -32,5 +40,30 @@ def reservation_rejected(app: OrderApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: ReservationRejected, uow: UnitOfWork) -> None:
         shorts = [line.model_dump() for line in event.short_lines]
         app.reject_reservation(uow, event.order_id, shorts, str(envelope.event_id))
+
+    return handle
+
+
+def shipment_dispatched(app: OrderApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ShipmentDispatched, uow: UnitOfWork) -> None:
+        dispatch = Dispatch(
+            shipment_id=event.shipment_id,
+            carrier=event.carrier,
+            tracking_number=event.tracking_number,
+            dispatched_at=event.dispatched_at,
+            lines=tuple((line.order_id, line.sku, line.qty) for line in event.lines),
+        )
+        for order_id in event.order_ids:
+            app.ship_order(uow, order_id, dispatch, str(envelope.event_id))
+
+    return handle
+
+
+def tracking_updated(app: OrderApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: TrackingUpdated, uow: UnitOfWork) -> None:
+        if event.milestone != "delivered":
+            return  # on its way: nothing changes for the order
+        for order_id in event.order_ids:
+            app.deliver_order(uow, order_id, event.shipment_id, event.at, str(envelope.event_id))
 
     return handle

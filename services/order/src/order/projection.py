@@ -1,4 +1,6 @@
-"""The order list read model (`order_view`): status, customer and payment deadlines."""
+"""The order list read model (`order_view`): status, customer and payment deadlines; and
+the end of each delivered order's return window (`order_completion`, a table of its own
+so a store made before deliveries existed needs no new column)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from uuid import UUID
 from shopfloor_runtime.projection import Projector, ts
 from shopfloor_runtime.store import ServiceApplication, SqlStore
 
-from order.domain import AWAITING_PAYMENT, Order
+from order.domain import AWAITING_PAYMENT, DELIVERED, Order
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS order_view (order_id TEXT PRIMARY KEY, customer_id TEXT "
@@ -18,14 +20,19 @@ SCHEMA = [
     "reminded INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS order_view_customer ON order_view (customer_id, placed_at)",
     "CREATE INDEX IF NOT EXISTS order_view_status ON order_view (status, due_at)",
+    "CREATE TABLE IF NOT EXISTS order_completion (order_id TEXT PRIMARY KEY, "
+    "completes_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS order_completion_due ON order_completion (completes_at)",
 ]
-DROP = ["DROP TABLE IF EXISTS order_view"]
+DROP = ["DROP TABLE IF EXISTS order_view", "DROP TABLE IF EXISTS order_completion"]
 
 _STATUS = {
     Order.Paid: "paid",
     Order.Confirmed: "confirmed",
     Order.Cancelled: "cancelled",
     Order.Shipped: "shipped",
+    Order.Delivered: "delivered",
+    Order.Completed: "completed",
 }
 
 
@@ -54,6 +61,7 @@ def apply(cur: Any, e: Any) -> None:
             "UPDATE order_view SET status = ?, updated_at = ? WHERE order_id = ?",
             (_STATUS[type(e)], now, order_id),
         )
+        _completion(cur, e, order_id)
     elif isinstance(e, Order.PaymentReminderSent):
         cur.execute(
             "UPDATE order_view SET reminded = 1, updated_at = ? WHERE order_id = ?", (now, order_id)
@@ -64,6 +72,19 @@ def apply(cur: Any, e: Any) -> None:
             "WHERE order_id = ? AND status <> 'cancelled'",
             (now, order_id),
         )
+        # a refunded order never completes (Order.complete): no deadline left to watch
+        cur.execute("DELETE FROM order_completion WHERE order_id = ?", (order_id,))
+
+
+def _completion(cur: Any, e: Any, order_id: str) -> None:
+    if isinstance(e, Order.Delivered):
+        cur.execute(
+            "INSERT INTO order_completion (order_id, completes_at) VALUES (?, ?) "
+            "ON CONFLICT (order_id) DO NOTHING",
+            (order_id, ts(e.completes_at)),
+        )
+    elif isinstance(e, Order.Completed):
+        cur.execute("DELETE FROM order_completion WHERE order_id = ?", (order_id,))
 
 
 def projector(app: ServiceApplication, sql: SqlStore) -> Projector:
@@ -102,7 +123,8 @@ class OrderQueries:
             return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
 
     def due_deadlines(self, now: datetime, limit: int = 500) -> list[UUID]:
-        """Unpaid orders whose reminder or payment deadline has passed."""
+        """Unpaid orders whose reminder or payment deadline has passed, and delivered
+        ones whose return window has closed (one refunded meanwhile is not due)."""
         moment = ts(now)
         with self.sql.transaction(write=False) as cur:
             cur.execute(
@@ -110,7 +132,14 @@ class OrderQueries:
                 "((reminded = 0 AND reminder_at <= ?) OR due_at <= ?) ORDER BY due_at LIMIT ?",
                 (AWAITING_PAYMENT, moment, moment, limit),
             )
-            return [UUID(row[0]) for row in cur.fetchall()]
+            due = [UUID(row[0]) for row in cur.fetchall()]
+            cur.execute(
+                "SELECT c.order_id FROM order_completion c JOIN order_view v "
+                "ON v.order_id = c.order_id WHERE v.status = ? AND c.completes_at <= ? "
+                "ORDER BY c.completes_at LIMIT ?",
+                (DELIVERED, moment, limit),
+            )
+            return due + [UUID(row[0]) for row in cur.fetchall()]
 
     def counts(self) -> dict[str, int]:
         with self.sql.transaction(write=False) as cur:

@@ -30,6 +30,9 @@ class RulesSettings(BaseModel):
     payment_reminder_after_s: float = Field(900, gt=0, description="remind after 15 min")
     payment_timeout_s: float = Field(1800, gt=0, description="auto-cancel after 30 min")
     duplicate_window_s: float = Field(60, ge=0, description="keyless duplicates folded")
+    return_window_s: float = Field(
+        604800, ge=0, description="a delivered order completes after 7 days (returns end)"
+    )
 
 
 class PrivacySettings(BaseModel):

@@ -43,6 +43,7 @@ def _order_placed(e: Any, fingerprints: AddressFingerprints) -> contract.OrderPl
         coupon=e.coupon,
         payment_method=e.payment_method,
         destination=_destination(e.shipping_address, fingerprints),
+        service_level=getattr(e, "service_level", "standard"),  # stored before it existed
         placed_at=e.placed_at,
         payment_reminder_at=e.payment_reminder_at,
         payment_due_at=e.payment_due_at,
@@ -105,6 +106,8 @@ _BUILDERS: dict[type, Any] = {
         contract.RefundIssued, "refund_id", "amount", "reason", "refunded_total", "fully_refunded"
     ),
     Order.Shipped: _shipped,
+    Order.Delivered: _simple(contract.OrderDelivered, "delivered_at", "completes_at"),
+    Order.Completed: _simple(contract.OrderCompleted, "completed_at"),
 }
 
 
