@@ -336,8 +336,10 @@ class FulfilmentApplication(ServiceApplication):
 
             def release(uow: UnitOfWork, lane: UUID = lane) -> bool:
                 found = uow.get(lane, Lane)
+                if found is None:
+                    return False
                 now = self.clock.now()
-                trigger = None if found is None else found.due(now, self.rules)
+                trigger = found.due(now, self.rules)
                 return trigger is not None and self._release(uow, found, trigger, now) is not None
 
             released += self.command(release)
