@@ -11,7 +11,7 @@ service; a new service edits nothing in here.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -126,6 +126,9 @@ class Part:
 
     traffic: Callable[[World, Http], Traffic] | None = None
     probe: Probe | None = None
+    #: settings the dev stack gives the service so a demo moves at a watchable pace
+    #: (env var -> value, e.g. a 30 s wave window instead of 5 min); the environment wins
+    pace: Mapping[str, str] = field(default_factory=dict)
 
 
 def parts(names: Iterable[str]) -> dict[str, Part]:

@@ -305,7 +305,9 @@ class Stack:
 
     def _service_env(self, service: ServiceProcess) -> dict[str, str]:
         prefix = service.spec.env_prefix
+        part = self.parts.get(service.spec.name)
         return {
+            **(part.pace if part is not None else {}),
             **os.environ,
             f"{prefix}BROKER__BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
             f"{prefix}STORE__DATA_DIR": str(self.config.data_dir.resolve()),
