@@ -148,3 +148,24 @@ def test_an_order_cancelled_in_a_wave_leaves_the_wave_list_right(
     assert (wave["orders"], wave["units"], wave["status"]) == (1, 2, "released")
     detail = client.get(f"/waves/{wave['wave_id']}").json()
     assert detail["cancelled_orders"] == [orders[0].order_id]
+
+
+@pytest.mark.parametrize(
+    "rules_settings", [{**BINS, "merge": False, "fast_movers": {"min_picks": 2, "slots": 4}}]
+)
+def test_the_velocity_rule_reads_recent_picks(service, service_feed, client, clock):
+    orders = released(service, service_feed, clock, n=2)
+    for order in orders:
+        [shipment] = client.get("/shipments", params={"order": order.order_id}).json()
+        picked = client.post(
+            f"/waves/{shipment['wave_id']}/picks",
+            json={"picker": "p1", "bin": "B-01-3", "sku": "TEE-M", "qty": 2},
+        )
+        assert picked.status_code == 200, picked.text
+    service.catch_up()
+    assert client.get("/warehouses/WH-BER/fast-movers").json() == {}
+    assert service.reslot() == 1
+    assert client.get("/warehouses/WH-BER/fast-movers").json() == {"TEE-M": "A-01-1"}
+    clock.advance(timedelta(hours=25))  # out of the window: no longer fast
+    service.reslot()
+    assert client.get("/warehouses/WH-BER/fast-movers").json() == {}

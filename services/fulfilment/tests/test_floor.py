@@ -238,3 +238,17 @@ def test_an_order_cancelled_in_a_wave_is_pulled_and_its_picks_go_back(feed):
     assert [(r.sku, r.qty) for r in pulled.returned_picks] == [("TEE-M", 1)]
     pick_all(feed.app, wave)
     assert feed.app.get_wave(wave.id).status == "picked"
+
+
+def test_fast_movers_are_slotted_into_the_zone_nearest_packing(feed):
+    before = feed.confirmed_order({"TEE-M": 1})
+    assert feed.shipment_of(before).zone == "B"
+    assert feed.app.reslot({BER: ["TEE-M", "CAP-RED"]}) == 1
+    assert feed.app.reslot({BER: ["TEE-M", "CAP-RED"]}) == 0  # no change, no event
+    after = feed.confirmed_order({"TEE-M": 1})
+    shipment = feed.shipment_of(after)
+    assert shipment.zone == "A" and shipment.lines[0]["bin"] == "A-01-1"
+    assert feed.shipment_of(before).lines[0]["bin"] == "B-01-3"  # bins fixed at allocation
+    # a SKU that stays fast keeps its bin; one that drops out frees its slot
+    feed.app.reslot({BER: ["MUG-WHITE", "TEE-M"]})
+    assert feed.app.fast_movers(BER) == {"TEE-M": "A-01-1", "MUG-WHITE": "A-01-2"}

@@ -261,6 +261,11 @@ def router() -> APIRouter:
             warehouse=code, day=when, used=used, limit=limit, left=max(limit - used, 0)
         )
 
+    @api.get("/warehouses/{code}/fast-movers", responses=error_responses(404, 422))
+    def fast_movers(code: Code, request: Request) -> dict[str, str]:
+        """The SKUs slotted as fast movers in the zone nearest packing, with their bins."""
+        return app(request).fast_movers(code)
+
     return api
 
 

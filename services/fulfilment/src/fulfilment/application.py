@@ -33,6 +33,7 @@ from fulfilment.domain import (
     Refused,
     Shipment,
     ShipmentNotFound,
+    Slotting,
     UnknownWarehouse,
     Wave,
     WaveNotFound,
@@ -43,6 +44,7 @@ from fulfilment.domain import (
     pick_list,
     picker_id,
     shipment_id,
+    slotting_id,
 )
 from fulfilment.rules import MULTI_ZONE, Rules, all_held_in, rank_carriers, rank_warehouses, zone_of
 
@@ -111,7 +113,18 @@ class FulfilmentApplication(ServiceApplication):
         found = uow.get(UUID(shipment), Shipment)
         if found is None or found.warehouse != warehouse:
             return
-        here = [self._line(warehouse, ln) for ln in lines if ln["warehouse"] == warehouse]
+        part = found.orders.get(order_id)
+        if part is None:
+            return
+        bins = {ln["sku"]: ln["bin"] for ln in part["lines"]}  # fixed at allocation
+        here = [
+            {
+                **self._line(warehouse, ln, {}),
+                "bin": bins.get(ln["sku"]) or self.rules.bin_for(warehouse, ln["sku"]),
+            }
+            for ln in lines
+            if ln["warehouse"] == warehouse
+        ]
         if found.stock_in_place(order_id, here):
             self._to_lane(uow, found)
 
@@ -154,7 +167,7 @@ class FulfilmentApplication(ServiceApplication):
             file.wait_unallocated(f"no carrier serves {facts.region}", ranked, str(sid), now)
             return
         in_place = all_held_in(facts, warehouse)
-        lines = self._order_lines(file, warehouse, in_place)
+        lines = self._order_lines(uow, file, warehouse, in_place)
         shipment = Shipment(
             shipment=sid,
             first_order_id=file.order_id,
@@ -195,7 +208,7 @@ class FulfilmentApplication(ServiceApplication):
         shipment = uow.get(UUID(slot.shipment), Shipment)
         if shipment is None or not all_held_in(file.facts(), shipment.warehouse):
             return False
-        lines = self._order_lines(file, shipment.warehouse, True)
+        lines = self._order_lines(uow, file, shipment.warehouse, True)
         if not shipment.can_merge(_zone(lines)):
             return False
         facts = file.facts()
@@ -219,7 +232,7 @@ class FulfilmentApplication(ServiceApplication):
             return False
         sids = []
         for code in warehouses:
-            lines = self._order_lines(file, code, True)
+            lines = self._order_lines(uow, file, code, True)
             weight = sum(self.rules.weight(ln["sku"]) * ln["qty"] for ln in lines)
             carriers = rank_carriers(
                 facts.region, weight, facts.value, facts.service_level, self.rules
@@ -264,21 +277,25 @@ class FulfilmentApplication(ServiceApplication):
         file.allocated(sids)
         return True
 
-    def _order_lines(self, file: OrderFile, warehouse: str, in_place: bool) -> list[dict[str, Any]]:
+    def _order_lines(
+        self, uow: UnitOfWork, file: OrderFile, warehouse: str, in_place: bool
+    ) -> list[dict[str, Any]]:
+        slotting = uow.get(slotting_id(warehouse), Slotting)
+        fast = slotting.fast if slotting is not None else {}
         if in_place:
-            return [self._line(warehouse, ln) for ln in file.lines_held_in(warehouse)]
+            return [self._line(warehouse, ln, fast) for ln in file.lines_held_in(warehouse)]
         facts = file.facts()
         return [
-            self._line(warehouse, {"sku": sku, "qty": qty, "serials": []})
+            self._line(warehouse, {"sku": sku, "qty": qty, "serials": []}, fast)
             for sku, qty in facts.lines
         ]
 
-    def _line(self, warehouse: str, line: dict[str, Any]) -> dict[str, Any]:
+    def _line(self, warehouse: str, line: dict[str, Any], fast: dict[str, str]) -> dict[str, Any]:
         return {
             "sku": line["sku"],
             "qty": line["qty"],
             "serials": list(line.get("serials") or []),
-            "bin": self.rules.bin_for(warehouse, line["sku"]),
+            "bin": self.rules.bin_for(warehouse, line["sku"], fast),
         }
 
     def _point_merge(self, uow: UnitOfWork, shipment: Shipment) -> None:
@@ -462,6 +479,30 @@ class FulfilmentApplication(ServiceApplication):
 
             fired += self.command(act)
         return fired
+
+    def reslot(self, velocity: dict[str, list[str]]) -> int:
+        """Apply the velocity rule: `velocity` is, per warehouse, its SKUs picked often
+        enough over the rule's window, fastest first. Returns warehouses reslotted."""
+        changed = 0
+        for warehouse in self.rules.warehouses:
+
+            def act(uow: UnitOfWork, warehouse: str = warehouse) -> bool:
+                slotting = uow.get(slotting_id(warehouse), Slotting)
+                if slotting is None:
+                    if not velocity.get(warehouse):
+                        return False
+                    slotting = Slotting(warehouse)
+                    uow.add(slotting)
+                return slotting.reslot(velocity.get(warehouse, []), self.rules, self.clock.now())
+
+            changed += self.command(act)
+        return changed
+
+    def fast_movers(self, warehouse: str) -> dict[str, str]:
+        if warehouse not in self.rules.warehouses:
+            raise UnknownWarehouse(warehouse)
+        found = self.find(slotting_id(warehouse), Slotting, fresh=True)
+        return {} if found is None else dict(found.fast)
 
     def retry_unallocated(self, order_ids: list[str]) -> int:
         """Try orders that found no warehouse again (stock may have arrived)."""

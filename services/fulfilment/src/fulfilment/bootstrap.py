@@ -16,7 +16,7 @@ from shopfloor_runtime.service import Loop, Service, every
 from fulfilment import api, policies, translation
 from fulfilment.application import FulfilmentApplication
 from fulfilment.projection import FulfilmentQueries, projector
-from fulfilment.rules import CarrierRule, Rules, WarehouseRule
+from fulfilment.rules import CarrierRule, FastMovers, Rules, WarehouseRule
 from fulfilment.settings import Settings
 
 
@@ -49,6 +49,11 @@ def rules_from(settings: Settings) -> Rules:
         wave_window=timedelta(seconds=r.wave_window_s),
         wave_size=r.wave_size,
         pack_tolerance=r.pack_tolerance,
+        fast_movers=FastMovers(
+            window=timedelta(hours=r.fast_movers.window_h),
+            min_picks=r.fast_movers.min_picks,
+            slots=r.fast_movers.slots,
+        ),
     )
 
 
@@ -86,12 +91,19 @@ class FulfilmentService(Service[Settings, FulfilmentApplication]):
         return [
             every(self.settings.tick_s, self.tick, "wave and delay tick"),
             every(self.settings.retry_unallocated_s, self.retry_unallocated, "allocation retry"),
+            every(self.settings.reslot_s, self.reslot, "fast-mover slotting"),
         ]
 
     def tick(self) -> int:
         """Release waves whose window passed; flag shipments past their promise."""
         released = self.app.release_due_waves()
         return released + self.app.fire_delays(self.queries.due_delays(self.clock.now()))
+
+    def reslot(self) -> int:
+        """Slot the fast movers by the velocity rule over recent picks."""
+        rule = self.app.rules.fast_movers
+        since = self.clock.now() - rule.window
+        return self.app.reslot(self.queries.velocity(since, rule.min_picks))
 
     def retry_unallocated(self) -> int:
         return self.app.retry_unallocated(self.queries.unallocated())

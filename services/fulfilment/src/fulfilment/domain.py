@@ -62,6 +62,10 @@ def picker_id(picker: str) -> UUID:
     return uuid5(NAMESPACE, f"picker:{picker}")
 
 
+def slotting_id(warehouse: str) -> UUID:
+    return uuid5(NAMESPACE, f"slotting:{warehouse}")
+
+
 def merge_id(customer_id: str, fingerprint: str) -> UUID:
     return uuid5(NAMESPACE, f"merge:{customer_id}:{fingerprint}")
 
@@ -786,6 +790,7 @@ class Wave(CheapCopy, Aggregate):
             if take <= 0:
                 continue
             self._picked(
+                warehouse=self.warehouse,
                 line=line["sequence"],
                 shipment_id=line["shipment_id"],
                 order_id=line["order_id"],
@@ -804,6 +809,7 @@ class Wave(CheapCopy, Aggregate):
     @event("Picked")
     def _picked(
         self,
+        warehouse: str,
         line: int,
         shipment_id: str,
         order_id: str,
@@ -929,6 +935,48 @@ class Picker(Aggregate):
     @event("ScanRefused")
     def _scan_refused(self, picker: str, reason: str, at: datetime) -> None:
         self.refused += 1
+
+
+class Slotting(Aggregate):
+    """Which SKUs are fast movers in a warehouse, and the bin each has in the zone
+    nearest packing. Decided from recent picks (the velocity rule); a shipment takes its
+    bins when it is allocated, so a later reslotting never moves a line between zones."""
+
+    @staticmethod
+    def create_id(warehouse: str) -> UUID:
+        return slotting_id(warehouse)
+
+    @event("Opened")
+    def __init__(self, warehouse: str) -> None:
+        self.warehouse = warehouse
+        self.fast: dict[str, str] = {}  # SKU -> bin
+
+    def reslot(self, fastest: list[str], rules: Rules, at: datetime) -> bool:
+        """Give the fastest SKUs (best first, at most the rule's slots) fast bins; a SKU
+        that stays fast keeps its bin, so its goods do not move for nothing."""
+        wanted = fastest[: rules.fast_movers.slots]
+        keep = {sku: b for sku, b in self.fast.items() if sku in wanted}
+        free = (
+            rules.fast_bin(self.warehouse, rank)
+            for rank in range(rules.fast_movers.slots)
+            if rules.fast_bin(self.warehouse, rank) not in keep.values()
+        )
+        fast = {**keep, **{sku: next(free) for sku in wanted if sku not in keep}}
+        if fast == self.fast:
+            return False
+        self._reslotted(
+            fast=fast,
+            added=sorted(set(fast) - set(self.fast)),
+            removed=sorted(set(self.fast) - set(fast)),
+            at=at,
+        )
+        return True
+
+    @event("Reslotted")
+    def _reslotted(
+        self, fast: dict[str, str], added: list[str], removed: list[str], at: datetime
+    ) -> None:
+        self.fast = fast
 
 
 class MergeSlot(Aggregate):

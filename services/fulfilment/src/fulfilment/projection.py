@@ -27,12 +27,21 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS picker_view (picker TEXT PRIMARY KEY, picks BIGINT NOT NULL "
     "DEFAULT 0, units BIGINT NOT NULL DEFAULT 0, refused BIGINT NOT NULL DEFAULT 0, "
     "first_at TEXT, last_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS pick_velocity (warehouse TEXT NOT NULL, sku TEXT NOT NULL, "
+    "hour TEXT NOT NULL, picks BIGINT NOT NULL, PRIMARY KEY (warehouse, sku, hour))",
     "CREATE TABLE IF NOT EXISTS unallocated_view (order_id TEXT PRIMARY KEY, reason TEXT "
     "NOT NULL, since TEXT NOT NULL)",
 ]
 DROP = [
     f"DROP TABLE IF EXISTS {t}"
-    for t in ("shipment_view", "shipment_order", "wave_view", "picker_view", "unallocated_view")
+    for t in (
+        "shipment_view",
+        "shipment_order",
+        "wave_view",
+        "picker_view",
+        "pick_velocity",
+        "unallocated_view",
+    )
 ]
 DONE = ("delivered", "pulled", "reallocated")
 
@@ -113,6 +122,11 @@ def _wave(cur: Any, e: Any) -> None:
         )
     elif type(e) is Wave.Picked:
         cur.execute("UPDATE wave_view SET picked = picked + ? WHERE wave_id = ?", (e.qty, wid))
+        cur.execute(
+            "INSERT INTO pick_velocity (warehouse, sku, hour, picks) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (warehouse, sku, hour) DO UPDATE SET picks = pick_velocity.picks + 1",
+            (e.warehouse, e.sku, ts(e.at)[:13]),
+        )
     elif type(e) is Wave.Pulled:
         back = sum(ln["qty"] for ln in e.returned)
         cur.execute(
@@ -217,6 +231,21 @@ class FulfilmentQueries:
         for wave in waves:
             wave["status"] = wave_status(wave["units"], wave["picked"])
         return waves
+
+    def velocity(self, since: datetime, min_picks: int) -> dict[str, list[str]]:
+        """Per warehouse, the SKUs picked at least `min_picks` times since `since` (by
+        the hour), fastest first."""
+        with self.sql.transaction(write=False) as cur:
+            cur.execute(
+                "SELECT warehouse, sku, SUM(picks) AS n FROM pick_velocity WHERE hour >= ? "
+                "GROUP BY warehouse, sku HAVING SUM(picks) >= ? ORDER BY warehouse, n DESC, sku",
+                (ts(since)[:13], min_picks),
+            )
+            rows = cur.fetchall()
+        found: dict[str, list[str]] = {}
+        for warehouse, sku, _ in rows:
+            found.setdefault(warehouse, []).append(sku)
+        return found
 
     def picker_stats(self) -> list[dict[str, Any]]:
         with self.sql.transaction(write=False) as cur:

@@ -51,6 +51,17 @@ class CarrierRule:
 
 
 @dataclass(frozen=True)
+class FastMovers:
+    """The velocity rule: a SKU picked at least `min_picks` times in a warehouse over the
+    last `window` is a fast mover there; the `slots` fastest get bins in the zone
+    nearest packing."""
+
+    window: timedelta = timedelta(hours=24)
+    min_picks: int = 20
+    slots: int = 24
+
+
+@dataclass(frozen=True)
 class Rules:
     warehouses: Mapping[str, WarehouseRule]
     distances: Mapping[str, Mapping[str, float]]  # region or country -> warehouse -> km
@@ -63,7 +74,7 @@ class Rules:
     wave_window: timedelta = timedelta(minutes=5)
     wave_size: int = 50  # orders
     pack_tolerance: float = 0.05
-    return_to_stock_bin: str = "RETURNS"
+    fast_movers: FastMovers = field(default_factory=FastMovers)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -83,10 +94,13 @@ class Rules:
         days = self.promise_days.get(service_level, max(self.promise_days.values(), default=5))
         return confirmed_at + timedelta(days=days)
 
-    def bin_for(self, warehouse: str, sku: str) -> str:
-        """Where a SKU is picked in a warehouse: its configured bin, else a stable slot
-        outside the zone nearest packing (that zone is for fast movers)."""
+    def bin_for(self, warehouse: str, sku: str, fast: Mapping[str, str] | None = None) -> str:
+        """Where a SKU is picked in a warehouse: its fast-mover slot if it is one, else its
+        configured bin, else a stable slot outside the zone nearest packing (that zone
+        is for fast movers)."""
         rule = self.warehouses[warehouse]
+        if fast and sku in fast:
+            return fast[sku]
         if sku in rule.bins:
             return rule.bins[sku]
         spot = zlib.crc32(f"{warehouse}:{sku}".encode())
@@ -95,6 +109,13 @@ class Rules:
         aisle = (spot // len(slow)) % rule.aisles + 1
         slot = (spot // (len(slow) * rule.aisles)) % rule.slots + 1
         return f"{zone}-{aisle:02d}-{slot}"
+
+    def fast_bin(self, warehouse: str, rank: int) -> str:
+        """The `rank`-th fast-mover slot (from 0): in the zone nearest packing, filled
+        aisle by aisle from the packing end."""
+        rule = self.warehouses[warehouse]
+        aisle, slot = divmod(rank, rule.slots)
+        return f"{rule.zones[0]}-{aisle + 1:02d}-{slot + 1}"
 
     def route_position(self, warehouse: str, bin_code: str) -> tuple[int, int, int, str]:
         """Where a bin lies on the walking route: zones from packing outwards, aisles in

@@ -102,6 +102,12 @@ _DISTANCES: dict[str, dict[str, float]] = {
 }
 
 
+class FastMoverSettings(BaseModel):
+    window_h: float = Field(24, gt=0, description="picks counted over the last 24 hours")
+    min_picks: int = Field(20, ge=1, description="picks in the window that make a fast mover")
+    slots: int = Field(24, ge=0, description="fast-mover bins in the zone nearest packing")
+
+
 class RulesSettings(BaseModel):
     warehouses: dict[str, WarehouseSettings] = Field(
         default_factory=lambda: {
@@ -125,6 +131,7 @@ class RulesSettings(BaseModel):
     wave_window_s: float = Field(300, gt=0, description="a wave is released 5 min after it opens")
     wave_size: int = Field(50, ge=1, description="... or when it holds this many orders")
     pack_tolerance: float = Field(0.05, ge=0, le=1, description="allowed weight deviation")
+    fast_movers: FastMoverSettings = FastMoverSettings()
 
 
 class Settings(ServiceSettings):
@@ -134,3 +141,4 @@ class Settings(ServiceSettings):
     rules: RulesSettings = RulesSettings()
     tick_s: float = Field(1.0, gt=0, description="how often wave windows and delays are checked")
     retry_unallocated_s: float = Field(60, gt=0, description="how often waiting orders retry")
+    reslot_s: float = Field(300, gt=0, description="how often the velocity rule reslots")
