@@ -58,6 +58,9 @@ class PackRefused(Refused):
 class FulfilmentApplication(ServiceApplication):
     name = "fulfilment"
     cache_size = 20_000  # order files, shipments, lanes, waves
+    # Lanes, capacities and pickers live long and take an event per shipment or scan: a
+    # restarted worker loads them from a snapshot, not from a day's worth of events.
+    snapshotting_intervals = {Lane: 100, Capacity: 100, Picker: 200, Slotting: 20}
 
     def __init__(
         self, rules: Rules, env: dict[str, str] | None = None, clock: Clock | None = None
