@@ -7,7 +7,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from fulfilment.domain import OrderFile, Shipment, file_id
+from fulfilment.domain import Shipment
 from fulfilment.translation import to_contract
 from shopfloor_contracts.fulfilment import ShipmentAllocated
 
@@ -93,13 +93,21 @@ def test_a_warehouse_over_todays_capacity_is_passed_over_with_the_figures(feed):
     assert reasons["WH-BER"] == "WH-BER: over today's capacity 1/1"
 
 
-def test_an_order_no_warehouse_can_take_waits_with_the_reasons(feed):
+def test_an_order_no_warehouse_can_take_asks_inventory_then_waits_with_the_reasons(feed):
     order = feed.order({"TEE-M": 3})
     feed.placed(order)
     feed.reserved(order, [("TEE-M", "WH-BER", 2), ("TEE-M", "WH-AMS", 1)])
     feed.confirmed(order)
 
-    file = feed.app.find(file_id(order.order_id), OrderFile)
+    # by inventory's figures no warehouse has all 3: the nearest is asked all the same
+    asked = feed.shipment_of(order)
+    assert (asked.warehouse, asked.status) == ("WH-BER", "awaiting_stock")
+    chosen = asked.warehouses[0]
+    assert chosen["chosen"] and "inventory is asked to hold it here" in chosen["reason"]
+    feed.move_refused(order, str(asked.id), "WH-BER")
+    feed.move_refused(order, str(feed.shipment_of(order).id), "WH-AMS")
+
+    file = feed.file_of(order)
     assert file.shipments == []
     assert file.unallocated == "no warehouse can take the whole order"
 
@@ -164,3 +172,18 @@ def test_a_repeated_fact_changes_nothing(feed):
     again = feed.shipment_of(order)
     assert (again.id, again.version) == (shipment.id, shipment.version)
     assert isinstance(again, Shipment)
+
+
+def test_a_waiting_order_is_tried_again_and_refusals_are_forgotten(feed):
+    order = feed.order({"MUG-WHITE": 1}, country="NL")
+    feed.placed(order)
+    feed.reserved(order, [("MUG-WHITE", "presale", 1)])  # presold: held nowhere yet
+    feed.confirmed(order)
+    first = feed.shipment_of(order)
+    feed.move_refused(order, str(first.id), first.warehouse)
+    second = feed.shipment_of(order)
+    feed.move_refused(order, str(second.id), second.warehouse)
+    assert feed.file_of(order).shipments == []  # both refused: it waits
+    assert feed.app.retry_unallocated([order.order_id]) == 1  # stock may have arrived
+    third = feed.shipment_of(order)
+    assert third.warehouse == "WH-AMS" and third.status == "awaiting_stock"

@@ -157,9 +157,12 @@ class FulfilmentApplication(ServiceApplication):
         ranked = rank_warehouses(facts, self.rules, used, file.refused)
         sid = shipment_id(file.order_id, file.attempts)
         best = next((r for r in ranked if r["chosen"]), None)
+        if best is None and self.rules.split and not file.refused and self._split(uow, file, used):
+            return
         if best is None:
-            if self.rules.split and not file.refused and self._split(uow, file, used):
-                return
+            ranked = rank_warehouses(facts, self.rules, used, file.refused, ask_inventory=True)
+            best = next((r for r in ranked if r["chosen"]), None)
+        if best is None:
             file.wait_unallocated("no warehouse can take the whole order", ranked, str(sid), now)
             return
         warehouse = best["warehouse"]
@@ -516,6 +519,7 @@ class FulfilmentApplication(ServiceApplication):
                 file = uow.get(file_id(order_id), OrderFile)
                 if file is None or not file.ready:
                     return False
+                file.forget_refusals()
                 self._allocate(uow, file)
                 return bool(file.shipments)
 

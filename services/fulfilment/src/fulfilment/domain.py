@@ -231,6 +231,15 @@ class OrderFile(CheapCopy, Aggregate):
     ) -> None:
         self.unallocated = reason
 
+    def forget_refusals(self) -> None:
+        """Before another try: stock may have arrived where inventory refused."""
+        if self.refused:
+            self._refusals_forgotten()
+
+    @event("RefusalsForgotten")
+    def _refusals_forgotten(self) -> None:
+        self.refused = {}
+
     def move_refused(self, shipment: str, warehouse: str, reason: str) -> None:
         if shipment in self.shipments:
             self._move_refused(shipment=shipment, warehouse=warehouse, reason=reason)

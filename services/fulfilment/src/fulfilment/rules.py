@@ -177,14 +177,19 @@ def rank_warehouses(
     rules: Rules,
     used: Mapping[str, int],
     refused: Mapping[str, str],
+    ask_inventory: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every warehouse, best first: those that can take the order (stock, capacity, not
-    refused by inventory) by distance, then the rest. The first is chosen if it can;
-    each other one says why it was not."""
+    """Every warehouse, best first: those that can take the order (stock by inventory's
+    last figures, capacity, not refused by inventory) by distance, then the rest. The
+    first is chosen if it can; each other one says why it was not.
+
+    With `ask_inventory`, when none can by those figures (they are a hint, and presold
+    units are held nowhere yet), the nearest with capacity that inventory has not
+    refused is chosen all the same: inventory decides when it is asked to move the hold."""
     rows = []
     for code, rule in rules.warehouses.items():
         distance = rules.distance(facts.region, code)
-        reason = None
+        reason, soft = None, False
         if code in refused:
             reason = f"{code}: {refused[code]}"
         elif used.get(code, 0) >= rule.daily_capacity:
@@ -193,19 +198,27 @@ def rank_warehouses(
             short = units_missing(facts, code)
             if short:
                 what = ", ".join(f"{sku} ({need} needed, {free} free)" for sku, need, free in short)
-                reason = f"{code}: not enough stock: {what}"
-        rows.append({"warehouse": code, "distance_km": distance, "reason": reason})
+                reason, soft = f"{code}: not enough stock: {what}", True
+        rows.append({"warehouse": code, "distance_km": distance, "reason": reason, "soft": soft})
     rows.sort(
         key=lambda r: (
             r["reason"] is not None,
+            not r["soft"],
             math.inf if r["distance_km"] is None else r["distance_km"],
             not all_held_in(facts, str(r["warehouse"])),
             r["warehouse"],
         )
     )
     best = rows[0] if rows and rows[0]["reason"] is None else None
+    if best is None and ask_inventory and rows and rows[0]["soft"]:
+        best = rows[0]
+        best["reason"] = (
+            f"{best['reason']} by inventory's last figures, and no warehouse has it all: "
+            "inventory is asked to hold it here"
+        )
     for rank, row in enumerate(rows, 1):
         row["rank"], row["chosen"] = rank, row is best
+        del row["soft"]
         if best is not None and row is not best and row["reason"] is None:
             row["reason"] = f"{row['warehouse']}: {_farther(row, best)}"
     return rows
