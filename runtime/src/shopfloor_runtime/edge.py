@@ -36,6 +36,22 @@ class Outbound:
 Translate = Callable[[Any], Sequence[Outbound]]
 
 
+def on_topic(topic: str, to_contract: Callable[[Any], tuple[str, BaseModel] | None]) -> Translate:
+    """The translation of a service that publishes on one topic: `to_contract` says, for
+    a stored domain event, (key, contract payload), or None to keep it inside. The key is
+    also the correlation id; the event's `caused_by`, if it has one, the causation id."""
+
+    def translate(domain_event: Any) -> list[Outbound]:
+        found = to_contract(domain_event)
+        if found is None:
+            return []
+        key, payload = found
+        caused_by = getattr(domain_event, "caused_by", None)
+        return [Outbound(topic, key, payload, correlation_id=key, causation_id=caused_by)]
+
+    return translate
+
+
 class UnitOfWork:
     """Aggregates touched while applying consumed messages (or one command); saved
     together, with the consumer's tracking, in one transaction."""

@@ -174,12 +174,35 @@ class FulfilmentApplication(ServiceApplication):
             return
         in_place = all_held_in(facts, warehouse)
         lines = self._order_lines(uow, file, warehouse, in_place)
+        fingerprint = file.placed.get("fingerprint")
+        shipment = self._open(
+            uow, file, sid, warehouse, lines, ranked, carriers, in_place, fingerprint
+        )
+        file.allocated([str(sid)])
+        self._point_merge(uow, shipment)
+
+    def _open(
+        self,
+        uow: UnitOfWork,
+        file: OrderFile,
+        sid: UUID,
+        warehouse: str,
+        lines: list[dict[str, Any]],
+        ranked: list[dict[str, Any]],
+        carriers: list[dict[str, Any]],
+        in_place: bool,
+        fingerprint: str | None,
+    ) -> Shipment:
+        """A new shipment of one order: it takes a capacity slot, and goes to its lane
+        at once if its units are held where it ships from."""
+        facts, now = file.facts(), self.clock.now()
+        carrier = next(c for c in carriers if c["chosen"])
         shipment = Shipment(
             shipment=sid,
             first_order_id=file.order_id,
             order_id=file.order_id,
             customer_id=facts.customer_id,
-            fingerprint=file.placed.get("fingerprint"),
+            fingerprint=fingerprint,
             warehouse=warehouse,
             zone=_zone(lines),
             carrier=carrier["carrier"],
@@ -188,7 +211,7 @@ class FulfilmentApplication(ServiceApplication):
             promised_by=self.rules.promise(facts.service_level, file.confirmed_at or now),
             lines=lines,
             value=str(facts.value),
-            weight_grams=weight,
+            weight_grams=self._weight(lines),
             in_place=in_place,
             warehouses=ranked,
             carriers=[{**c, "cost": str(c["cost"])} for c in carriers],
@@ -196,10 +219,12 @@ class FulfilmentApplication(ServiceApplication):
         )
         uow.add(shipment)
         self._capacity(uow, warehouse, now).take(str(sid))
-        file.allocated([str(sid)])
-        self._point_merge(uow, shipment)
         if in_place:
             self._to_lane(uow, shipment)
+        return shipment
+
+    def _weight(self, lines: list[dict[str, Any]]) -> int:
+        return sum(self.rules.weight(ln["sku"]) * ln["qty"] for ln in lines)
 
     def _merge(self, uow: UnitOfWork, file: OrderFile) -> bool:
         """Join the customer's shipment to the same address if it still waits for a wave,
@@ -217,9 +242,8 @@ class FulfilmentApplication(ServiceApplication):
         lines = self._order_lines(uow, file, shipment.warehouse, True)
         if not shipment.can_merge(_zone(lines)):
             return False
-        facts = file.facts()
-        weight = sum(self.rules.weight(sku) * qty for sku, qty in facts.lines)
-        shipment.join(file.order_id, lines, str(facts.value), weight, self.clock.now())
+        value = str(file.facts().value)
+        shipment.join(file.order_id, lines, value, self._weight(lines), self.clock.now())
         file.allocated([str(shipment.id)])
         self._to_lane(uow, shipment)
         return True
@@ -228,7 +252,7 @@ class FulfilmentApplication(ServiceApplication):
         """Splits allowed: one shipment per warehouse the order is held in, each from
         where its units already are (no moves), if every one has capacity."""
         assert file.placed is not None and file.held is not None
-        facts, now = file.facts(), self.clock.now()
+        facts = file.facts()
         warehouses = sorted({ln["warehouse"] for ln in file.held})
         if any(
             code not in self.rules.warehouses
@@ -236,50 +260,31 @@ class FulfilmentApplication(ServiceApplication):
             for code in warehouses
         ):
             return False
-        sids = []
-        for code in warehouses:
+        parts = []
+        for code in warehouses:  # every part must have a carrier before any is opened
             lines = self._order_lines(uow, file, code, True)
-            weight = sum(self.rules.weight(ln["sku"]) * ln["qty"] for ln in lines)
             carriers = rank_carriers(
-                facts.region, weight, facts.value, facts.service_level, self.rules
+                facts.region, self._weight(lines), facts.value, facts.service_level, self.rules
             )
-            carrier = next((c for c in carriers if c["chosen"]), None)
-            if carrier is None:
+            if not any(c["chosen"] for c in carriers):
                 return False
+            parts.append((code, lines, carriers))
+        sids = []
+        for code, lines, carriers in parts:
             sid = shipment_id(file.order_id, file.attempts, code)
+            distance = self.rules.distance(facts.region, code)
             ranked = [
                 {
                     "warehouse": code,
                     "rank": 1,
                     "chosen": True,
-                    "reason": None,
-                    "distance_km": self.rules.distance(facts.region, code),
+                    "distance_km": distance,
+                    "reason": "split: no warehouse holds the whole order",
                 }
             ]
-            shipment = Shipment(
-                shipment=sid,
-                first_order_id=file.order_id,
-                order_id=file.order_id,
-                customer_id=facts.customer_id,
-                fingerprint=None,  # split parts are not merged with others
-                warehouse=code,
-                zone=_zone(lines),
-                carrier=carrier["carrier"],
-                service=carrier["service"],
-                service_level=facts.service_level,
-                promised_by=self.rules.promise(facts.service_level, file.confirmed_at or now),
-                lines=lines,
-                value=str(facts.value),
-                weight_grams=weight,
-                in_place=True,
-                warehouses=ranked,
-                carriers=[{**c, "cost": str(c["cost"])} for c in carriers],
-                allocated_at=now,
-            )
-            uow.add(shipment)
-            self._capacity(uow, code, now).take(str(sid))
+            # split parts are not merged with other orders
+            self._open(uow, file, sid, code, lines, ranked, carriers, True, None)
             sids.append(str(sid))
-            self._to_lane(uow, shipment)
         file.allocated(sids)
         return True
 

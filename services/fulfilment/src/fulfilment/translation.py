@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from shopfloor_contracts import fulfilment as contract
 from shopfloor_contracts.topics import FULFILMENT
-from shopfloor_runtime.edge import Outbound
+from shopfloor_runtime.edge import on_topic
 
 from fulfilment.domain import OrderFile, Shipment, Wave
 
@@ -235,18 +235,5 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
 }
 
 
-def to_outbound(domain_event: Any) -> list[Outbound]:
-    """One message on fulfilment.v1, or none for events kept inside."""
-    found = to_contract(domain_event)
-    if found is None:
-        return []
-    key, payload = found
-    return [
-        Outbound(
-            topic=FULFILMENT.name,
-            key=key,
-            payload=payload,
-            correlation_id=key,
-            causation_id=None,
-        )
-    ]
+#: One message on fulfilment.v1 for each published event, none for events kept inside.
+to_outbound = on_topic(FULFILMENT.name, to_contract)

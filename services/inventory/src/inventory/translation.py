@@ -6,7 +6,7 @@ from typing import Any
 
 from shopfloor_contracts import inventory as contract
 from shopfloor_contracts.topics import INVENTORY
-from shopfloor_runtime.edge import Outbound
+from shopfloor_runtime.edge import on_topic
 
 from inventory.domain import Reservation, Sku
 
@@ -110,18 +110,5 @@ _SKU_EVENTS: dict[type, Any] = {
 }
 
 
-def to_outbound(domain_event: Any) -> list[Outbound]:
-    """One message on inventory.v1, or none for events kept inside."""
-    found = to_contract(domain_event)
-    if found is None:
-        return []
-    key, payload = found
-    return [
-        Outbound(
-            topic=INVENTORY.name,
-            key=key,
-            payload=payload,
-            correlation_id=key,
-            causation_id=getattr(domain_event, "caused_by", None),
-        )
-    ]
+#: One message on inventory.v1 for each published event, none for events kept inside.
+to_outbound = on_topic(INVENTORY.name, to_contract)
