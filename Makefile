@@ -30,9 +30,10 @@ test: $(STAMP) ## the whole suite: domain, service, integration (real broker + P
 test-fast: $(STAMP) ## domain and service tests only
 	$(BIN)/pytest -m "not integration"
 
-bench: $(STAMP) ## orders/s through the API with the event published, SQLite and PostgreSQL
+bench: $(STAMP) ## place_orders, reservations, peak (fulfilment under a 15x peak): bench/README.md
 	$(BIN)/python -m bench.place_orders
 	$(BIN)/python -m bench.reservations
+	$(BIN)/python -m bench.peak
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check contracts runtime services devstack tests bench
