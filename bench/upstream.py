@@ -48,6 +48,75 @@ Send = tuple[str, int, bytes, bytes]  # topic, partition, key, value
 
 
 @dataclass(frozen=True)
+class ConfirmedOrder:
+    """What the order and inventory services publish for one order confirmed with all its
+    units held in the warehouse nearest its destination."""
+
+    order_id: str
+    order_side: tuple[BaseModel, ...]  # OrderPlaced, OrderRecipientRecorded, OrderConfirmed
+    reserved: inv.StockReserved
+
+
+def confirmed_order(
+    rng: random.Random,
+    customer: str,
+    skus: tuple[str, ...] = SKUS,
+    serials: Callable[[str, int], list[str]] = lambda sku, qty: [],
+) -> ConfirmedOrder:
+    """A random order of 1-3 of `skus` (1-2 units each) to DE-1 or NL-1; `serials(sku,
+    qty)` gives the reserved serial numbers of a line (none by default)."""
+    order_id, now = str(uuid.uuid4()), datetime.now(UTC)
+    country, postal, region, warehouse = rng.choice(PLACES)
+    lines = [
+        OrderLine(sku=s, qty=rng.randint(1, 2), unit_price=Decimal("9.00"))
+        for s in rng.sample(skus, rng.randint(1, 3))
+    ]
+    total = sum((ln.unit_price * ln.qty for ln in lines), Decimal(0))
+    fingerprint = f"addr-{customer}"
+    placed = OrderPlaced(
+        order_id=order_id,
+        customer_id=customer,
+        channel="shop",
+        lines=lines,
+        currency="EUR",
+        subtotal=total,
+        discount=Decimal(0),
+        total=total,
+        destination=Destination(
+            country=country,
+            postal_prefix=postal[:2],
+            region=region,
+            address_fingerprint=fingerprint,
+        ),
+        placed_at=now,
+        payment_reminder_at=now + timedelta(minutes=15),
+        payment_due_at=now + timedelta(minutes=30),
+        required_checks=["inventory"],
+    )
+    recipient = OrderRecipientRecorded(
+        order_id=order_id,
+        customer_id=customer,
+        address_fingerprint=fingerprint,
+        placed_at=now,
+        shipping_address=RecipientAddress(
+            name="Test Person", line1="1 Road", city="Town", postal_code=postal, country=country
+        ),
+    )
+    reserved = inv.StockReserved(
+        order_id=order_id,
+        reservation_id=str(uuid.uuid4()),
+        lines=[
+            inv.ReservedLine(
+                sku=ln.sku, qty=ln.qty, warehouse=warehouse, serials=serials(ln.sku, ln.qty)
+            )
+            for ln in lines
+        ],
+    )
+    confirmed = OrderConfirmed(order_id=order_id, checks=["inventory"], confirmed_at=now)
+    return ConfirmedOrder(order_id, (placed, recipient, confirmed), reserved)
+
+
+@dataclass(frozen=True)
 class Phase:
     name: str
     start_s: float  # from the start of the stream
@@ -170,60 +239,10 @@ class Upstream:
     def one(self) -> tuple[str, list[Send], list[Send]]:
         """One confirmed order: its id, the order service's three messages, inventory's one."""
         self._n += 1
-        order_id, now = str(uuid.uuid4()), datetime.now(UTC)
-        country, postal, region, warehouse = self.rng.choice(PLACES)
         customer = f"peak-{self.tag}-{self._n}"  # each order its own customer: no merges
-        skus = self.rng.sample(SKUS, self.rng.randint(1, 3))
-        lines = [
-            OrderLine(sku=s, qty=self.rng.randint(1, 2), unit_price=Decimal("9.00")) for s in skus
-        ]
-        total = sum((ln.unit_price * ln.qty for ln in lines), Decimal(0))
-        fingerprint = f"addr-{customer}"
-        placed = OrderPlaced(
-            order_id=order_id,
-            customer_id=customer,
-            channel="shop",
-            lines=lines,
-            currency="EUR",
-            subtotal=total,
-            discount=Decimal(0),
-            total=total,
-            destination=Destination(
-                country=country,
-                postal_prefix=postal[:2],
-                region=region,
-                address_fingerprint=fingerprint,
-            ),
-            placed_at=now,
-            payment_reminder_at=now + timedelta(minutes=15),
-            payment_due_at=now + timedelta(minutes=30),
-            required_checks=["inventory"],
-        )
-        recipient = OrderRecipientRecorded(
-            order_id=order_id,
-            customer_id=customer,
-            address_fingerprint=fingerprint,
-            placed_at=now,
-            shipping_address=RecipientAddress(
-                name="Bench Person",
-                line1="1 Road",
-                city="Town",
-                postal_code=postal,
-                country=country,
-            ),
-        )
-        reserved = inv.StockReserved(
-            order_id=order_id,
-            reservation_id=str(uuid.uuid4()),
-            lines=[inv.ReservedLine(sku=ln.sku, qty=ln.qty, warehouse=warehouse) for ln in lines],
-        )
-        confirmed = OrderConfirmed(order_id=order_id, checks=["inventory"], confirmed_at=now)
-        order_side = [
-            self.order.message(placed, order_id),
-            self.order.message(recipient, order_id),
-            self.order.message(confirmed, order_id),
-        ]
-        return order_id, order_side, [self.inventory.message(reserved, order_id)]
+        order = confirmed_order(self.rng, customer)
+        order_side = [self.order.message(m, order.order_id) for m in order.order_side]
+        return order.order_id, order_side, [self.inventory.message(order.reserved, order.order_id)]
 
     async def _publish(self, due: list[tuple[float, Phase]]) -> None:
         began = time.process_time()

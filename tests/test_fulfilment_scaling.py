@@ -10,20 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
-from shopfloor_contracts import inventory as inv
-from shopfloor_contracts.orders import Destination, OrderConfirmed, OrderLine, OrderPlaced
-from shopfloor_contracts.orders_private import OrderRecipientRecorded, RecipientAddress
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import postgres_database
 
+from bench.upstream import confirmed_order
 from tests.processes import ServiceProcess
 from tests.support import ContractProducer, read_topic
 
@@ -33,7 +28,6 @@ RATE = 25  # confirmed orders per second
 SECONDS = 36
 SKUS = ("TEE-S", "TEE-M", "MUG-WHITE", "CAP-RED", "SOCKS-3P", "CAM-1")
 SERIALIZED = "CAM-1"
-PLACES = (("DE", "10115", "DE-1", "WH-BER"), ("NL", "1016", "NL-1", "WH-AMS"))
 
 
 class Stream:
@@ -48,62 +42,16 @@ class Stream:
         self.serials = (f"SN-{n:06d}" for n in range(10**6))
 
     def one(self) -> tuple[list, list]:
-        order_id, now = str(uuid.uuid4()), datetime.now(UTC)
-        country, postal, region, warehouse = self.rng.choice(PLACES)
         customer = f"cust-{self.rng.randrange(400)}"  # some repeat: merges happen
-        skus = self.rng.sample(SKUS, self.rng.randint(1, 3))
-        lines = [
-            OrderLine(sku=s, qty=self.rng.randint(1, 2), unit_price=Decimal("9.00")) for s in skus
-        ]
-        total = sum((ln.unit_price * ln.qty for ln in lines), Decimal(0))
-        fingerprint = f"addr-{customer}"
-        placed = OrderPlaced(
-            order_id=order_id,
-            customer_id=customer,
-            channel="shop",
-            lines=lines,
-            currency="EUR",
-            subtotal=total,
-            discount=Decimal(0),
-            total=total,
-            destination=Destination(
-                country=country,
-                postal_prefix=postal[:2],
-                region=region,
-                address_fingerprint=fingerprint,
-            ),
-            placed_at=now,
-            payment_reminder_at=now + timedelta(minutes=15),
-            payment_due_at=now + timedelta(minutes=30),
-            required_checks=["inventory"],
-        )
-        recipient = OrderRecipientRecorded(
-            order_id=order_id,
-            customer_id=customer,
-            address_fingerprint=fingerprint,
-            placed_at=now,
-            shipping_address=RecipientAddress(
-                name="Test Person", line1="1 Road", city="Town", postal_code=postal, country=country
-            ),
-        )
-        held = [
-            inv.ReservedLine(
-                sku=ln.sku,
-                qty=ln.qty,
-                warehouse=warehouse,
-                serials=[next(self.serials) for _ in range(ln.qty)] if ln.sku == SERIALIZED else [],
-            )
-            for ln in lines
-        ]
-        reserved = inv.StockReserved(
-            order_id=order_id, reservation_id=str(uuid.uuid4()), lines=held
-        )
-        confirmed = OrderConfirmed(order_id=order_id, checks=["inventory"], confirmed_at=now)
-        self.placed.append(order_id)
+        order = confirmed_order(self.rng, customer, SKUS, self._serials)
+        self.placed.append(order.order_id)
         return (
-            [(placed, order_id), (recipient, order_id), (confirmed, order_id)],
-            [(reserved, order_id)],
+            [(message, order.order_id) for message in order.order_side],
+            [(order.reserved, order.order_id)],
         )
+
+    def _serials(self, sku: str, qty: int) -> list[str]:
+        return [next(self.serials) for _ in range(qty)] if sku == SERIALIZED else []
 
     async def run(self, seconds: float) -> None:
         for _ in range(int(seconds * 2)):

@@ -236,14 +236,14 @@ class FulfilmentApplication(ServiceApplication):
         slot = uow.get(merge_id(file.placed["customer_id"], fingerprint), MergeSlot)
         if slot is None:
             return False
+        facts = file.facts()
         shipment = uow.get(UUID(slot.shipment), Shipment)
-        if shipment is None or not all_held_in(file.facts(), shipment.warehouse):
+        if shipment is None or not all_held_in(facts, shipment.warehouse):
             return False
         lines = self._order_lines(uow, file, shipment.warehouse, True)
         if not shipment.can_merge(_zone(lines)):
             return False
-        value = str(file.facts().value)
-        shipment.join(file.order_id, lines, value, self._weight(lines), self.clock.now())
+        shipment.join(file.order_id, lines, str(facts.value), self._weight(lines), self.clock.now())
         file.allocated([str(shipment.id)])
         self._to_lane(uow, shipment)
         return True
@@ -395,7 +395,7 @@ class FulfilmentApplication(ServiceApplication):
                 lane.add(str(sid), len(shipment.orders), self.clock.now())
         if empty:
             self._capacity(uow, shipment.warehouse, shipment.allocated_at).give_back(str(sid))
-        elif wave is not None and str(sid) in wave._complete_shipments():
+        elif wave is not None and str(sid) in wave.complete_shipments():
             shipment.all_picked()
 
     # -- commands (the API) ------------------------------------------------------------

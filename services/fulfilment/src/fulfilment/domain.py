@@ -467,12 +467,7 @@ class Shipment(CheapCopy, Aggregate):
         """The pack check. Returns the refusal (the shipment is then flagged for a
         supervisor), or None: packed, labelled and dispatched."""
         if self.status in ("in_wave", "awaiting_stock", "waiting"):
-            left = self.units if self.status != "in_wave" else None
-            raise Refused(
-                f"shipment {self.id} is not picked yet ({self.status}"
-                + (f", {left} units" if left else "")
-                + ")"
-            )
+            raise Refused(f"shipment {self.id} is not picked yet ({self.status})")
         if self.status != "picked":
             raise Refused(f"shipment {self.id} is {self.status}: nothing to pack")
         expected = self.expected_grams(rules)
@@ -792,7 +787,7 @@ class Wave(CheapCopy, Aggregate):
         left = sum(self.left(ln) for ln in lines)
         if qty > left:
             raise Refused(f"quantity {qty} is more than the {left} of {sku} left to pick here")
-        done_before = self._complete_shipments()
+        done_before = self.complete_shipments()
         need = qty
         for line in lines:
             take = min(need, self.left(line))
@@ -813,7 +808,7 @@ class Wave(CheapCopy, Aggregate):
             need -= take
             if need == 0:
                 break
-        return sorted(self._complete_shipments() - done_before)
+        return sorted(self.complete_shipments() - done_before)
 
     @event("Picked")
     def _picked(
@@ -834,7 +829,7 @@ class Wave(CheapCopy, Aggregate):
             have = self.picked_serials.get(line, [])
             self.picked_serials = {**self.picked_serials, line: [*have, serial]}
 
-    def _complete_shipments(self) -> set[str]:
+    def complete_shipments(self) -> set[str]:
         by_shipment: dict[str, bool] = {}
         for ln in self.live_lines():
             done = self.left(ln) == 0
