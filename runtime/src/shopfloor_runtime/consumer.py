@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from shopfloor_contracts.topics import dlq_topic
 
@@ -74,6 +75,9 @@ class TrackedConsumer:
             heartbeat_interval_ms=self.broker.heartbeat_interval_ms,
             max_poll_records=self.settings.batch_size,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            # Partition n of every topic (same key, same count) goes to one member: a
+            # worker sees all of an order's messages, and owns its shard (fulfilment).
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await self._dlq.start()
         await self._consumer.start()

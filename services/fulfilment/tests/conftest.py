@@ -245,8 +245,8 @@ class Feed:
         return self.app.get_shipment(UUID(file.shipments[0]))
 
 
-def settings(**rules: Any) -> Settings:
-    return Settings(rules=rules) if rules else Settings()
+def settings(shards: int = 1, **rules: Any) -> Settings:
+    return Settings(rules=rules, shards=shards) if rules else Settings(shards=shards)
 
 
 @pytest.fixture
@@ -256,12 +256,21 @@ def rules_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
+def shards() -> int:
+    """One shard: every lane and capacity in one aggregate, so the floor tests can name
+    a warehouse's and zone's waves 1, 2, 3... (test_shards.py covers several)."""
+    return 1
+
+
+@pytest.fixture
 def memory_app(
-    clock: ManualClock, rules_settings: dict[str, Any]
+    clock: ManualClock, rules_settings: dict[str, Any], shards: int
 ) -> Iterator[FulfilmentApplication]:
     """The application on eventsourcing's in-memory store."""
     app = FulfilmentApplication(
-        rules_from(settings(**rules_settings)), {"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock
+        rules_from(settings(shards, **rules_settings)),
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        clock,
     )
     yield app
     app.close()
@@ -273,8 +282,12 @@ def feed(memory_app: FulfilmentApplication) -> Feed:
 
 
 @pytest.fixture
-def service(make_service: MakeService, rules_settings: dict[str, Any]) -> FulfilmentService:
-    return make_service(FulfilmentService, rules=rules_settings)  # type: ignore[no-any-return]
+def service(
+    make_service: MakeService, rules_settings: dict[str, Any], shards: int
+) -> FulfilmentService:
+    return make_service(  # type: ignore[no-any-return]
+        FulfilmentService, rules=rules_settings, shards=shards
+    )
 
 
 @pytest.fixture

@@ -112,6 +112,7 @@ def test_a_wave_walked_at_random_on_copies(seed):
     wave = Wave(
         warehouse="WH-BER",
         zone="B",
+        shard=0,
         sequence=1,
         shipment_ids=[f"s-{i}" for i in range(4)],
         order_ids=[f"o-{i}" for i in range(5)],
@@ -146,7 +147,7 @@ def test_a_wave_walked_at_random_on_copies(seed):
 @pytest.mark.parametrize("seed", range(5))
 def test_a_lane_walked_at_random_releases_each_sequence_once(seed):
     rng = random.Random(seed)
-    lane, now, released = Lane("WH-BER", "B"), NOW, []
+    lane, now, released = Lane("WH-BER", "B", 0), NOW, []
     for n in range(80):
         now += timedelta(seconds=rng.randint(1, 40))
         choice = rng.random()
@@ -190,10 +191,16 @@ def test_the_small_aggregates_on_copies():
     ):
         file = copy_isolates(file, act)
     same_after_replay(file)
-    capacity = Capacity("WH-BER", "2026-12-01")
-    for act in (lambda c: c.take("s-1"), lambda c: c.take("s-2"), lambda c: c.give_back("s-1")):
+    capacity = Capacity("WH-BER", "2026-12-01", 0)
+    for act in (
+        lambda c: c.take("s-1"),
+        lambda c: c.take("s-2"),
+        lambda c: c.give_back("s-1"),
+        lambda c: c.borrow(lender=1, slots=3),
+        lambda c: c.lend(to=2, slots=1),
+    ):
         capacity = copy_isolates(capacity, act)
-    assert capacity.used == 1
+    assert capacity.used == 1 and capacity.room(5) == 5 + 3 - 1 - 1
     same_after_replay(capacity)
     slotting = Slotting("WH-BER")
     for fastest in (["TEE-M"], ["CAP-RED", "TEE-M"], []):

@@ -100,6 +100,7 @@ def a_wave() -> Wave:
     return Wave(
         warehouse="WH-BER",
         zone="multi",
+        shard=0,
         sequence=1,
         shipment_ids=["s1", "s2", "s3"],
         order_ids=["o1", "o2", "o3"],
@@ -152,7 +153,11 @@ def test_the_packer_weighs_within_the_tolerance_unless_the_scale_is_made_wrong()
 async def service(tmp_path: Path) -> AsyncIterator[FulfilmentService]:
     off = {"enabled": False}
     settings = SPEC.settings(
-        store={"data_dir": tmp_path}, relay=off, consumer=off, rules={"wave_size": 2}
+        store={"data_dir": tmp_path},
+        relay=off,
+        consumer=off,
+        rules={"wave_size": 2},
+        shards=1,  # both orders in one wave
     )
     built = SPEC.build(settings)
     try:

@@ -63,7 +63,7 @@ def test_a_lane_releases_its_wave_when_it_reaches_the_size_limit(feed):
     waves = released_waves(feed.app)
     assert len(waves) == 1
     wave = wave_of(feed, orders[0])
-    assert wave.id == wave_id(BER, "B", 1)  # the lane's first wave, by construction
+    assert wave.id == wave_id(BER, "B", 0, 1)  # the lane's first wave, by construction
     assert sorted(wave.order_ids) == sorted(o.order_id for o in orders)
     assert wave.trigger == "size"
     assert {ln["zone"] for ln in wave.pick_list} == {"B"}
@@ -103,7 +103,7 @@ def test_a_released_wave_is_published_with_its_pick_list(feed):
     event = released_waves(feed.app)[0]
     key, payload = to_contract(event)
     assert isinstance(payload, contract.WaveReleased)
-    assert key == payload.wave_id == str(wave_id(BER, "B", 1))
+    assert key == payload.wave_id == str(wave_id(BER, "B", 0, 1))
     assert [ln.sequence for ln in payload.pick_list] == [1, 2, 3]
 
 
@@ -219,7 +219,7 @@ def test_an_order_cancelled_in_its_lane_leaves_it_and_gives_capacity_back(feed):
     shipment = feed.shipment_of(order)
     feed.cancelled(order)
     assert feed.app.get_shipment(shipment.id).status == "pulled"
-    lane = feed.app.find(lane_id(BER, "B"), Lane, fresh=True)
+    lane = feed.app.find(lane_id(BER, "B", 0), Lane, fresh=True)
     assert lane.waiting == {}
     assert feed.app.capacity(BER, feed.app.clock.now().date().isoformat())[0] == 0
 

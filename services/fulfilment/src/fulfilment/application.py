@@ -139,7 +139,7 @@ class FulfilmentApplication(ServiceApplication):
         if found is None or found.status != "awaiting_stock":
             return
         found.reallocate(reason)
-        self._capacity(uow, warehouse, found.allocated_at).give_back(shipment)
+        self._give_back(uow, found, warehouse)
         file = self._file(uow, order_id)
         file.move_refused(shipment, warehouse, f"inventory refused: {reason}")
         self._allocate(uow, file)
@@ -153,14 +153,19 @@ class FulfilmentApplication(ServiceApplication):
         facts, now = file.facts(), self.clock.now()
         if self._merge(uow, file):
             return
-        used = {code: self._capacity(uow, code, now).used for code in self.rules.warehouses}
-        ranked = rank_warehouses(facts, self.rules, used, file.refused)
+        shard = self.rules.shard_of(file.order_id)
+        over = {
+            code: self._used(uow, code, now)
+            for code in self.rules.warehouses
+            if not self._has_room(uow, code, now, shard)
+        }
+        ranked = rank_warehouses(facts, self.rules, over, file.refused)
         sid = shipment_id(file.order_id, file.attempts)
         best = next((r for r in ranked if r["chosen"]), None)
-        if best is None and self.rules.split and not file.refused and self._split(uow, file, used):
+        if best is None and self.rules.split and not file.refused and self._split(uow, file, over):
             return
         if best is None:
-            ranked = rank_warehouses(facts, self.rules, used, file.refused, ask_inventory=True)
+            ranked = rank_warehouses(facts, self.rules, over, file.refused, ask_inventory=True)
             best = next((r for r in ranked if r["chosen"]), None)
         if best is None:
             file.wait_unallocated("no warehouse can take the whole order", ranked, str(sid), now)
@@ -218,7 +223,7 @@ class FulfilmentApplication(ServiceApplication):
             allocated_at=now,
         )
         uow.add(shipment)
-        self._capacity(uow, warehouse, now).take(str(sid))
+        self._take_capacity(uow, warehouse, now, self.rules.shard_of(file.order_id), str(sid))
         if in_place:
             self._to_lane(uow, shipment)
         return shipment
@@ -248,17 +253,13 @@ class FulfilmentApplication(ServiceApplication):
         self._to_lane(uow, shipment)
         return True
 
-    def _split(self, uow: UnitOfWork, file: OrderFile, used: dict[str, int]) -> bool:
+    def _split(self, uow: UnitOfWork, file: OrderFile, over: dict[str, int]) -> bool:
         """Splits allowed: one shipment per warehouse the order is held in, each from
         where its units already are (no moves), if every one has capacity."""
         assert file.placed is not None and file.held is not None
         facts = file.facts()
         warehouses = sorted({ln["warehouse"] for ln in file.held})
-        if any(
-            code not in self.rules.warehouses
-            or used.get(code, 0) >= self.rules.warehouses[code].daily_capacity
-            for code in warehouses
-        ):
+        if any(code not in self.rules.warehouses or code in over for code in warehouses):
             return False
         parts = []
         for code in warehouses:  # every part must have a carrier before any is opened
@@ -323,7 +324,7 @@ class FulfilmentApplication(ServiceApplication):
 
     def _to_lane(self, uow: UnitOfWork, shipment: Shipment) -> None:
         now = self.clock.now()
-        lane = self._lane(uow, shipment.warehouse, shipment.zone)
+        lane = self._lane(uow, shipment)
         lane.add(str(shipment.id), len(shipment.orders), now)
         if lane.due(now, self.rules) == "size":
             self._release(uow, lane, "size", now)
@@ -337,6 +338,7 @@ class FulfilmentApplication(ServiceApplication):
         wave = Wave(
             warehouse=lane.warehouse,
             zone=lane.zone,
+            shard=lane.shard,
             sequence=sequence,
             shipment_ids=[str(s.id) for s in live],
             order_ids=[o for s in live for o in s.order_ids],
@@ -352,20 +354,24 @@ class FulfilmentApplication(ServiceApplication):
 
     def lanes(self) -> list[UUID]:
         return [
-            lane_id(code, zone)
+            lane_id(code, zone, shard)
             for code, rule in self.rules.warehouses.items()
             for zone in (*rule.zones, MULTI_ZONE)
+            for shard in range(self.rules.shards)
         ]
 
-    def release_due_waves(self) -> int:
-        """Release every wave whose window has passed (sizes release as they fill)."""
+    def release_due_waves(self, fresh: bool = False) -> int:
+        """Release every wave whose window has passed (sizes release as they fill).
+        `fresh`: judge each lane as stored, not as this worker last cached it: after a
+        rebalance another worker may have filled a lane this one still holds empty."""
         released = 0
         for lane in self.lanes():
 
             def release(uow: UnitOfWork, lane: UUID = lane) -> bool:
-                found = uow.get(lane, Lane)
+                found = self.find(lane, Lane, fresh=True) if fresh else uow.get(lane, Lane)
                 if found is None:
                     return False
+                uow.add(found)
                 now = self.clock.now()
                 trigger = found.due(now, self.rules)
                 return trigger is not None and self._release(uow, found, trigger, now) is not None
@@ -388,13 +394,13 @@ class FulfilmentApplication(ServiceApplication):
                 returned = wave.pull(order_id)
         empty = shipment.pull(order_id, returned, self.clock.now())
         if was == "waiting":
-            lane = self._lane(uow, shipment.warehouse, shipment.zone)
+            lane = self._lane(uow, shipment)
             if empty:
                 lane.remove(str(sid))
             else:
                 lane.add(str(sid), len(shipment.orders), self.clock.now())
         if empty:
-            self._capacity(uow, shipment.warehouse, shipment.allocated_at).give_back(str(sid))
+            self._give_back(uow, shipment, shipment.warehouse)
         elif wave is not None and str(sid) in wave.complete_shipments():
             shipment.all_picked()
 
@@ -546,12 +552,15 @@ class FulfilmentApplication(ServiceApplication):
         return found
 
     def capacity(self, warehouse: str, day: str) -> tuple[int, int]:
-        """(used, limit) of a warehouse's shipping capacity on a day."""
+        """(used, limit) of a warehouse's shipping capacity on a day, every shard's."""
         rule = self.rules.warehouses.get(warehouse)
         if rule is None:
             raise UnknownWarehouse(warehouse)
-        found = self.find(capacity_id(warehouse, day), Capacity, fresh=True)
-        return (0 if found is None else found.used), rule.daily_capacity
+        used = 0
+        for shard in range(self.rules.shards):
+            found = self.find(capacity_id(warehouse, day, shard), Capacity, fresh=True)
+            used += 0 if found is None else found.used
+        return used, rule.daily_capacity
 
     # -- finding or starting aggregates -------------------------------------------------
 
@@ -562,20 +571,85 @@ class FulfilmentApplication(ServiceApplication):
             uow.add(file)
         return file
 
-    def _lane(self, uow: UnitOfWork, warehouse: str, zone: str) -> Lane:
-        lane = uow.get(lane_id(warehouse, zone), Lane)
+    def _lane(self, uow: UnitOfWork, shipment: Shipment) -> Lane:
+        """The lane a shipment waits in: its warehouse and zone, in its shard."""
+        warehouse, zone = shipment.warehouse, shipment.zone
+        shard = self.rules.shard_of(shipment.first_order_id)
+        lane = uow.get(lane_id(warehouse, zone, shard), Lane)
         if lane is None:
-            lane = Lane(warehouse, zone)
+            lane = Lane(warehouse, zone, shard)
             uow.add(lane)
         return lane
 
-    def _capacity(self, uow: UnitOfWork, warehouse: str, at: datetime) -> Capacity:
+    # -- capacity, per shard ----------------------------------------------------------
+
+    def _capacity(self, uow: UnitOfWork, warehouse: str, at: datetime, shard: int) -> Capacity:
+        """A shard's capacity of a warehouse on a day (this worker's shard: its copy)."""
         day = at.date().isoformat()
-        found = uow.get(capacity_id(warehouse, day), Capacity)
+        found = uow.get(capacity_id(warehouse, day, shard), Capacity)
         if found is None:
-            found = Capacity(warehouse, day)
+            found = Capacity(warehouse, day, shard)
             uow.add(found)
         return found
+
+    def _peek(self, uow: UnitOfWork, warehouse: str, at: datetime, shard: int) -> Capacity:
+        """Another shard's capacity as stored now (another worker may own it), or as
+        this unit of work holds it; not added to the unit of work until changed."""
+        day = at.date().isoformat()
+        cid = capacity_id(warehouse, day, shard)
+        if cid in uow.ids:
+            held = uow.get(cid, Capacity)
+            assert held is not None
+            return held
+        found = self.find(cid, Capacity, fresh=True)
+        return found if found is not None else Capacity(warehouse, day, shard)
+
+    def _room(self, capacity: Capacity) -> int:
+        return capacity.room(self.rules.share(capacity.warehouse, capacity.shard))
+
+    def _lender(self, uow: UnitOfWork, warehouse: str, at: datetime, shard: int) -> Capacity | None:
+        """The other shard with the most room left."""
+        others = [
+            self._peek(uow, warehouse, at, other)
+            for other in range(self.rules.shards)
+            if other != shard
+        ]
+        best = max(others, key=self._room, default=None)
+        return best if best is not None and self._room(best) > 0 else None
+
+    def _has_room(self, uow: UnitOfWork, warehouse: str, at: datetime, shard: int) -> bool:
+        own = self._capacity(uow, warehouse, at, shard)
+        if self._room(own) <= 0 and not own.pending_events:  # full, or a stale copy?
+            stored = self.find(own.id, Capacity, fresh=True)
+            if stored is not None:
+                uow.add(own := stored)
+        if self._room(own) > 0:
+            return True
+        return self._lender(uow, warehouse, at, shard) is not None
+
+    def _used(self, uow: UnitOfWork, warehouse: str, at: datetime) -> int:
+        return sum(self._peek(uow, warehouse, at, s).used for s in range(self.rules.shards))
+
+    def _take_capacity(
+        self, uow: UnitOfWork, warehouse: str, at: datetime, shard: int, shipment: str
+    ) -> None:
+        """A slot for a new shipment, borrowed from another shard when this one ran out
+        (half the lender's room, so the next orders need not borrow again)."""
+        own = self._capacity(uow, warehouse, at, shard)
+        if self._room(own) <= 0:
+            lender = self._lender(uow, warehouse, at, shard)
+            if lender is None:  # allocation checked the room in this unit of work
+                raise RuntimeError(f"{warehouse} has no capacity left on {own.day}")
+            slots = max(self._room(lender) // 2, 1)
+            uow.add(lender)  # saved with this change: its version guards the loan
+            lender.lend(to=shard, slots=slots)
+            own.borrow(lender=lender.shard, slots=slots)
+        own.take(shipment)
+
+    def _give_back(self, uow: UnitOfWork, shipment: Shipment, warehouse: str) -> None:
+        """The slot goes back to the shard that took it (the shipment's first order's)."""
+        shard = self.rules.shard_of(shipment.first_order_id)
+        self._capacity(uow, warehouse, shipment.allocated_at, shard).give_back(str(shipment.id))
 
 
 def _zone(lines: list[dict[str, Any]]) -> str:

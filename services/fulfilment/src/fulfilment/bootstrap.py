@@ -21,7 +21,9 @@ from fulfilment.settings import Settings
 
 
 def rules_from(settings: Settings) -> Rules:
+    """The rules; refuses a shard count that does not divide the input partitions."""
     r = settings.rules
+    assert ORDERS.partitions == ORDERS_PRIVATE.partitions == INVENTORY.partitions
     return Rules(
         warehouses={
             code: WarehouseRule(w.daily_capacity, tuple(w.zones), dict(w.bins))
@@ -49,6 +51,8 @@ def rules_from(settings: Settings) -> Rules:
         wave_window=timedelta(seconds=r.wave_window_s),
         wave_size=r.wave_size,
         pack_tolerance=r.pack_tolerance,
+        shards=settings.shards,
+        partitions=ORDERS.partitions,
         fast_movers=FastMovers(
             window=timedelta(hours=r.fast_movers.window_h),
             min_picks=r.fast_movers.min_picks,
@@ -67,6 +71,7 @@ class FulfilmentService(Service[Settings, FulfilmentApplication]):
     settings_type = Settings
     consumes = (ORDERS, ORDERS_PRIVATE, INVENTORY)
     errors = api.ERRORS
+    _ticks = 0  # wave ticks so far
 
     def application(self, env: dict[str, str]) -> FulfilmentApplication:
         return FulfilmentApplication(rules_from(self.settings), env, self.clock)
@@ -95,8 +100,12 @@ class FulfilmentService(Service[Settings, FulfilmentApplication]):
         ]
 
     def tick(self) -> int:
-        """Release waves whose window passed; flag shipments past their promise."""
-        released = self.app.release_due_waves()
+        """Release waves whose window passed; flag shipments past their promise. Every
+        ten seconds or so the lanes are read as stored (another worker may have filled
+        one this worker holds an older copy of)."""
+        fresh = self._ticks % max(round(10 / self.settings.tick_s), 1) == 0
+        self._ticks += 1
+        released = self.app.release_due_waves(fresh=fresh)
         return released + self.app.fire_delays(self.queries.due_delays(self.clock.now()))
 
     def reslot(self) -> int:

@@ -46,16 +46,16 @@ def shipment_id(order_id: str, attempt: int = 0, warehouse: str | None = None) -
     return uuid5(NAMESPACE, f"shipment:{order_id}{tail}")
 
 
-def lane_id(warehouse: str, zone: str) -> UUID:
-    return uuid5(NAMESPACE, f"lane:{warehouse}:{zone}")
+def lane_id(warehouse: str, zone: str, shard: int) -> UUID:
+    return uuid5(NAMESPACE, f"lane:{warehouse}:{zone}:{shard}")
 
 
-def wave_id(warehouse: str, zone: str, sequence: int) -> UUID:
-    return uuid5(NAMESPACE, f"wave:{warehouse}:{zone}:{sequence}")
+def wave_id(warehouse: str, zone: str, shard: int, sequence: int) -> UUID:
+    return uuid5(NAMESPACE, f"wave:{warehouse}:{zone}:{shard}:{sequence}")
 
 
-def capacity_id(warehouse: str, day: str) -> UUID:
-    return uuid5(NAMESPACE, f"capacity:{warehouse}:{day}")
+def capacity_id(warehouse: str, day: str, shard: int) -> UUID:
+    return uuid5(NAMESPACE, f"capacity:{warehouse}:{day}:{shard}")
 
 
 def picker_id(picker: str) -> UUID:
@@ -663,13 +663,16 @@ def _compare(
 
 
 class Lane(CheapCopy, Aggregate):
+    """Shipments of one warehouse and zone waiting for their wave, in one shard (see
+    Rules.shard_of): the waves of a warehouse and zone are numbered per shard."""
+
     @staticmethod
-    def create_id(warehouse: str, zone: str) -> UUID:
-        return lane_id(warehouse, zone)
+    def create_id(warehouse: str, zone: str, shard: int) -> UUID:
+        return lane_id(warehouse, zone, shard)
 
     @event("Opened")
-    def __init__(self, warehouse: str, zone: str) -> None:
-        self.warehouse, self.zone = warehouse, zone
+    def __init__(self, warehouse: str, zone: str, shard: int) -> None:
+        self.warehouse, self.zone, self.shard = warehouse, zone, shard
         self.released = 0  # waves released so far: the next is released + 1
         self.waiting: dict[str, int] = {}  # shipment id -> orders in it
         self.opened_at: datetime | None = None
@@ -723,14 +726,15 @@ class Wave(CheapCopy, Aggregate):
     """Copied by rule: picks are replaced per event, lines never change."""
 
     @staticmethod
-    def create_id(warehouse: str, zone: str, sequence: int) -> UUID:
-        return wave_id(warehouse, zone, sequence)
+    def create_id(warehouse: str, zone: str, shard: int, sequence: int) -> UUID:
+        return wave_id(warehouse, zone, shard, sequence)
 
     @event("Released")
     def __init__(
         self,
         warehouse: str,
         zone: str,
+        shard: int,
         sequence: int,
         shipment_ids: list[str],
         order_ids: list[str],
@@ -740,6 +744,7 @@ class Wave(CheapCopy, Aggregate):
         released_at: datetime,
     ) -> None:
         self.warehouse, self.zone, self.sequence = warehouse, zone, sequence
+        self.shard = shard
         self.shipment_ids, self.order_ids, self.pick_list = shipment_ids, order_ids, pick_list
         self.trigger, self.opened_at, self.released_at = trigger, opened_at, released_at
         self.picked: dict[int, int] = {}  # line sequence -> units picked
@@ -885,18 +890,42 @@ def pick_list(warehouse: str, shipments: list[Shipment], rules: Rules) -> list[d
 
 
 class Capacity(CheapCopy, Aggregate):
+    """One shard's part of a warehouse's shipping capacity on a day: its share of the
+    daily limit (Rules.share), plus what it borrowed from other shards, less what it
+    lent them. A shard that runs out borrows from one with room, both changed in one
+    transaction, so the shards together never take more than the limit and no slot is
+    stranded in a quiet shard."""
+
     @staticmethod
-    def create_id(warehouse: str, day: str) -> UUID:
-        return capacity_id(warehouse, day)
+    def create_id(warehouse: str, day: str, shard: int) -> UUID:
+        return capacity_id(warehouse, day, shard)
 
     @event("Opened")
-    def __init__(self, warehouse: str, day: str) -> None:
-        self.warehouse, self.day = warehouse, day
+    def __init__(self, warehouse: str, day: str, shard: int) -> None:
+        self.warehouse, self.day, self.shard = warehouse, day, shard
         self.shipments: list[str] = []
+        self.moved_in = 0  # borrowed less lent
 
     @property
     def used(self) -> int:
         return len(self.shipments)
+
+    def room(self, share: int) -> int:
+        return share + self.moved_in - self.used
+
+    def lend(self, to: int, slots: int) -> None:
+        self._lent(to=to, slots=slots)
+
+    @event("Lent")
+    def _lent(self, to: int, slots: int) -> None:
+        self.moved_in -= slots
+
+    def borrow(self, lender: int, slots: int) -> None:
+        self._borrowed(lender=lender, slots=slots)
+
+    @event("Borrowed")
+    def _borrowed(self, lender: int, slots: int) -> None:
+        self.moved_in += slots
 
     def take(self, shipment: str) -> None:
         if shipment not in self.shipments:

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from shopfloor_runtime.chain import partition_for
+
 MULTI_ZONE = "multi"
 
 
@@ -75,8 +77,33 @@ class Rules:
     wave_size: int = 50  # orders
     pack_tolerance: float = 0.05
     fast_movers: FastMovers = field(default_factory=FastMovers)
+    #: Lanes and capacity are kept per shard of the order id space, so workers owning
+    #: different partitions never write the same aggregate (see `shard_of`).
+    shards: int = 1
+    partitions: int = 6  # of the topics fulfilment consumes, keyed by order id
+
+    def __post_init__(self) -> None:
+        if self.shards < 1 or self.partitions % self.shards:
+            raise ValueError(
+                f"shards must divide the input topics' {self.partitions} partitions, "
+                f"got {self.shards}"
+            )
 
     # -- reading ------------------------------------------------------------------------
+
+    def shard_of(self, order_id: str) -> int:
+        """The shard of a shipment (by its first order id): a contiguous range of the
+        partitions the order id's messages land on. The consumers' range assignor hands
+        a worker the same partition numbers of every input topic, so one worker owns a
+        shard's lanes and capacity at a time."""
+        partition = partition_for(order_id.encode(), self.partitions)
+        return partition * self.shards // self.partitions
+
+    def share(self, warehouse: str, shard: int) -> int:
+        """A shard's own part of a warehouse's daily capacity (shards lend each other
+        what they do not use, see Capacity)."""
+        base, extra = divmod(self.warehouses[warehouse].daily_capacity, self.shards)
+        return base + (1 if shard < extra else 0)
 
     def weight(self, sku: str) -> int:
         return self.weights.get(sku, self.default_weight_grams)
@@ -175,13 +202,14 @@ def all_held_in(facts: OrderFacts, warehouse: str) -> bool:
 def rank_warehouses(
     facts: OrderFacts,
     rules: Rules,
-    used: Mapping[str, int],
+    over: Mapping[str, int],
     refused: Mapping[str, str],
     ask_inventory: bool = False,
 ) -> list[dict[str, Any]]:
     """Every warehouse, best first: those that can take the order (stock by inventory's
     last figures, capacity, not refused by inventory) by distance, then the rest. The
-    first is chosen if it can; each other one says why it was not.
+    first is chosen if it can; each other one says why it was not. `over`: the
+    warehouses with no capacity left today, with their shipments so far.
 
     With `ask_inventory`, when none can by those figures (they are a hint, and presold
     units are held nowhere yet), the nearest with capacity that inventory has not
@@ -192,8 +220,8 @@ def rank_warehouses(
         reason, soft = None, False
         if code in refused:
             reason = f"{code}: {refused[code]}"
-        elif used.get(code, 0) >= rule.daily_capacity:
-            reason = f"{code}: over today's capacity {used.get(code, 0)}/{rule.daily_capacity}"
+        elif code in over:
+            reason = f"{code}: over today's capacity {over[code]}/{rule.daily_capacity}"
         else:
             short = units_missing(facts, code)
             if short:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from shopfloor_contracts.topics import ORDERS
 from shopfloor_runtime.settings import ApiSettings, ServiceSettings, service_config
 
 
@@ -142,3 +143,17 @@ class Settings(ServiceSettings):
     tick_s: float = Field(1.0, gt=0, description="how often wave windows and delays are checked")
     retry_unallocated_s: float = Field(60, gt=0, description="how often waiting orders retry")
     reslot_s: float = Field(300, gt=0, description="how often the velocity rule reslots")
+    shards: int = Field(
+        6,
+        ge=1,
+        description="lanes and capacity are kept per shard of the order ids (1, 2, 3 or 6: a "
+        "divisor of the input topics' 6 partitions), so up to this many workers never write "
+        "the same aggregate; change it only with no shipment waiting for a wave",
+    )
+
+    @field_validator("shards")
+    @classmethod
+    def _divides_partitions(cls, shards: int) -> int:
+        if ORDERS.partitions % shards:
+            raise ValueError(f"must divide the input topics' {ORDERS.partitions} partitions")
+        return shards
