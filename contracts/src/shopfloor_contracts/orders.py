@@ -62,6 +62,9 @@ class OrderPlaced(Strict):
     payment_reminder_at: AwareDatetime
     payment_due_at: AwareDatetime
     required_checks: list[str] = Field(description="Checks that must pass to confirm")
+    device_id: str | None = Field(
+        None, description="the shop's id of the device the order came from (risk velocity)"
+    )
 
 
 class PaymentReminderSent(Strict):
@@ -85,6 +88,23 @@ class PaymentRejected(Strict):
     reference: str
     reason: Literal["amount_mismatch", "order_cancelled", "already_paid", "method_unavailable"]
     detail: str
+
+
+class OrderHeld(Strict):
+    """Risk flagged the order as serious: it is not confirmed, or if confirmed already
+    not shipped, until released (`OrderReleased`) or cancelled."""
+
+    order_id: str
+    exception_id: str
+    reason: str = Field(description="the rules that held it")
+    held_at: AwareDatetime
+
+
+class OrderReleased(Strict):
+    order_id: str
+    exception_id: str
+    released_by: str
+    released_at: AwareDatetime
 
 
 class OrderConfirmed(Strict):

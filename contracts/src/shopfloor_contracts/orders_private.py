@@ -31,3 +31,4 @@ class OrderRecipientRecorded(Strict):
         description="the same value as OrderPlaced.destination.address_fingerprint"
     )
     placed_at: AwareDatetime
+    ip_address: str | None = Field(None, description="the client's IP address, as the shop saw it")

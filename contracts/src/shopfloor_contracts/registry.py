@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shopfloor_contracts import fulfilment, inventory, orders, orders_private
+from shopfloor_contracts import fulfilment, inventory, orders, orders_private, risk
 from shopfloor_contracts.envelope import Envelope
 
 
@@ -44,6 +44,8 @@ _SPECS = [
             orders.OrderPaid,
             orders.PaymentRejected,
             orders.OrderConfirmed,
+            orders.OrderHeld,
+            orders.OrderReleased,
             orders.OrderCancelled,
             orders.RefundIssued,
             orders.OrderShipped,
@@ -86,6 +88,19 @@ _SPECS = [
             fulfilment.DeliveryFailed,
         )
     ),
+    *(
+        EventSpec("risk.v1", m)
+        for m in (
+            risk.OrderAssessed,
+            risk.OrderEscalated,
+            risk.HoldReleased,
+            risk.OrderCancellationRequested,
+            risk.ExceptionClosed,
+            risk.CustomerBlacklisted,
+            risk.BlacklistEntryRemoved,
+        )
+    ),
+    EventSpec("risk.velocity.v1", risk.VelocityObserved),
 ]
 
 EVENTS: dict[str, EventSpec] = {s.event_type: s for s in _SPECS}

@@ -22,6 +22,10 @@ class Topic:
     producer: str
     private: bool = False
     readers: tuple[str, ...] = ()
+    #: Positions chained per partition (the outbox's `previous_position`), so consumers
+    #: drop repeats and notice gaps. An unchained topic (a stream processor's output)
+    #: carries no usable positions: its consumers must apply each message idempotently.
+    chained: bool = True
 
 
 #: Principals that read every public topic: the analysts' own clients.
@@ -59,7 +63,21 @@ FULFILMENT = Topic(
     readers=("order", "inventory", "service-desk", "analytics", ANALYSTS),
 )
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (ORDERS, ORDERS_PRIVATE, INVENTORY, FULFILMENT)}
+RISK = Topic(
+    "risk.v1",
+    6,
+    "order id (blacklist events: entry id)",
+    "risk",
+    readers=("order", "fulfilment", "service-desk", "analytics", ANALYSTS),
+)
+#: The risk service's faust worker's counts, for the risk service alone.
+RISK_VELOCITY = Topic(
+    "risk.velocity.v1", 6, "order id", "risk-windows", readers=("risk",), chained=False
+)
+
+TOPICS: dict[str, Topic] = {
+    t.name: t for t in (ORDERS, ORDERS_PRIVATE, INVENTORY, FULFILMENT, RISK, RISK_VELOCITY)
+}
 
 #: Written by every relay that finds it empty; offset 0 names the broker's incarnation.
 INCARNATION_TOPIC = "shopfloor.incarnation"

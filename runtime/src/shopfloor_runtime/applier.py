@@ -25,6 +25,7 @@ from eventsourcing.persistence import PersistenceError, RecordConflictError
 from pydantic import ValidationError
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.registry import EVENTS, read_payload
+from shopfloor_contracts.topics import TOPICS
 
 from shopfloor_runtime.deadletters import Rejected
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
@@ -164,6 +165,12 @@ class BatchApplier:
                     dead_letter(Rejected(record, str(poison)))
                     result.dead += 1
                     continue
+                if not chained(tp.topic):  # handlers apply these idempotently
+                    outcome = self._handle_one(record, envelope, uow, isolate, dead_letter)
+                    if isolate and outcome == "applied":
+                        self._save(uow.take(), [])
+                    setattr(result, outcome, getattr(result, outcome) + 1)
+                    continue
                 name = tracking_name(tp.topic, tp.partition, envelope.producer)
                 if name not in positions:
                     started[name] = positions[name] = self._position(name)
@@ -241,6 +248,13 @@ class BatchApplier:
             dead_letter(Rejected(record, f"{type(error).__name__}: {error}"))
             return "dead"
         return "applied"
+
+
+def chained(topic: str) -> bool:
+    """Whether a topic's messages carry the producer's chained positions (an unknown
+    topic is treated as chained: its messages are tracked)."""
+    known = TOPICS.get(topic)
+    return known is None or known.chained
 
 
 def pause(attempt: int) -> None:
