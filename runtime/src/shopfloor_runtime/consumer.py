@@ -15,10 +15,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.protocol.group import LeaveGroupRequest
 from shopfloor_contracts.topics import dlq_topic
 
 from shopfloor_runtime import broker as brokerlib
@@ -83,11 +85,27 @@ class TrackedConsumer:
         await self._consumer.start()
 
     async def stop(self) -> None:
+        await self._leave_group()
         for client in (self._consumer, self._dlq):
             if client is not None:
                 with contextlib.suppress(Exception):  # stopping anyway
                     await client.stop()
         self._consumer = None
+
+    async def _leave_group(self) -> None:
+        """Tell the coordinator this member goes, so its partitions move at once rather
+        than after the session timeout. aiokafka sends LeaveGroup only for generations
+        above 0, and the embedded broker (Tansu) runs every group at generation 0;
+        measured: a leaving worker's partitions waited 4.6 s instead of 2.0 s at a 3 s
+        session timeout."""
+        coordinator: Any = getattr(self._consumer, "_coordinator", None)
+        if coordinator is None or coordinator.generation != 0 or not coordinator.member_id:
+            return
+        request = LeaveGroupRequest(coordinator.group_id, coordinator.member_id)
+        try:
+            await asyncio.wait_for(coordinator._send_req(request), 2.0)
+        except Exception as error:  # noqa: BLE001 - best effort: the session timeout still works
+            log.info("%s: LeaveGroup not sent (%s)", self.service, error)
 
     async def poll_once(self) -> int:
         """Fetch what is there (every assigned partition) and apply it; returns the

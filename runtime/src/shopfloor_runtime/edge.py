@@ -10,12 +10,14 @@ from typing import Any, TypeVar, overload
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
 
 from shopfloor_runtime.store import ServiceApplication
 
 Agg = TypeVar("Agg", bound=Aggregate)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,20 @@ class UnitOfWork:
 Handler = Callable[[InboundEnvelope, Any, UnitOfWork], None]
 #: A service's policies, looked up by the contract class they handle.
 Handlers = dict[type[BaseModel], Handler]
+
+
+def command(app: ServiceApplication, act: Callable[[UnitOfWork], T], attempts: int = 8) -> T:
+    """A command over several aggregates: run `act` on a unit of work and save what it
+    touched in one transaction; on a version conflict, forget the stale copies and run
+    it again."""
+    for attempt in range(attempts):
+        uow = UnitOfWork(app, careful=attempt > 0)
+        result = act(uow)
+        try:
+            app.record(uow.aggregates)
+            return result
+        except RecordConflictError:
+            app.forget(uow.ids)
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

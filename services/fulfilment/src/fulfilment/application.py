@@ -18,9 +18,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError
 from shopfloor_runtime.clock import Clock
-from shopfloor_runtime.edge import UnitOfWork
+from shopfloor_runtime.edge import UnitOfWork, command
 from shopfloor_runtime.store import ServiceApplication
 
 from fulfilment.domain import (
@@ -407,19 +406,8 @@ class FulfilmentApplication(ServiceApplication):
     # -- commands (the API) ------------------------------------------------------------
 
     def command(self, act: Callable[[UnitOfWork], T], attempts: int = 8) -> T:
-        """Run `act` on a unit of work and save what it touched in one transaction; on
-        a version conflict, forget the stale copies and run it again."""
-        for attempt in range(attempts):
-            uow = UnitOfWork(self, careful=attempt > 0)
-            result = act(uow)
-            try:
-                self.record(uow.aggregates)
-                return result
-            except RecordConflictError:
-                self.forget(uow.ids)
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+        """Run `act` on a unit of work, saved in one transaction (edge.command)."""
+        return command(self, act, attempts)
 
     def pick(
         self, wave: UUID, picker: str, bin_code: str, sku: str, qty: int, serial: str | None

@@ -1,0 +1,26 @@
+"""Risk service settings: environment variables prefixed RISK_, nested with `__`. The
+rules themselves live in a TOML file (RISK_RULES_FILE), reloaded while running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from shopfloor_runtime.settings import ApiSettings, ServiceSettings, service_config
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("RISK_")
+
+    api: ApiSettings = ApiSettings(port=8004)
+    rules_file: Path | None = Field(
+        None, description="TOML file of rules over the defaults (README: risk rules)"
+    )
+    reload_s: float = Field(2.0, gt=0, description="how often the rules file is checked")
+    tick_s: float = Field(1.0, gt=0, description="how often deadlines are checked")
+    velocity_wait_s: float = Field(
+        5.0,
+        ge=0,
+        description="first assessment at the latest this long after placement, "
+        "with or without the stream processor's counts",
+    )
