@@ -65,9 +65,7 @@ def counted(order_id: str, customer: str, dimension: str, key: str, n: int) -> b
         customer_id=customer,
         placed_at=datetime.now(UTC),
         counts=[
-            WindowCount(
-                dimension=dimension, key=key, window_s=600, count=n, order_ids=[order_id]
-            )
+            WindowCount(dimension=dimension, key=key, window_s=600, count=n, order_ids=[order_id])
         ],
     )
     message = Envelope[VelocityObserved](
@@ -86,9 +84,7 @@ def counted(order_id: str, customer: str, dimension: str, key: str, n: int) -> b
     return message.model_dump_json().encode()
 
 
-async def test_unchained_counts_are_each_applied_and_repeats_change_nothing(
-    own_broker, tmp_path
-):
+async def test_unchained_counts_are_each_applied_and_repeats_change_nothing(own_broker, tmp_path):
     service = RiskService(
         Settings(
             broker=broker_settings(own_broker),
