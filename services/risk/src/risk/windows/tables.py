@@ -14,6 +14,7 @@ many buckets, behind and ahead of the order.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -74,7 +75,7 @@ class SealedTable(faust.Table):
         ]
         sent = await asyncio.gather(*sending)
         offsets = {p: metadata.offset for p, metadata in zip(partitions, sent, strict=True)}
-        log.info("sealed %s before recovery at offsets %s", topic, offsets)
+        log.info("sealed %s before recovery at offsets %s", topic, json.dumps(offsets))
 
     async def _log_recovered(self) -> None:
         buckets, orders = _sizes(self.data.items())
