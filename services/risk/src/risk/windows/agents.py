@@ -1,0 +1,102 @@
+"""The two agents. `rekey` reads orders.v1 (keyed by order id, so one customer's orders
+are spread over its partitions) and sends each OrderPlaced once per dimension it has a key
+for to the repartition topic, keyed by that key. `count` reads the repartition topic, so
+every order of a key is counted on one partition, against that partition's buckets.
+
+At-least-once throughout: faust commits an input offset only after flushing the producer
+(every message sent and the changelog written), so a crash repeats work, never loses it.
+A repeated order finds itself in the table and changes nothing; its own count is told
+again (same event id). A late order's corrections of later orders are acknowledged by the
+broker before the table records it, because a replay that finds it recorded does not
+tell them again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable
+from typing import Any
+
+import faust
+from faust.types import EventT, Message
+from shopfloor_contracts.topics import RISK_VELOCITY
+from shopfloor_runtime.chain import partition_for
+
+from risk.velocity import Tally, observe, reach_us
+from risk.windows.rules_file import RulesFile
+from risk.windows.tables import Buckets
+from risk.windows.topics import Topics
+from risk.windows.translation import KeyedOrder, keyed_orders, observed_message, order_placed
+
+log = logging.getLogger(__name__)
+
+
+class Velocity:
+    def __init__(self, topics: Topics, buckets: Buckets, rules: RulesFile) -> None:
+        self.topics, self.buckets, self.rules = topics, buckets, rules
+
+    async def rekey(self, stream: AsyncIterable[Any]) -> None:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            for record in self._keyed_orders(event.message):
+                await self.topics.keyed.send(
+                    key=record.table_key.encode(), value=record.model_dump()
+                )
+
+    async def count(self, stream: AsyncIterable[Any]) -> None:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            record = self._keyed_order(event)
+            if record is not None:
+                await self.count_one(record)
+
+    async def count_one(self, record: KeyedOrder) -> None:
+        velocity = self.rules.current().velocity
+        window_s = getattr(velocity, record.dimension).window_s
+        order = record.placed
+        known = self.buckets.known(record.table_key, reach_us(order, window_s))
+        tallies = observe(order, known, window_s)
+        sending = [await self._tell(record, tally) for tally in tallies]
+        if len(sending) > 1:
+            await asyncio.gather(*sending)
+        if order.order_id not in known:
+            self.buckets.add(record.table_key, order)
+
+    async def _tell(self, record: KeyedOrder, tally: Tally) -> Awaitable[Any]:
+        key = tally.order.order_id.encode()
+        return await self.topics.observed.send(
+            key=key,
+            value=observed_message(record.dimension, record.key, tally),
+            partition=partition_for(key, RISK_VELOCITY.partitions),
+        )
+
+    @staticmethod
+    def _keyed_orders(message: Message) -> list[KeyedOrder]:
+        try:
+            found = order_placed(message.value)
+            return [] if found is None else keyed_orders(*found)
+        except (ValueError, TypeError) as error:  # pydantic's ValidationError is a ValueError
+            _skipped(message, error)
+            return []
+
+    @staticmethod
+    def _keyed_order(event: EventT) -> KeyedOrder | None:
+        try:
+            return KeyedOrder.model_validate(event.value)
+        except ValueError as error:
+            _skipped(event.message, error)
+            return None
+
+
+def _skipped(message: Message, error: Exception) -> None:
+    reason = " ".join(str(error).split())[:300]
+    log.warning(
+        "skipped unreadable message %s[%d]@%d: %s",
+        message.topic,
+        message.partition,
+        message.offset,
+        reason,
+    )
+
+
+def register_agents(app: faust.App, topics: Topics, velocity: Velocity) -> None:
+    app.agent(topics.orders, name="risk-windows.rekey")(velocity.rekey)
+    app.agent(topics.keyed, name="risk-windows.count")(velocity.count)

@@ -1,0 +1,132 @@
+"""The velocity table: a faust tumbling windowed table keyed "<dimension>:<key>", one
+bucket per `bucket_s` of placement time (event time), each bucket's value the orders placed
+in it: {order_id: [placed_at µs, customer_id, OrderPlaced event id]}. A set by order id, so
+an order applied twice (a redelivery, a re-publish, a replay after a crash) is one order.
+The customer and the event id are kept because an order counted earlier may have to be
+told again (a late arrival changed its count), and its message needs both.
+
+Buckets are addressed by explicit window ranges, never through faust's time-relativity:
+`WindowSet.current()` and `.delta()` always use the Kafka record's timestamp, whatever
+`relative_to` says (only `.value()` and assignment follow it), and a window here spans
+many buckets, behind and ahead of the order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import faust
+from faust.types import TP
+from faust.types.tables import WindowWrapperT
+from faust.types.windows import WindowRange, WindowT
+
+from risk.velocity import Placed, bucket_of
+
+log = logging.getLogger(__name__)
+
+#: A tombstone's key that names no bucket: applied on recovery, it deletes nothing.
+SEAL_KEY = b'"~seal"'
+
+
+class SealedTable(faust.Table):
+    """A faust Table that seals its changelog partitions before recovering them.
+
+    faust recovers a changelog partition up to its end offset. The embedded broker
+    reports that as the first offset of the partition's last batch + 1, so the rest of
+    that batch would never be read back: buckets lost after every restart. Writing one
+    tombstone, alone in its batch, to every changelog partition this worker is about to
+    recover makes the end offset exact, and recovery reads everything before it. It runs
+    after the old owner stopped writing (a rebalance revokes every partition first)."""
+
+    def __init__(self, *args: Any, seal: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seal = seal
+        self._rebalanced_at = time.monotonic()
+        self.on_recover(self._log_recovered)
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        self._rebalanced_at = time.monotonic()
+        if self.seal:
+            await self._seal(self._active_changelog_partitions())
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    def _active_changelog_partitions(self) -> list[int]:
+        topic = self.changelog_topic_name
+        return sorted(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic
+        )
+
+    async def _seal(self, partitions: list[int]) -> None:
+        topic, producer = self.changelog_topic_name, self.app.producer
+        sending = [
+            await producer.send(topic, SEAL_KEY, None, partition, None, None)
+            for partition in partitions
+        ]
+        sent = await asyncio.gather(*sending)
+        offsets = {p: metadata.offset for p, metadata in zip(partitions, sent, strict=True)}
+        log.info("sealed %s before recovery at offsets %s", topic, json.dumps(offsets))
+
+    async def _log_recovered(self) -> None:
+        buckets, orders = _sizes(self.data.items())
+        log.info(
+            "velocity table recovered in %.2fs: %d buckets, %d order entries",
+            time.monotonic() - self._rebalanced_at,
+            buckets,
+            orders,
+        )
+
+
+def _sizes(items: Iterable[tuple[Any, Any]]) -> tuple[int, int]:
+    buckets = orders = 0
+    for _, bucket in items:
+        buckets += 1
+        orders += len(bucket)
+    return buckets, orders
+
+
+class Buckets:
+    """One key's orders by bucket, read and written through the windowed table."""
+
+    def __init__(self, windowed: WindowWrapperT, bucket_s: int) -> None:
+        self.windowed, self.bucket_s = windowed, bucket_s
+        window = windowed.table.window
+        assert window is not None, "a windowed table has a window"
+        self.window: WindowT = window
+
+    def known(self, key: str, span_us: tuple[int, int]) -> dict[str, Placed]:
+        """The key's orders in every bucket touching the span (a superset of it)."""
+        first, last = (bucket_of(at, self.bucket_s) for at in span_us)
+        found: dict[str, Placed] = {}
+        for index in range(first, last + 1):
+            found.update(_decode(self.windowed[key][self._range(index)]))
+        return found
+
+    def add(self, key: str, order: Placed) -> None:
+        """A new value, never the stored one changed in place: faust writes to the
+        changelog only what is assigned."""
+        window = self._range(bucket_of(order.at_us, self.bucket_s))
+        bucket = self.windowed[key][window]
+        self.windowed[key][window] = {**bucket, order.order_id: _encode(order)}
+
+    def _range(self, index: int) -> WindowRange:
+        return self.window.current(float(index * self.bucket_s))
+
+
+def _encode(order: Placed) -> list[Any]:
+    return [order.at_us, order.customer_id, order.event_id]
+
+
+def _decode(bucket: Mapping[str, list[Any]]) -> Iterable[tuple[str, Placed]]:
+    for order_id, (at_us, customer_id, event_id) in bucket.items():
+        yield order_id, Placed(at_us, order_id, customer_id, event_id)
