@@ -174,7 +174,7 @@ def changelog_state(records: list[Any], seals: dict[int, int]) -> tuple[int, int
     should), by applying it the way faust's memory store does."""
     state: dict[tuple[int, bytes], dict[str, Any]] = {}
     for r in records:
-        if r.offset >= seals[r.partition]:
+        if r.offset >= seals.get(r.partition, r.offset + 1):
             continue
         if r.value is None:
             state.pop((r.partition, r.key), None)
