@@ -203,6 +203,23 @@ async def read_all(bootstrap: str, topic: str, partitions: int) -> list[Consumer
         await consumer.stop()
 
 
+async def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's true end: the high watermark of a fetch response, read from
+    the last batch on (the broker's own end offset answer is that batch's first + 1)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        for tp, end in (await consumer.end_offsets(tps)).items():
+            consumer.seek(tp, max(end - 1, 0))
+        while any(consumer.highwater(tp) is None for tp in tps):
+            await consumer.getmany(timeout_ms=300)
+        return {tp.partition: consumer.highwater(tp) for tp in tps}
+    finally:
+        await consumer.stop()
+
+
 async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     highwater = consumer.highwater(tp)
     return highwater is not None and await consumer.position(tp) >= highwater

@@ -45,11 +45,11 @@ from shopfloor_runtime.testing import free_port
 
 from risk.windows.app import TABLE
 from risk.windows.harness import (
-    KEYS,
     Publisher,
     Told,
     WorkerProcess,
     expected_counts,
+    high_watermarks,
     latest,
     order_message,
     random_orders,
@@ -89,17 +89,13 @@ async def committed(bootstrap: str, topic: str, partitions: int) -> dict[int, in
         await consumer.stop()
 
 
-def input_ends(orders: list[OrderPlaced]) -> tuple[dict[int, int], dict[int, int]]:
-    """Records per partition of orders.v1 and of the repartition topic: where the
-    worker's committed offsets stand once it has done everything."""
-    inputs = dict.fromkeys(range(ORDERS.partitions), 0)
-    keyed = dict.fromkeys(range(ORDERS.partitions), 0)
+def input_ends(orders: list[OrderPlaced]) -> dict[int, int]:
+    """Records per partition of orders.v1: where the worker's committed offsets stand
+    once it has read everything."""
+    ends = dict.fromkeys(range(ORDERS.partitions), 0)
     for o in orders:
-        inputs[partition_for(o.order_id.encode(), ORDERS.partitions)] += 1
-        for dimension, key_of in KEYS.items():
-            if key_of(o):
-                keyed[partition_for(f"{dimension}:{key_of(o)}".encode(), ORDERS.partitions)] += 1
-    return inputs, keyed
+        ends[partition_for(o.order_id.encode(), ORDERS.partitions)] += 1
+    return ends
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float, every: float = 1.0) -> None:
@@ -111,14 +107,20 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float, every: flo
 
 
 async def all_committed(bootstrap: str, orders: list[OrderPlaced]) -> bool:
-    """The worker's group has committed every input record (shown on stderr)."""
-    inputs, keyed = input_ends(orders)
-    behind = {
-        topic: sum(ends.values()) - sum((await committed(bootstrap, topic, len(ends))).values())
-        for topic, ends in ((ORDERS.name, inputs), (KEYED, keyed))
-    }
+    """The worker's group has committed every input record (shown on stderr). The
+    repartition topic's end is read, not derived (orders read again after a crash are
+    re-keyed again), and only after orders.v1 is done: its commit follows the flush of
+    everything re-keyed."""
+    behind = {ORDERS.name: await _behind(bootstrap, ORDERS.name, input_ends(orders))}
+    ends = await high_watermarks(bootstrap, KEYED, ORDERS.partitions)
+    behind[KEYED] = await _behind(bootstrap, KEYED, ends)
     print(f"  not committed yet: {behind}", file=sys.stderr, flush=True)
     return not any(behind.values())
+
+
+async def _behind(bootstrap: str, topic: str, ends: dict[int, int]) -> int:
+    done = await committed(bootstrap, topic, len(ends))
+    return sum(ends.values()) - sum(done.values())
 
 
 def changelog_truth(records: list[Any]) -> dict[str, int]:
@@ -146,7 +148,9 @@ def rss_mb(worker: WorkerProcess) -> float:
     return 0.0
 
 
-async def backlog(n: int, seal: bool, keep: bool) -> dict[str, Any]:
+async def backlog(n: int, seal: bool, keep: bool, kill_after_s: float | None) -> dict[str, Any]:
+    """With `kill_after_s` the worker is SIGKILLed that long into the backlog instead
+    of after it, and the counts are checked once the restarted worker has done it all."""
     await quiet_machine()
     tmp = Path(tempfile.mkdtemp(prefix=f"risk-windows-backlog-{n}-"))
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log").start()
@@ -161,39 +165,51 @@ async def backlog(n: int, seal: bool, keep: bool) -> dict[str, Any]:
             for start in range(0, n, 2000):
                 chunk = orders[start : start + 2000]
                 await publisher.send([(o.order_id, order_message(o)) for o in chunk])
-        result: dict[str, Any] = {"scenario": "backlog", "orders": n, "seal": seal, "load": load()}
+        result: dict[str, Any] = {
+            "scenario": "backlog" if kill_after_s is None else f"kill after {kill_after_s}s",
+            "orders": n,
+            "seal": seal,
+            "load": load(),
+        }
         began = time.monotonic()
         worker.start()
         await worker.recovered()
-        await until(lambda: all_committed(bootstrap, orders), timeout=600, every=2.0)
-        result["done_after_start_s"] = round(time.monotonic() - began, 1)
-        told = await read_told(bootstrap)
-        result.update(_throughput(told, n))
-        result["rss_mb_after_run"] = rss_mb(worker)
+        if kill_after_s is None:
+            await until(lambda: all_committed(bootstrap, orders), timeout=600, every=2.0)
+            result["done_after_start_s"] = round(time.monotonic() - began, 1)
+            result.update(_throughput(await read_told(bootstrap), n))
+        else:
+            await asyncio.sleep(kill_after_s)
+        result["rss_mb_before_kill"] = rss_mb(worker)
         worker.kill()
         truth = changelog_truth(await read_all(bootstrap, CHANGELOG, ORDERS.partitions))
         result["changelog"] = truth
         result["changelog_records_per_order"] = round(truth["records"] / n, 2)
         result["changelog_bytes_per_order"] = round(truth["bytes"] / n)
-        began = time.monotonic()
-        worker.start()
-        recovery_s, buckets, entries = await worker.recovered(timeout=600)
-        await worker.wait_for(r"\[\^Worker\]: Ready", timeout=600)
-        result["restart"] = {
-            "recovery_s": recovery_s,
-            "start_to_ready_s": round(time.monotonic() - began, 1),
-            "buckets": buckets,
-            "entries": entries,
-            "missing_entries": truth["entries"] - entries,
-            "rss_mb": rss_mb(worker),
-        }
-        result["counts_off_reference"] = _off(told, orders)
+        result["restart"] = await _restart(worker, truth)
+        await until(lambda: all_committed(bootstrap, orders), timeout=600, every=2.0)
+        result["counts_off_reference"] = _off(await read_told(bootstrap), orders)
         return result
     finally:
         worker.kill()
         broker.stop()
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _restart(worker: WorkerProcess, truth: dict[str, int]) -> dict[str, Any]:
+    began = time.monotonic()
+    worker.start()
+    recovery_s, buckets, entries = await worker.recovered(timeout=600)
+    await worker.wait_for(r"\[\^Worker\]: Ready", timeout=600)
+    return {
+        "recovery_s": recovery_s,
+        "start_to_ready_s": round(time.monotonic() - began, 1),
+        "buckets": buckets,
+        "entries": entries,
+        "missing_entries": truth["entries"] - entries,
+        "rss_mb": rss_mb(worker),
+    }
 
 
 def _throughput(told: list[Told], n: int) -> dict[str, Any]:
@@ -281,7 +297,7 @@ def _stalls(
         "steady_wait_p95_s": round(statistics.quantiles(steady, n=20)[-1], 2),
         "events": [],
     }
-    bounds = [*(at for _, at in events[1:]), float("inf")]
+    bounds = [*(at - 2 for _, at in events[1:]), float("inf")]
     for (what, at), end in zip(events, bounds, strict=True):
         during = [w for t, w in waits if at - 2 <= t < end]
         gaps = [b - a for a, b in zip(out, out[1:], strict=False) if at - 2 <= a < end]
@@ -301,6 +317,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("scenario", choices=("backlog", "rebalance"))
     parser.add_argument("--orders", default="1000,5000,20000")
     parser.add_argument("--no-seal", action="store_true")
+    parser.add_argument("--kill-after", type=float, help="backlog: SIGKILL this long in")
     parser.add_argument("--rate", type=float, default=40.0)
     parser.add_argument("--seconds", type=float, default=90.0)
     parser.add_argument("--keep", action="store_true", help="keep logs and data")
@@ -310,7 +327,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 async def main_async(args: argparse.Namespace) -> None:
     if args.scenario == "backlog":
         for n in (int(x) for x in args.orders.split(",")):
-            say(await backlog(n, seal=not args.no_seal, keep=args.keep))
+            say(await backlog(n, not args.no_seal, args.keep, args.kill_after))
     else:
         say(await rebalance(args.rate, args.seconds, args.keep))
 
