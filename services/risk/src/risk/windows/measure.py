@@ -2,21 +2,24 @@
 docs/risk-velocity-faust.md. Development only (it starts brokers; it needs the dev stack).
 
     python -m risk.windows.measure backlog [--orders 1000,5000,20000] [--no-seal]
+                                           [--kill-after SECONDS]
     python -m risk.windows.measure rebalance [--rate 40] [--seconds 90]
 
-`backlog`, per size: a fresh broker, N orders on orders.v1 placed over the last hours,
-one worker started; throughput (orders through one worker per second, from the first to
-the last VelocityObserved), changelog records and bytes per order; then the worker
-SIGKILLed and started again: recovery time and what it restored, against the changelog
-as it stood (read to the fetch high watermark). `--no-seal` runs the worker without
-sealing the changelog before recovery, to show what the broker's low end offset costs.
+`backlog`, per size: a fresh broker, N orders on orders.v1 placed over two hours, one
+worker started; throughput (orders per second through one worker, from the first to the
+last VelocityObserved), changelog records and bytes per order; then the worker SIGKILLed
+and started again: recovery time and what it restored, against the changelog as it
+stood (read to the fetch high watermark), and at the end the latest counts against the
+reference. `--kill-after` kills it that long into the backlog instead of after it.
+`--no-seal` runs the worker without sealing the changelog before recovery, to show what
+the broker's low end offset costs.
 
-`rebalance`: one worker under a live stream at `--rate` orders/s; a second joins, leaves
-(SIGTERM), joins again, then the first is SIGKILLed. Per event, the longest time an order
-waited for its first count and the longest gap in the output; at the end the counts
-against the reference.
+`rebalance`: worker A under a live stream at `--rate` orders/s; B joins, leaves
+(SIGTERM), joins again, then A is SIGKILLed. Per event, the longest time an order
+published from 2 s before it to 2 s before the next waited for its first count, and the
+longest gap in the output; at the end the counts against the reference.
 
-Each run waits until no `bench.peak` runs (they would disturb each other) and prints a
+Each run waits until no `bench.peak` runs (they would disturb each other) and prints one
 JSON line per result.
 """
 
