@@ -20,12 +20,15 @@ from typing import Any
 import pytest
 from risk.windows.app import TABLE
 from risk.windows.harness import (
+    Publisher,
     Told,
     WorkerProcess,
+    expected_counts,
     latest,
     order,
     order_message,
     publish,
+    random_orders,
     read_all,
     read_told,
 )
@@ -37,32 +40,6 @@ from shopfloor_runtime.chain import partition_for
 from shopfloor_runtime.testing import fresh
 
 pytestmark = pytest.mark.integration
-
-WINDOW_S = 600  # the rules' default for every dimension
-DIMENSIONS = (
-    ("customer", lambda o: o.customer_id),
-    ("address", lambda o: o.destination.address_fingerprint if o.destination else None),
-    ("device", lambda o: o.device_id),
-)
-Expected = dict[tuple[str, str], int]
-
-
-def expected_counts(orders: list[OrderPlaced]) -> Expected:
-    """The definition, by brute force, for every (order, dimension) with a key."""
-    counts: Expected = {}
-    for dimension, key_of in DIMENSIONS:
-        for x in orders:
-            key = key_of(x)
-            if key is None:
-                continue
-            same = [y for y in orders if key_of(y) == key]
-            counts[(x.order_id, dimension)] = sum(
-                1
-                for y in same
-                if x.placed_at - timedelta(seconds=WINDOW_S) < y.placed_at
-                and (y.placed_at, y.order_id) <= (x.placed_at, x.order_id)
-            )
-    return counts
 
 
 def messages(orders: list[OrderPlaced]) -> list[tuple[str, bytes]]:
@@ -82,7 +59,7 @@ async def told_until(
         await asyncio.sleep(0.5)
 
 
-def settled_at(expected: Expected) -> Callable[[list[Told]], bool]:
+def settled_at(expected: dict[tuple[str, str], int]) -> Callable[[list[Told]], bool]:
     return lambda told: latest(told) == expected
 
 
@@ -192,40 +169,12 @@ async def test_a_late_order_tells_the_later_orders_their_corrected_counts(
     assert retold == {late.order_id, on_time[2].order_id, on_time[3].order_id}
 
 
-class Stream:
-    """Orders from small pools of customers, addresses and devices (so keys repeat and
-    counts grow), placed about 0.4 s apart with a few seconds of jitter (so orders of one
-    key also arrive late), published in batches at `rate` per second."""
-
-    def __init__(self, base: datetime, n: int, seed: int = 5) -> None:
-        rng = random.Random(seed)
-        pools = {name: [fresh(name) for _ in range(20)] for name in ("cust", "addr", "dev")}
-        self.orders = [
-            order(
-                fresh("order"),
-                rng.choice(pools["cust"]),
-                base + timedelta(seconds=0.4 * k + rng.uniform(0, 4)),
-                rng.choice(pools["addr"]),
-                rng.choice(pools["dev"]) if rng.random() < 0.8 else None,
-            )
-            for k in range(n)
-        ]
-        self.sent = 0
-
-    async def run(self, bootstrap: str, rate: float, batch: int = 10) -> None:
-        pending = messages(self.orders)
-        while self.sent < len(pending):
-            await publish(bootstrap, pending[self.sent : self.sent + batch])
-            self.sent += batch
-            await asyncio.sleep(batch / rate)
-
-
 def changelog_state(records: list[Any], seals: dict[int, int]) -> tuple[int, int]:
     """Buckets and order entries of the changelog read up to the seals (as recovery
     should), by applying it the way faust's memory store does."""
     state: dict[tuple[int, bytes], dict[str, Any]] = {}
     for r in records:
-        if r.offset >= seals[r.partition]:
+        if r.offset >= seals.get(r.partition, r.offset + 1):
             continue
         if r.value is None:
             state.pop((r.partition, r.key), None)
@@ -238,19 +187,20 @@ async def test_a_worker_killed_mid_stream_ends_with_the_counts_of_a_clean_run(
     own_broker: EmbeddedBroker, worker: WorkerProcess, base_time: datetime
 ) -> None:
     bootstrap = own_broker.bootstrap_servers
-    stream = Stream(base_time, 600)
-    expected = expected_counts(stream.orders)
+    orders = random_orders(base_time, 600, spacing_s=0.4, pool=20, seed=5)
+    expected = expected_counts(orders)
     worker.start()
     await worker.recovered()
-    producing = asyncio.create_task(stream.run(bootstrap, rate=60))
-    while stream.sent < 300:
-        await asyncio.sleep(0.1)
-    await told_until(bootstrap, lambda told: len(told) > 300)
+    async with Publisher(bootstrap) as publisher:
+        producing = asyncio.create_task(publisher.at_rate(orders, rate=60))
+        while publisher.sent < 300:
+            await asyncio.sleep(0.1)
+        await told_until(bootstrap, lambda told: len(told) > 300)
 
-    worker.kill()  # mid-stream, a commit interval's work not committed
-    worker.start()
-    _, buckets, entries = await worker.recovered()
-    await producing
+        worker.kill()  # mid-stream, a commit interval's work not committed
+        worker.start()
+        _, buckets, entries = await worker.recovered()
+        await producing
     await told_until(bootstrap, settled_at(expected), timeout=90)
 
     assert entries > 300  # the window state came back, it was not started again

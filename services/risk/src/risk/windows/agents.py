@@ -55,7 +55,7 @@ class Velocity:
         known = self.buckets.known(record.table_key, reach_us(order, window_s))
         tallies = observe(order, known, window_s)
         sending = [await self._tell(record, tally) for tally in tallies]
-        if len(sending) > 1:
+        if len(sending) > 1:  # a late order's corrections: acked before it is recorded
             await asyncio.gather(*sending)
         if order.order_id not in known:
             self.buckets.add(record.table_key, order)

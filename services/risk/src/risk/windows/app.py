@@ -8,7 +8,7 @@ from faust.types.tables import WindowWrapperT
 from risk.windows.agents import Velocity, register_agents
 from risk.windows.rules_file import RulesFile
 from risk.windows.settings import WindowsSettings
-from risk.windows.tables import Buckets, SealedTable
+from risk.windows.tables import Buckets, VelocityTable
 from risk.windows.topics import Topics, declare_topics
 
 TABLE = "velocity-buckets"
@@ -32,7 +32,7 @@ def create_app(settings: WindowsSettings) -> faust.App:
         # no standby copies: with the memory store a standby is read again from the start
         # when it becomes active, so it would only double the changelog reads
         table_standby_replicas=0,
-        Table=SealedTable,
+        Table=VelocityTable,
         web_enabled=False,  # and never on 0.0.0.0 should anything enable it
         web_bind="127.0.0.1",
         web_host="127.0.0.1",

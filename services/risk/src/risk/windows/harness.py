@@ -9,11 +9,13 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -62,6 +64,55 @@ def order(
     )
 
 
+def random_orders(
+    base: datetime, n: int, spacing_s: float, pool: int, seed: int
+) -> list[OrderPlaced]:
+    """Orders from pools of `pool` customers, addresses and devices (so keys repeat),
+    placed about `spacing_s` apart with a few seconds of jitter (so one key's orders also
+    arrive out of order); one in five without a device."""
+    rng = random.Random(seed)
+    pools = {name: [f"{name}-{seed}-{k}" for k in range(pool)] for name in ("cust", "addr", "dev")}
+    return [
+        order(
+            f"order-{seed}-{k:06d}",
+            rng.choice(pools["cust"]),
+            base + timedelta(seconds=spacing_s * k + rng.uniform(0, 4)),
+            rng.choice(pools["addr"]),
+            rng.choice(pools["dev"]) if rng.random() < 0.8 else None,
+        )
+        for k in range(n)
+    ]
+
+
+#: How each dimension's key is read from an order (None: the order has none).
+KEYS = {
+    "customer": lambda o: o.customer_id,
+    "address": lambda o: o.destination.address_fingerprint if o.destination else None,
+    "device": lambda o: o.device_id,
+}
+
+
+def expected_counts(orders: list[OrderPlaced], window_s: int = 600) -> dict[tuple[str, str], int]:
+    """The definition by brute force, independent of risk.velocity: per (order,
+    dimension), the key's orders in (placed_at - window, placed_at], ties by order id."""
+    counts: dict[tuple[str, str], int] = {}
+    window = timedelta(seconds=window_s)
+    for dimension, key_of in KEYS.items():
+        by_key: dict[str, list[OrderPlaced]] = defaultdict(list)
+        for o in orders:
+            if key_of(o):
+                by_key[key_of(o)].append(o)
+        for same in by_key.values():
+            for x in same:
+                counts[(x.order_id, dimension)] = sum(
+                    1
+                    for y in same
+                    if x.placed_at - window < y.placed_at
+                    and (y.placed_at, y.order_id) <= (x.placed_at, x.order_id)
+                )
+    return counts
+
+
 def order_message(placed: OrderPlaced, event_id: UUID | None = None) -> bytes:
     """The envelope the order service's relay would publish (positions not chained:
     the worker does not read them)."""
@@ -85,15 +136,27 @@ def order_message(placed: OrderPlaced, event_id: UUID | None = None) -> bytes:
     )
 
 
-async def publish(bootstrap: str, messages: list[tuple[str, bytes]]) -> None:
-    """(key, value) pairs onto orders.v1, each key on its murmur2 partition."""
-    settings = BrokerSettings(bootstrap_servers=bootstrap)
-    await brokerlib.ensure_topics(settings, TOPICS)
-    producer = brokerlib.producer(settings)
-    await producer.start()
-    try:
+class Publisher:
+    """Publishes onto orders.v1 as the order service's relay does: each key on its
+    murmur2 partition, acknowledged by all replicas."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.settings = BrokerSettings(bootstrap_servers=bootstrap)
+        self.producer = brokerlib.producer(self.settings)
+        self.sent = 0
+
+    async def __aenter__(self) -> Publisher:
+        await brokerlib.ensure_topics(self.settings, TOPICS)
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, messages: list[tuple[str, bytes]]) -> None:
+        """(key, value) pairs, all acknowledged on return."""
         sending = [
-            await producer.send(
+            await self.producer.send(
                 ORDERS.name,
                 value,
                 key=key.encode(),
@@ -102,8 +165,21 @@ async def publish(bootstrap: str, messages: list[tuple[str, bytes]]) -> None:
             for key, value in messages
         ]
         await asyncio.gather(*sending)
-    finally:
-        await producer.stop()
+
+    async def at_rate(self, orders: list[OrderPlaced], rate: float, batch: int = 10) -> None:
+        """The orders at about `rate` per second, in batches; `sent` counts them."""
+        self.sent = 0
+        for start in range(0, len(orders), batch):
+            began = time.monotonic()
+            chunk = orders[start : start + batch]
+            await self.send([(o.order_id, order_message(o)) for o in chunk])
+            self.sent += len(chunk)
+            await asyncio.sleep(max(0.0, batch / rate - (time.monotonic() - began)))
+
+
+async def publish(bootstrap: str, messages: list[tuple[str, bytes]]) -> None:
+    async with Publisher(bootstrap) as publisher:
+        await publisher.send(messages)
 
 
 async def read_all(bootstrap: str, topic: str, partitions: int) -> list[ConsumerRecord]:
@@ -127,6 +203,23 @@ async def read_all(bootstrap: str, topic: str, partitions: int) -> list[Consumer
         await consumer.stop()
 
 
+async def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's true end: the high watermark of a fetch response, read from
+    the last batch on (the broker's own end offset answer is that batch's first + 1)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        for tp, end in (await consumer.end_offsets(tps)).items():
+            consumer.seek(tp, max(end - 1, 0))
+        while any(consumer.highwater(tp) is None for tp in tps):
+            await consumer.getmany(timeout_ms=300)
+        return {tp.partition: consumer.highwater(tp) for tp in tps}
+    finally:
+        await consumer.stop()
+
+
 async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     highwater = consumer.highwater(tp)
     return highwater is not None and await consumer.position(tp) >= highwater
@@ -138,6 +231,7 @@ class Told:
 
     partition: int
     offset: int
+    timestamp_ms: int
     event_id: str
     order_id: str
     dimension: str
@@ -157,6 +251,7 @@ async def read_told(bootstrap: str) -> list[Told]:
             Told(
                 record.partition,
                 record.offset,
+                record.timestamp,
                 message["event_id"],
                 message["payload"]["order_id"],
                 count["dimension"],
