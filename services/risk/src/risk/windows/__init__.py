@@ -7,7 +7,7 @@ dimension, again whenever a late order changes a count).
 Run it as its own process: `python -m risk.windows` (settings: risk.windows.settings;
 RISK_RULES_FILE names the rules). faust's web server stays off. Layout as faust's own:
 app, topics, tables, agents; the counting itself is pure (risk.velocity), and
-translation is the one place that knows the contracts. `harness` and `measure` are
-development tools (the tests' and docs/risk-velocity-faust.md's), never imported by the
-worker.
+translation is the one place that knows the contracts. `harness` is a development tool
+(the tests' and bench/risk_windows.py's, the measurements behind
+docs/risk-velocity-faust.md), never imported by the worker.
 """

@@ -1,4 +1,4 @@
-"""Driving a real velocity worker from outside, for its tests and `risk.windows.measure`:
+"""Driving a real velocity worker from outside, for its tests and `bench.risk_windows`:
 the worker as a child process (so SIGKILL is real), OrderPlaced messages as the order
 service publishes them, and risk.velocity.v1 read back as a consumer keeps it (the latest
 count per order and dimension). Development only: not imported by the worker."""

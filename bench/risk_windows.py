@@ -1,10 +1,10 @@
 """Measurements of the velocity worker on the embedded broker, the numbers behind
 docs/risk-velocity-faust.md. Development only (it starts brokers; it needs the dev stack).
 
-    python -m risk.windows.measure backlog [--orders 1000,5000,20000] [--no-seal]
+    python -m bench.risk_windows backlog [--orders 1000,5000,20000] [--no-seal]
                                            [--kill-after SECONDS]
-    python -m risk.windows.measure rebalance [--rate 40] [--seconds 90]
-    python -m risk.windows.measure uncommitted [--runs 10]
+    python -m bench.risk_windows rebalance [--rate 40] [--seconds 90]
+    python -m bench.risk_windows uncommitted [--runs 10]
 
 `backlog`, per size: a fresh broker, N orders on orders.v1 placed over two hours, one
 worker started; throughput (orders per second through one worker, from the first to the
@@ -45,12 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from shopfloor_contracts.orders import OrderPlaced
-from shopfloor_contracts.topics import ORDERS
-from shopfloor_devstack.launcher import EmbeddedBroker
-from shopfloor_runtime.chain import partition_for
-from shopfloor_runtime.testing import free_port
-
 from risk.windows.app import TABLE
 from risk.windows.harness import (
     Publisher,
@@ -65,6 +59,11 @@ from risk.windows.harness import (
     read_told,
 )
 from risk.windows.tables import SEAL_KEY
+from shopfloor_contracts.orders import OrderPlaced
+from shopfloor_contracts.topics import ORDERS
+from shopfloor_devstack.launcher import EmbeddedBroker
+from shopfloor_runtime.chain import partition_for
+from shopfloor_runtime.testing import free_port
 
 GROUP = "risk-windows"
 CHANGELOG = f"{GROUP}-{TABLE}-changelog"
