@@ -16,13 +16,16 @@ from typing import Any
 
 import psycopg
 import pytest
+from eventsourcing.persistence import RecordConflictError
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_devstack.launcher import EmbeddedBroker
 
 from shopfloor_runtime.clock import ManualClock
+from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.settings import BrokerSettings
+from shopfloor_runtime.store import ServiceApplication
 
 PG_ADMIN_DSN = os.environ.get("SHOPFLOOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -160,3 +163,23 @@ def inbound(payload: BaseModel, producer: str, position: int, at: datetime) -> I
         previous_position=position - 1,
         payload=payload.model_dump(mode="json"),
     )
+
+
+def apply_inbound(
+    app: ServiceApplication,
+    handlers: dict[str, Callable[..., None]],
+    envelope: InboundEnvelope,
+    payload: BaseModel,
+) -> None:
+    """Apply one inbound message as the tracked consumer does: one unit of work, one
+    `record`, and on a write conflict one careful retry on fresh state (which looks for
+    aggregates a first try assumes are new)."""
+    for careful in (False, True):
+        uow = UnitOfWork(app, careful=careful)
+        handlers[envelope.event_type](envelope, payload, uow)
+        try:
+            app.record(uow.aggregates)
+            return
+        except RecordConflictError:
+            if careful:
+                raise

@@ -14,7 +14,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import RecordConflictError
 from fulfilment.application import FulfilmentApplication
 from fulfilment.bootstrap import FulfilmentService, rules_from
 from fulfilment.domain import OrderFile, Shipment, file_id
@@ -32,8 +31,7 @@ from shopfloor_contracts.orders import (
 from shopfloor_contracts.orders_private import OrderRecipientRecorded, RecipientAddress
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
-from shopfloor_runtime.edge import UnitOfWork
-from shopfloor_runtime.testing import MakeService, fresh, inbound
+from shopfloor_runtime.testing import MakeService, apply_inbound, fresh, inbound
 
 REGIONS = {"DE": ("10115", "DE-1"), "NL": ("1016", "NL-1"), "FR": ("75004", "FR-7")}
 
@@ -59,15 +57,7 @@ class Feed:
 
     def deliver(self, payload: BaseModel) -> None:
         envelope = inbound(payload, "upstream", next(self._positions), self.app.clock.now())
-        for careful in (False, True):
-            uow = UnitOfWork(self.app, careful=careful)
-            self.handlers[envelope.event_type](envelope, payload, uow)
-            try:
-                self.app.record(uow.aggregates)
-                return
-            except RecordConflictError:
-                if careful:
-                    raise
+        apply_inbound(self.app, self.handlers, envelope, payload)
 
     # -- one order's facts ---------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from itertools import count
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import RecordConflictError
 from pydantic import BaseModel
 from risk.application import RiskApplication
 from risk.bootstrap import RiskService
@@ -34,8 +33,7 @@ from shopfloor_contracts.orders_private import OrderRecipientRecorded, Recipient
 from shopfloor_contracts.risk import VelocityObserved, WindowCount
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
-from shopfloor_runtime.edge import UnitOfWork
-from shopfloor_runtime.testing import MakeService, fresh, inbound
+from shopfloor_runtime.testing import MakeService, apply_inbound, fresh, inbound
 
 GOOD_ADDRESS = {
     "name": "Ada Example",
@@ -67,15 +65,7 @@ class Feed:
 
     def deliver(self, payload: BaseModel) -> None:
         envelope = inbound(payload, "upstream", next(self._positions), self.app.clock.now())
-        for careful in (False, True):
-            uow = UnitOfWork(self.app, careful=careful)
-            self.handlers[envelope.event_type](envelope, payload, uow)
-            try:
-                self.app.record(uow.aggregates)
-                return
-            except RecordConflictError:
-                if careful:
-                    raise
+        apply_inbound(self.app, self.handlers, envelope, payload)
 
     def order(self, customer_id: str | None = None, **kwargs: Any) -> Order:
         return Order(fresh("order"), customer_id or fresh("customer"), **kwargs)

@@ -58,6 +58,14 @@ def test_a_burst_holds_the_order_for_a_specialist_with_the_figures(feed):
     assert payload.outcome == "flagged" and payload.level == "serious" and payload.hold
 
 
+def test_a_smaller_count_told_after_a_larger_one_changes_nothing(feed):
+    order = feed.assessed_order()
+    feed.velocity(order, "customer", 5)
+    feed.velocity(order, "customer", 3)  # an older telling, delayed
+    case = feed.case(order)
+    assert case.velocity["customer"]["count"] == 5 and case.hold and case.assessments == 2
+
+
 def test_an_ordinary_flag_goes_to_the_front_line_without_a_hold(feed):
     order = feed.order()
     order.address["postal_code"] = "123"

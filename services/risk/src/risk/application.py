@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -246,7 +245,14 @@ class RiskApplication(ServiceApplication):
 
     def _each(self, order_ids: list[str], act: Callable[[UnitOfWork, str], bool]) -> int:
         """One command per order (each saved on its own); how many did something."""
-        return sum(self.command(partial(_flip(act), o)) for o in order_ids)
+        done = 0
+        for order_id in order_ids:
+
+            def one(uow: UnitOfWork, order_id: str = order_id) -> bool:
+                return act(uow, order_id)
+
+            done += self.command(one)
+        return done
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -284,6 +290,3 @@ class RiskApplication(ServiceApplication):
             uow.add(found)
         return found
 
-
-def _flip(act: Callable[[UnitOfWork, str], bool]) -> Callable[[str, UnitOfWork], bool]:
-    return lambda order_id, uow: act(uow, order_id)

@@ -108,8 +108,10 @@ class Case(CheapCopy, Aggregate):
 
     def record_velocity(self, dimension: str, seen: dict[str, Any]) -> bool:
         """The stream processor's count for one dimension; the same count again (a
-        repeat) changes nothing."""
-        if self.velocity.get(dimension) == seen:
+        repeat) changes nothing, and neither does a smaller one (a telling delayed past a
+        later one: an order's window only ever gains orders, as late ones arrive)."""
+        known = self.velocity.get(dimension)
+        if known == seen or (known is not None and seen["count"] < known["count"]):
             return False
         self._velocity_observed(dimension=dimension, seen=seen)
         return True
