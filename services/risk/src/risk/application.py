@@ -289,4 +289,3 @@ class RiskApplication(ServiceApplication):
             found = Customer(customer)
             uow.add(found)
         return found
-
