@@ -32,7 +32,13 @@ class Sale:
         self.broker, self.sku = broker, f"FLASH-{uuid.uuid4().hex[:6]}"
         common = {"BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers}
         self.order = ServiceProcess(
-            "order", {**_env("ORDER", common), "ORDER_STORE__DSN": order_dsn}, logs
+            "order",
+            {
+                **_env("ORDER", common),
+                "ORDER_STORE__DSN": order_dsn,
+                "ORDER_RULES__REQUIRED_CHECKS": '["inventory"]',  # the race is inventory's
+            },
+            logs,
         )
         inventory = {**_env("INVENTORY", common), "INVENTORY_STORE__DSN": inv_dsn}
         self.inventory = ServiceProcess("inventory", inventory, logs)

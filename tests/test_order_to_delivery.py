@@ -41,6 +41,8 @@ async def three_services(broker: EmbeddedBroker, logs: Path) -> AsyncIterator[di
                 {
                     **_env("ORDER", common),
                     "ORDER_STORE__DSN": order_dsn,
+                    # risk's part of the story is tests/test_risk_holds.py
+                    "ORDER_RULES__REQUIRED_CHECKS": '["inventory"]',
                     "ORDER_RULES__RETURN_WINDOW_S": "3",
                     "ORDER_DEADLINE_TICK_S": "0.5",
                 },

@@ -11,12 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
 from order.bootstrap import OrderService
 from shopfloor_runtime.clock import ManualClock
+
+from .conftest import Feed
+from .test_holds import assessed, released
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -879,3 +882,54 @@ def test_metrics_are_exposed_for_prometheus(client):
 
     assert response.status_code == 200
     assert "shopfloor_" in response.text
+
+
+# -- risk: holds, device and client address -------------------------------------------
+
+
+def test_a_held_order_shows_on_hold_with_its_exception_and_is_listed_and_counted_so(
+    build_service, order_body, customer_id
+):
+    service = build_service(rules={"required_checks": ["risk"]})
+    client = TestClient(service.http)
+    risk = Feed(service.app)
+    order = paid(client, order_body())
+    assert order["status"] == "paid"
+    risk.deliver(assessed(order["id"], hold=True))
+
+    shown = client.get(f"/orders/{order['id']}").json()
+    assert shown["status"] == "on_hold"
+    assert shown["hold"]["exception_id"] == f"exc-{order['id']}"
+    assert [o["order_id"] for o in listed(service, client, status="on_hold")] == [order["id"]]
+    assert listed(service, client, status="paid") == []
+    assert client.get("/orders/counts").json() == {"on_hold": 1}
+
+    risk.deliver(released(order["id"]))
+
+    assert status_of(client, order["id"]) == "confirmed"
+    assert client.get(f"/orders/{order['id']}").json()["hold"] is None
+    assert listed(service, client, status="on_hold") == []
+    assert "OrderHeld" in event_types(client, order["id"])
+
+
+def test_the_device_and_client_ip_go_to_risk_and_the_ip_only_on_the_private_topic(
+    service, client, order_body
+):
+    order = placed(client, order_body(device_id="dev-42", client_ip="203.0.113.7"))
+    placed_event = next(e for e in history(client, order["id"]) if e["event_type"] == "OrderPlaced")
+    assert placed_event["payload"]["device_id"] == "dev-42"
+    assert "203.0.113.7" not in str(placed_event["payload"])
+    first = next(iter(service.app.events.get(UUID(order["id"]))))
+    messages = service.translation()(first)
+    private = next(m for m in messages if m.topic == "orders.private.v1")
+    public = next(m for m in messages if m.topic == "orders.v1")
+    assert private.payload.ip_address == "203.0.113.7"
+    assert "203.0.113.7" not in public.payload.model_dump_json()
+
+
+def test_a_client_ip_that_is_no_ip_address_is_refused_naming_the_field(client, order_body):
+    response = client.post("/orders", json=order_body(client_ip="300.1.2.3"))
+
+    assert response.status_code == 422
+    assert "client_ip" in response.text
+    assert client.get("/orders").json() == []

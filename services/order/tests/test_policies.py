@@ -26,6 +26,7 @@ from shopfloor_contracts.inventory import (
     ReservedLine,
     StockReserved,
 )
+from shopfloor_contracts.risk import HoldReleased, OrderAssessed, OrderCancellationRequested
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.testing import fresh
 
@@ -198,12 +199,15 @@ def test_an_event_for_an_unknown_order_is_refused(deliver, make, sku):
         deliver(make(uuid4(), sku))
 
 
-def test_the_handlers_cover_every_inventory_and_fulfilment_event_the_service_reads(app):
+def test_the_handlers_cover_every_inventory_fulfilment_and_risk_event_the_service_reads(app):
     assert set(policies.handlers(app)) == {
         StockReserved,
         ReservationRejected,
         ShipmentDispatched,
         TrackingUpdated,
+        OrderAssessed,
+        HoldReleased,
+        OrderCancellationRequested,
     }
 
 

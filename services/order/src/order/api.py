@@ -10,7 +10,15 @@ from typing import Annotated, Any, Literal, Self, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
 from shopfloor_runtime.groupcommit import GroupCommit, Stopped
 from shopfloor_runtime.web import (
     MAX_OFFSET,
@@ -58,6 +66,7 @@ Email = Annotated[
 ]
 Status = Literal[
     "awaiting_payment",
+    "on_hold",
     "paid",
     "confirmed",
     "shipped",
@@ -110,6 +119,14 @@ class PlaceOrderIn(Body):
         None, description="where the service desk reaches the customer (private topic only)"
     )
     service_level: ServiceLevel = Field("standard", description="the delivery promise chosen")
+    device_id: Code | None = Field(
+        None, description="the shop's opaque id of the buyer's device (risk's velocity rules)"
+    )
+    client_ip: IPvAnyAddress | None = Field(
+        None,
+        description="the buyer's IP address as the shop saw it (personal data: it travels "
+        "only on the private topic, to risk)",
+    )
 
     def placement(self) -> Placement:
         return Placement(
@@ -122,6 +139,8 @@ class PlaceOrderIn(Body):
             payment_method=self.payment_method,
             customer_email=self.customer_email,
             service_level=self.service_level,
+            device_id=self.device_id,
+            client_ip=None if self.client_ip is None else str(self.client_ip),
         )
 
 
@@ -172,6 +191,9 @@ class OrderOut(BaseModel):
     )
     delivered_at: datetime | None
     completes_at: datetime | None = Field(description="when the return window closes")
+    hold: dict[str, Any] | None = Field(
+        description="risk's hold while the order is on_hold: exception id, reason, since when"
+    )
     version: int
 
     @classmethod
@@ -179,7 +201,7 @@ class OrderOut(BaseModel):
         return cls(
             **extra,
             id=order.id,
-            status=cast(Status, order.status),
+            status=cast(Status, order.state),
             customer_id=order.customer_id,
             channel=order.channel,
             lines=order.lines,
@@ -203,6 +225,7 @@ class OrderOut(BaseModel):
             shipment=order.shipment,
             delivered_at=order.delivered_at,
             completes_at=order.completes_at,
+            hold=order.held if order.state == "on_hold" else None,
             version=order.version,
         )
 

@@ -17,6 +17,8 @@ from shopfloor_runtime.edge import UnitOfWork
 from shopfloor_runtime.store import ServiceApplication
 
 from order.domain import (
+    OPEN,
+    RISK,
     Fingerprint,
     IdempotencyConflict,
     IllegalTransition,
@@ -248,6 +250,41 @@ class OrderApplication(ServiceApplication):
     ) -> None:
         """Inventory could not hold every line: the order is cancelled (refunded if paid)."""
         _in(uow, order_id).reject_reservation(short_lines, caused_by, self.clock.now())
+
+    def risk_assessed(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        hold: bool,
+        exception_id: str | None,
+        reason: str,
+        caused_by: str,
+    ) -> None:
+        """Risk's latest word on the order. A hold stops it (a confirmed one is pulled
+        from fulfilment by `OrderHeld`); no hold passes the risk check, and ends a hold
+        risk itself lifted on a new look (its serious reasons went away)."""
+        order, now = _in(uow, order_id), self.clock.now()
+        if hold and exception_id:
+            order.hold(exception_id, reason, now, caused_by)
+        elif order.held:
+            order.release(order.held["exception_id"], "risk (assessed again)", now, caused_by)
+        else:
+            order.pass_check(RISK, caused_by, now, {"exception_id": exception_id})
+
+    def release_hold(
+        self, uow: UnitOfWork, order_id: str, exception_id: str, operator: str, caused_by: str
+    ) -> None:
+        """A risk operator released the order: it goes on (confirms once paid)."""
+        _in(uow, order_id).release(exception_id, operator, self.clock.now(), caused_by)
+
+    def risk_cancel(self, uow: UnitOfWork, order_id: str, detail: str, caused_by: str) -> None:
+        """A risk operator cancelled the order: cancelled (refunded if paid), its stock
+        freed by inventory. One already cancelled, or gone, stays as it is."""
+        order = _in(uow, order_id)
+        if order.status not in OPEN:
+            log.warning("risk cancelled order %s, which is %s; it stays so", order_id, order.status)
+            return
+        order.cancel("operator", detail, self.clock.now(), caused_by=caused_by)
 
     def ship_order(
         self,

@@ -92,7 +92,13 @@ class Line:
 #: left out of the text that request hashes and fingerprints are made from while they
 #: hold it, so a request repeated across an upgrade hashes as it did before (an
 #: Idempotency-Key retry still finds its order).
-ADDED_LATER: dict[str, Any] = {"phone": None, "customer_email": None, "service_level": "standard"}
+ADDED_LATER: dict[str, Any] = {
+    "phone": None,
+    "customer_email": None,
+    "service_level": "standard",
+    "device_id": None,
+    "client_ip": None,
+}
 
 
 def _stable_repr(self: Any) -> str:
@@ -130,6 +136,8 @@ class Placement:
     payment_method: str | None = None
     customer_email: str | None = None
     service_level: str = "standard"  # the delivery promise: "standard" or "express"
+    device_id: str | None = None  # the shop's opaque device id, for risk's velocity rules
+    client_ip: str | None = None  # the buyer's address as the shop saw it (personal data)
 
     __repr__ = _stable_repr
 
@@ -198,7 +206,9 @@ AWAITING_PAYMENT, PAID, CONFIRMED, SHIPPED = "awaiting_payment", "paid", "confir
 DELIVERED, COMPLETED = "delivered", "completed"
 CANCELLED, REFUNDED = "cancelled", "refunded"
 OPEN = (AWAITING_PAYMENT, PAID, CONFIRMED)
+ON_HOLD = "on_hold"  # not a status of its own: an open order risk holds (Order.state)
 SHORT_OF_STOCK = "reservation_rejected"  # the cancel reason when inventory could not reserve
+RISK = "risk"  # the check the risk service passes, and the reason it cancels with
 
 
 def order_id_for_key(idempotency_key: str) -> UUID:
@@ -235,6 +245,8 @@ class Order(CheapCopy, Aggregate):
         request_hash: str,
         customer_email: str | None = None,  # events stored before it existed lack it
         service_level: str = "standard",  # likewise
+        device_id: str | None = None,  # likewise
+        client_ip: str | None = None,  # likewise
     ) -> None:
         self.customer_id, self.channel, self.lines = customer_id, channel, lines
         self.currency, self.subtotal, self.discount, self.total = (
@@ -248,8 +260,10 @@ class Order(CheapCopy, Aggregate):
         self.placed_at, self.payment_reminder_at = placed_at, payment_reminder_at
         self.payment_due_at, self.required_checks = payment_due_at, required_checks
         self.request_hash, self.customer_email = request_hash, customer_email
-        self.service_level = service_level
+        self.service_level, self.device_id, self.client_ip = service_level, device_id, client_ip
         self.status = AWAITING_PAYMENT
+        #: risk's hold (exception id, reason, when), while there is one: never confirmed
+        self.held: dict[str, Any] | None = None
         self.passed_checks: dict[str, str | None] = {}  # check -> causing event id
         self.payment: dict[str, Any] | None = None
         self.rejected_payments: dict[str, tuple[str, str, str]] = {}
@@ -291,6 +305,8 @@ class Order(CheapCopy, Aggregate):
             request_hash=placement.request_hash(),
             customer_email=placement.customer_email,
             service_level=placement.service_level,
+            device_id=placement.device_id,
+            client_ip=placement.client_ip,
         )
 
     # -- reading --------------------------------------------------------------------
@@ -302,6 +318,11 @@ class Order(CheapCopy, Aggregate):
     @property
     def refunded_total(self) -> Decimal:
         return money(sum(self.refunds.values(), Decimal(0)))
+
+    @property
+    def state(self) -> str:
+        """The status as people see it: `on_hold` while risk holds an open order."""
+        return ON_HOLD if self.held and self.status in OPEN else self.status
 
     def _require(self, action: str, *allowed: str) -> None:
         if self.status not in allowed:
@@ -419,7 +440,11 @@ class Order(CheapCopy, Aggregate):
         self.passed_checks[check] = caused_by
 
     def _confirm_if_ready(self, now: datetime, caused_by: str | None = None) -> None:
-        if self.status == PAID and all(c in self.passed_checks for c in self.required_checks):
+        if (
+            self.status == PAID
+            and not self.held
+            and all(c in self.passed_checks for c in self.required_checks)
+        ):
             self._confirmed(
                 confirmed_at=now, checks=list(self.required_checks), caused_by=caused_by
             )
@@ -427,6 +452,40 @@ class Order(CheapCopy, Aggregate):
     @event("Confirmed")
     def _confirmed(self, confirmed_at: datetime, checks: list[str], caused_by: str | None) -> None:
         self.status = CONFIRMED
+
+    # -- risk's holds ---------------------------------------------------------------
+
+    def hold(self, exception_id: str, reason: str, now: datetime, caused_by: str) -> bool:
+        """Risk flagged the order as serious: it is not confirmed (or, confirmed already,
+        fulfilment pulls it) until released. False, nothing recorded, if it is held for
+        this exception already or is past holding (shipped, cancelled)."""
+        if self.status not in OPEN or (self.held and self.held["exception_id"] == exception_id):
+            return False
+        self._held(exception_id=exception_id, reason=reason, held_at=now, caused_by=caused_by)
+        return True
+
+    @event("Held")
+    def _held(self, exception_id: str, reason: str, held_at: datetime, caused_by: str) -> None:
+        self.held = {"exception_id": exception_id, "reason": reason, "held_at": held_at}
+
+    def release(self, exception_id: str, released_by: str, now: datetime, caused_by: str) -> None:
+        """Risk lets the order go on: its hold ends (if it had one) and the risk check
+        passes, so a paid order with its other checks confirms."""
+        if self.held and self.status in OPEN:
+            self._released(
+                exception_id=exception_id,
+                released_by=released_by,
+                released_at=now,
+                caused_by=caused_by,
+            )
+        self.pass_check(RISK, caused_by, now, {"exception_id": exception_id})
+        self._confirm_if_ready(now, caused_by)
+
+    @event("Released")
+    def _released(
+        self, exception_id: str, released_by: str, released_at: datetime, caused_by: str
+    ) -> None:
+        self.held = None
 
     # -- cancellation and refunds -------------------------------------------------
 

@@ -1,7 +1,9 @@
 """How the order service reacts to other services' events: one function per contract
 event, each an idempotent call of an application use case.
 
-Inventory's decisions confirm or cancel an order; fulfilment's dispatch ships it and the
+Inventory's decisions confirm or cancel an order, and so do risk's (an assessment
+without a hold passes the risk check, a serious one holds the order until an operator
+releases or cancels it); fulfilment's dispatch ships it and the
 carrier's delivery starts its return window. A shipment may carry several orders (merged),
 and they need not live on this partition of `orders.v1`: each is loaded on its own
 (`uow.get`) and saved with the rest of the batch."""
@@ -11,6 +13,7 @@ from __future__ import annotations
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.fulfilment import ShipmentDispatched, TrackingUpdated
 from shopfloor_contracts.inventory import ReservationRejected, StockReserved
+from shopfloor_contracts.risk import HoldReleased, OrderAssessed, OrderCancellationRequested
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from order.application import Dispatch, OrderApplication
@@ -22,6 +25,9 @@ def handlers(app: OrderApplication) -> Handlers:
         ReservationRejected: reservation_rejected(app),
         ShipmentDispatched: shipment_dispatched(app),
         TrackingUpdated: tracking_updated(app),
+        OrderAssessed: order_assessed(app),
+        HoldReleased: hold_released(app),
+        OrderCancellationRequested: cancellation_requested(app),
     }
 
 
@@ -65,5 +71,36 @@ def tracking_updated(app: OrderApplication) -> Handler:
             return  # on its way: nothing changes for the order
         for order_id in event.order_ids:
             app.deliver_order(uow, order_id, event.shipment_id, event.at, str(envelope.event_id))
+
+    return handle
+
+
+def order_assessed(app: OrderApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: OrderAssessed, uow: UnitOfWork) -> None:
+        serious = [r.rule for r in event.reasons if r.level == "serious"]
+        reason = ", ".join(serious) or "flagged"
+        app.risk_assessed(
+            uow, event.order_id, event.hold, event.exception_id, reason, str(envelope.event_id)
+        )
+
+    return handle
+
+
+def hold_released(app: OrderApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: HoldReleased, uow: UnitOfWork) -> None:
+        app.release_hold(
+            uow, event.order_id, event.exception_id, event.operator, str(envelope.event_id)
+        )
+
+    return handle
+
+
+def cancellation_requested(app: OrderApplication) -> Handler:
+    def handle(
+        envelope: InboundEnvelope, event: OrderCancellationRequested, uow: UnitOfWork
+    ) -> None:
+        fraud = " (fraud)" if event.fraud else ""
+        detail = f"risk exception {event.exception_id}, {event.operator}{fraud}: {event.comment}"
+        app.risk_cancel(uow, event.order_id, detail[:500], str(envelope.event_id))
 
     return handle

@@ -1,6 +1,7 @@
-"""The order list read model (`order_view`): status, customer and payment deadlines; and
-the end of each delivered order's return window (`order_completion`, a table of its own
-so a store made before deliveries existed needs no new column)."""
+"""The order list read model (`order_view`): status, customer and payment deadlines; the
+end of each delivered order's return window (`order_completion`), and risk's holds on
+open orders (`order_hold`): tables of their own, so a store made before deliveries or
+holds existed needs no new column. An open order with a hold shows as `on_hold`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from uuid import UUID
 from shopfloor_runtime.projection import Projector, ts
 from shopfloor_runtime.store import ServiceApplication, SqlStore
 
-from order.domain import AWAITING_PAYMENT, DELIVERED, Order
+from order.domain import AWAITING_PAYMENT, DELIVERED, ON_HOLD, OPEN, Order
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS order_view (order_id TEXT PRIMARY KEY, customer_id TEXT "
@@ -23,8 +24,19 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS order_completion (order_id TEXT PRIMARY KEY, "
     "completes_at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS order_completion_due ON order_completion (completes_at)",
+    "CREATE TABLE IF NOT EXISTS order_hold (order_id TEXT PRIMARY KEY, exception_id TEXT "
+    "NOT NULL, held_at TEXT NOT NULL)",
 ]
-DROP = ["DROP TABLE IF EXISTS order_view", "DROP TABLE IF EXISTS order_completion"]
+DROP = [
+    "DROP TABLE IF EXISTS order_view",
+    "DROP TABLE IF EXISTS order_completion",
+    "DROP TABLE IF EXISTS order_hold",
+]
+_OPEN = ", ".join(f"'{s}'" for s in OPEN)
+#: the status column as people see it (Order.state)
+_SHOWN = (
+    f"CASE WHEN h.order_id IS NOT NULL AND v.status IN ({_OPEN}) THEN '{ON_HOLD}' ELSE v.status END"
+)
 
 _STATUS = {
     Order.Paid: "paid",
@@ -62,6 +74,17 @@ def apply(cur: Any, e: Any) -> None:
             (_STATUS[type(e)], now, order_id),
         )
         _completion(cur, e, order_id)
+    elif isinstance(e, Order.Held):
+        cur.execute(
+            "INSERT INTO order_hold (order_id, exception_id, held_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (order_id) DO UPDATE SET exception_id = excluded.exception_id, "
+            "held_at = excluded.held_at",
+            (order_id, e.exception_id, ts(e.held_at)),
+        )
+        cur.execute("UPDATE order_view SET updated_at = ? WHERE order_id = ?", (now, order_id))
+    elif isinstance(e, Order.Released):
+        cur.execute("DELETE FROM order_hold WHERE order_id = ?", (order_id,))
+        cur.execute("UPDATE order_view SET updated_at = ? WHERE order_id = ?", (now, order_id))
     elif isinstance(e, Order.PaymentReminderSent):
         cur.execute(
             "UPDATE order_view SET reminded = 1, updated_at = ? WHERE order_id = ?", (now, order_id)
@@ -99,10 +122,14 @@ class OrderQueries:
         self, status: str | None, customer: str | None, limit: int, offset: int
     ) -> list[dict[str, Any]]:
         where, params = [], []
-        for column, value in (("status", status), ("customer_id", customer)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        if status == ON_HOLD:
+            where.append(f"h.order_id IS NOT NULL AND v.status IN ({_OPEN})")
+        elif status is not None:
+            where.append(f"v.status = ? AND NOT (h.order_id IS NOT NULL AND v.status IN ({_OPEN}))")
+            params.append(status)
+        if customer is not None:
+            where.append("v.customer_id = ?")
+            params.append(customer)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         columns = [
             "order_id",
@@ -114,10 +141,12 @@ class OrderQueries:
             "placed_at",
             "updated_at",
         ]
+        selected = ", ".join(_SHOWN if c == "status" else f"v.{c}" for c in columns)
         with self.sql.transaction(write=False) as cur:
             cur.execute(
-                f"SELECT {', '.join(columns)} FROM order_view {clause} "  # noqa: S608
-                "ORDER BY placed_at DESC, order_id LIMIT ? OFFSET ?",
+                f"SELECT {selected} FROM order_view v "  # noqa: S608
+                f"LEFT JOIN order_hold h ON h.order_id = v.order_id {clause} "
+                "ORDER BY v.placed_at DESC, v.order_id LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             )
             return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
@@ -143,5 +172,8 @@ class OrderQueries:
 
     def counts(self) -> dict[str, int]:
         with self.sql.transaction(write=False) as cur:
-            cur.execute("SELECT status, COUNT(*) FROM order_view GROUP BY status")
+            cur.execute(
+                f"SELECT {_SHOWN}, COUNT(*) FROM order_view v "  # noqa: S608
+                "LEFT JOIN order_hold h ON h.order_id = v.order_id GROUP BY 1"
+            )
             return {row[0]: int(row[1]) for row in cur.fetchall()}

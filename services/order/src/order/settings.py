@@ -23,9 +23,9 @@ class RulesSettings(BaseModel):
         "SHOP5": CouponSettings(amount_off=Decimal(5), channels=["shop"]),
     }
     required_checks: list[str] = Field(
-        default_factory=lambda: ["inventory"],
-        description="checks an order needs before it is confirmed: the checking services "
-        "that exist (inventory today; risk joins with its service)",
+        default_factory=lambda: ["inventory", "risk"],
+        description="checks an order needs before it is confirmed: inventory's reservation "
+        "and risk's assessment (an order risk holds waits for its release)",
     )
     payment_reminder_after_s: float = Field(900, gt=0, description="remind after 15 min")
     payment_timeout_s: float = Field(1800, gt=0, description="auto-cancel after 30 min")

@@ -48,6 +48,7 @@ def _order_placed(e: Any, fingerprints: AddressFingerprints) -> contract.OrderPl
         payment_reminder_at=e.payment_reminder_at,
         payment_due_at=e.payment_due_at,
         required_checks=e.required_checks,
+        device_id=getattr(e, "device_id", None),  # stored before it existed
     )
 
 
@@ -62,6 +63,7 @@ def _recipient(e: Any, fingerprints: AddressFingerprints) -> private.OrderRecipi
         email=getattr(e, "customer_email", None),
         address_fingerprint=fingerprints.of(address),
         placed_at=e.placed_at,
+        ip_address=getattr(e, "client_ip", None),  # stored before it existed
     )
 
 
@@ -102,6 +104,8 @@ _BUILDERS: dict[type, Any] = {
     ),
     Order.Confirmed: _simple(contract.OrderConfirmed, "checks", "confirmed_at"),
     Order.Cancelled: _cancelled,
+    Order.Held: _simple(contract.OrderHeld, "exception_id", "reason", "held_at"),
+    Order.Released: _simple(contract.OrderReleased, "exception_id", "released_by", "released_at"),
     Order.Refunded: _simple(
         contract.RefundIssued, "refund_id", "amount", "reason", "refunded_total", "fully_refunded"
     ),
