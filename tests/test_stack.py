@@ -1,5 +1,6 @@
-"""`shopfloor run` end to end: the stack starts the order and inventory services, takes
-simulated traffic (orders confirmed once inventory reserved their stock), stops cleanly on
+"""`shopfloor run` end to end: the stack starts every service (and risk's velocity
+worker), takes simulated traffic (orders confirmed once inventory reserved their stock and
+risk cleared them; a brushing burst held), stops cleanly on
 Ctrl-C with nothing left running, and a second run resumes both services from the data
 directory while their relays refill the new, empty broker."""
 
@@ -37,6 +38,8 @@ EVENTS = re.compile(  # other services' counts and probes may come between
     r"stock: (\d+) available"
 )
 STOPPED = re.compile(r"stopped\. simulator placed (\d+)")
+WORKER = re.compile(r"^risk-windows +velocity windows .*\(log .*risk-windows\.log\)")
+HELD = re.compile(r"exceptions: (\d+) open \((\d+) held\)")
 
 Check = Callable[[re.Match[str]], bool]
 
@@ -158,9 +161,12 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
         first = RunningStack(env)
         stacks.append(first)
         assert_both_ready(first, orders, inventory)
+        first.wait_for(WORKER)  # risk's velocity worker runs beside its service
         first.wait_for(PLACED, lambda m: int(m[1]) > 0)
-        # Confirmed needs the whole story: placed -> inventory reserved -> paid -> confirmed.
+        # Confirmed needs the whole story: placed -> inventory reserved, risk cleared -> paid.
         first.wait_for(EVENTS, lambda m: int(m[2]) > 0 and status_count(m[3], "confirmed") > 0, 45)
+        # The simulated brushing burst trips velocity: its orders past the limit are held.
+        first.wait_for(HELD, lambda m: int(m[2]) > 0, 45)
         counts = httpx.get(f"{orders}/orders/counts", timeout=10).json()
         assert counts.get("confirmed", 0) + counts.get("shipped", 0) > 0, counts
         seen_in_first_run = order_ids(orders)

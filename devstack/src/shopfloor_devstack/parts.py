@@ -30,13 +30,24 @@ class World:
 
     catalogue: Mapping[str, Decimal]  # SKU -> unit price
     customers: tuple[str, ...]
-    addresses: tuple[Mapping[str, str], ...]  # shipping addresses, as the order API takes them
+    #: addresses[i]: where customers[i] lives, as the order API takes a shipping address
+    addresses: tuple[Mapping[str, str], ...]
     warehouses: tuple[str, ...]
     carriers: tuple[str, ...]
     rate: float  # orders per second the shop front aims at
     urls: Mapping[str, str]  # every service of this stack: name -> base URL
     run_id: str  # unique per run, so one run's idempotency keys never replay another's
     seed: int | None = None
+
+    def shopper(self, index: int) -> dict[str, str]:
+        """What a POST /orders says about customers[index]: who, where to, from which
+        device and address (each customer shops from one device of their own)."""
+        n = index % len(self.customers)
+        return {
+            "customer_id": self.customers[n],
+            "device_id": f"device-{self.customers[n]}",
+            "client_ip": f"10.20.{n // 250 % 250}.{n % 250 + 1}",  # a private range
+        }
 
 
 @dataclass
@@ -121,11 +132,25 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A worker a service needs beside it, without an HTTP API of its own (risk's velocity
+    worker): started once its service is ready, watched like it, stopped before it."""
+
+    name: str  # its log is <logs>/<name>.log, and it is called so in the stack's lines
+    module: str  # `python -m <module>`
+    env_prefix: str  # the stack sets <prefix>BROKER__BOOTSTRAP_SERVERS
+    #: the variable naming its data directory, set to <data dir>/<name> (None: it keeps none)
+    data_dir_variable: str | None = None
+    what: str = ""  # one phrase for its start line
+
+
+@dataclass(frozen=True)
 class Part:
-    """One service's share of the dev stack; either half may be missing."""
+    """One service's share of the dev stack; every piece may be missing."""
 
     traffic: Callable[[World, Http], Traffic] | None = None
     probe: Probe | None = None
+    companions: tuple[Companion, ...] = ()
     #: settings the dev stack gives the service so a demo moves at a watchable pace
     #: (env var -> value, e.g. a 30 s wave window instead of 5 min); the environment wins
     pace: Mapping[str, str] = field(default_factory=dict)

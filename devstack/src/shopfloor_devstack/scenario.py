@@ -24,17 +24,29 @@ CATALOGUE: dict[str, Decimal] = {
     "POSTER-A2": Decimal("15.00"),
     "STICKERS-10": Decimal("4.99"),
 }
-CUSTOMERS = tuple(f"cust-{n:04d}" for n in range(1, 201))
-ADDRESSES: tuple[dict[str, str], ...] = tuple(
-    dict(zip(("name", "line1", "city", "postal_code", "country"), fields, strict=True))
-    for fields in (
-        ("Ada Lovelace", "Hauptstr. 1", "Berlin", "10115", "DE"),
-        ("Blaise Pascal", "12 Rue de Rivoli", "Paris", "75004", "FR"),
-        ("Edsger Dijkstra", "Prinsengracht 263", "Amsterdam", "1016 GV", "NL"),
-        ("Grace Hopper", "10 Downing Lane", "London", "SW1A 2AA", "GB"),
-        ("Kurt Goedel", "Ringstr. 7", "Wien", "1010", "AT"),
-    )
+#: Enough customers that ordinary traffic never looks like a burst to risk's velocity
+#: rules (at 5 orders/s a customer orders about once in 17 minutes).
+CUSTOMERS = tuple(f"cust-{n:05d}" for n in range(1, 5001))
+#: (name, street, city, postcode, country): each customer lives at one of these streets,
+#: at a house number of their own, so addresses are as distinct as customers.
+_STREETS = (
+    ("Ada Lovelace", "Hauptstr.", "Berlin", "10115", "DE"),
+    ("Blaise Pascal", "Rue de Rivoli", "Paris", "75004", "FR"),
+    ("Edsger Dijkstra", "Prinsengracht", "Amsterdam", "1016 GV", "NL"),
+    ("Grace Hopper", "Downing Lane", "London", "SW1A 2AA", "GB"),
+    ("Kurt Goedel", "Ringstr.", "Wien", "1010", "AT"),
 )
+
+
+def _address(n: int) -> dict[str, str]:
+    name, street, city, postcode, country = _STREETS[n % len(_STREETS)]
+    number = n // len(_STREETS) + 1
+    line1 = f"{number} {street}" if country in ("FR", "GB") else f"{street} {number}"
+    return {"name": name, "line1": line1, "city": city, "postal_code": postcode, "country": country}
+
+
+#: ADDRESSES[i] is where CUSTOMERS[i] lives.
+ADDRESSES: tuple[dict[str, str], ...] = tuple(_address(n) for n in range(len(CUSTOMERS)))
 WAREHOUSES = ("WH-BER", "WH-AMS")
 CARRIERS = ("DHL", "DPD", "GLS", "UPS", "PostNL")
 

@@ -134,25 +134,25 @@ def log_header(what: str) -> bytes:
 
 
 @dataclass
-class ServiceProcess:
-    spec: ServiceSpec
-    port: int
+class ChildProcess:
+    """One `python -m <module>` child in a session of its own, logging to `log_path`."""
+
+    name: str
+    module: str
     log_path: Path
     process: asyncio.subprocess.Process | None = None
     exited: asyncio.Task[int] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+    kind = "process"
 
     async def start(self, env: dict[str, str]) -> None:
         with self.log_path.open("ab") as log:
-            log.write(log_header(f"{self.spec.name} service"))
+            log.write(log_header(f"{self.name} {self.kind}"))
             log.flush()
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                self.spec.package,
+                self.module,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
@@ -167,26 +167,8 @@ class ServiceProcess:
             return None
         code = self.exited.result()
         if code < 0:  # a signal says it all; the log's last line would be unrelated
-            return f"the {self.spec.name} service was killed by {signal_name(-code)}"
-        return f"the {self.spec.name} service exited with code {code}: {last_line(self.log_path)}"
-
-    async def wait_ready(self, client: httpx.AsyncClient, timeout: float) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await self._ready(client):
-            if gone := self.died():
-                raise StackError(f"{gone} (while starting; log: {self.log_path})")
-            if asyncio.get_running_loop().time() > deadline:
-                raise StackError(
-                    f"the {self.spec.name} service did not become ready on "
-                    f"{self.url}/ready within {timeout:.0f}s; see {self.log_path}"
-                )
-            await asyncio.sleep(0.2)
-
-    async def _ready(self, client: httpx.AsyncClient) -> bool:
-        try:
-            return (await client.get(f"{self.url}/ready")).status_code == 200
-        except httpx.HTTPError:
-            return False
+            return f"the {self.name} {self.kind} was killed by {signal_name(-code)}"
+        return f"the {self.name} {self.kind} exited with code {code}: {last_line(self.log_path)}"
 
     async def stop(self, timeout: float, hurry: asyncio.Event) -> None:
         """SIGTERM to its process group, SIGKILL after `timeout` (or at once on `hurry`)."""
@@ -208,6 +190,48 @@ class ServiceProcess:
             os.killpg(self.process.pid, sig)
 
 
+class ServiceProcess(ChildProcess):
+    """A service: its API on `port`, ready when /ready answers 200."""
+
+    kind = "service"
+
+    def __init__(self, spec: ServiceSpec, port: int, log_path: Path) -> None:
+        super().__init__(spec.name, spec.package, log_path)
+        self.spec, self.port = spec, port
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    async def wait_ready(self, client: httpx.AsyncClient, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await self._ready(client):
+            if gone := self.died():
+                raise StackError(f"{gone} (while starting; log: {self.log_path})")
+            if asyncio.get_running_loop().time() > deadline:
+                raise StackError(
+                    f"the {self.spec.name} service did not become ready on "
+                    f"{self.url}/ready within {timeout:.0f}s; see {self.log_path}"
+                )
+            await asyncio.sleep(0.2)
+
+    async def _ready(self, client: httpx.AsyncClient) -> bool:
+        try:
+            return (await client.get(f"{self.url}/ready")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class CompanionProcess(ChildProcess):
+    """A service's worker without an API (`parts.Companion`)."""
+
+    kind = "worker"
+
+    def __init__(self, companion: parts.Companion, log_path: Path) -> None:
+        super().__init__(companion.name, companion.module, log_path)
+        self.companion = companion
+
+
 class Stack:
     def __init__(
         self, config: StackConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr
@@ -220,6 +244,12 @@ class Stack:
             ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log") for s in config.services
         ]
         self.parts = parts.parts(s.spec.name for s in self.services)
+        self.companions = [
+            CompanionProcess(c, logs / f"{c.name}.log")
+            for s in self.services
+            if s.spec.name in self.parts
+            for c in self.parts[s.spec.name].companions
+        ]
         self.probes = {n: p.probe for n, p in self.parts.items() if p.probe is not None}
         urls = {s.spec.name: s.url for s in self.services}
         self.simulator = Simulator(scenario.world(config.sim_rate, urls), self.parts)
@@ -274,6 +304,12 @@ class Stack:
             for service in self.services:
                 await service.wait_ready(client, self.config.ready_timeout_s)
                 self._announce(service)
+            for companion in self.companions:
+                await companion.start(self._companion_env(companion.companion))
+                self.say(
+                    f"{self._label(companion.name)}{companion.companion.what or companion.module}"
+                    f"  (log {companion.log_path})"
+                )
             self._start_simulator()
             await self._report(client)
 
@@ -316,6 +352,18 @@ class Stack:
             "PYTHONUNBUFFERED": "1",  # so the log's last line is there when a service dies
         }
 
+    def _companion_env(self, companion: parts.Companion) -> dict[str, str]:
+        env = {
+            **os.environ,
+            f"{companion.env_prefix}BROKER__BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if companion.data_dir_variable:
+            env[companion.data_dir_variable] = str(
+                (self.config.data_dir / companion.name).resolve()
+            )
+        return env
+
     def _announce(self, service: ServiceProcess) -> None:
         url = service.url
         self.say(
@@ -325,7 +373,12 @@ class Stack:
 
     def _label(self, name: str) -> str:
         """`name` padded so the addresses of the broker and every service line up."""
-        width = max(len(n) for n in ("broker", *(s.spec.name for s in self.services)))
+        names = (
+            "broker",
+            *(s.spec.name for s in self.services),
+            *(c.name for c in self.companions),
+        )
+        width = max(len(n) for n in names)
         return name.ljust(width + 1)
 
     def _start_simulator(self) -> None:
@@ -342,7 +395,7 @@ class Stack:
         """A progress line per tick, until a child dies (StackError) or we are cancelled."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        exits = [s.exited for s in self.services if s.exited is not None]
+        exits = [c.exited for c in self.children if c.exited is not None]
         last_errors, every, next_at = 0, self.config.progress_every_s, started
         while True:
             # A fixed beat, so slow answers from busy services do not stretch the interval;
@@ -359,10 +412,14 @@ class Stack:
                 self.say(f"  last simulator error: {failures.last}")
                 last_errors = failures.count
 
+    @property
+    def children(self) -> list[ChildProcess]:
+        return [*self.services, *self.companions]
+
     def _check_alive(self) -> None:
-        for service in self.services:
-            if gone := service.died():
-                raise StackError(f"{gone} (log: {service.log_path})")
+        for child in self.children:
+            if gone := child.died():
+                raise StackError(f"{gone} (log: {child.log_path})")
         process = self.broker.process
         if process is not None and process.poll() is not None:
             raise StackError(
@@ -383,6 +440,10 @@ class Stack:
         if self._simulating is not None:
             self._simulating.cancel()
             await asyncio.gather(self._simulating, return_exceptions=True)
+        # the workers first: they feed their services, not the other way round
+        await asyncio.gather(
+            *(c.stop(self.config.stop_timeout_s, self._hurry) for c in self.companions)
+        )
         await asyncio.gather(
             *(s.stop(self.config.stop_timeout_s, self._hurry) for s in self.services)
         )

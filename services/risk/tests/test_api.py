@@ -61,6 +61,23 @@ def test_release_and_cancel_with_operator_and_comment(service, service_feed, cli
     assert statuses == {held.order_id: "released", other.order_id: "cancelled"}
 
 
+def test_the_counts_say_how_many_exceptions_are_in_each_status_and_held(
+    service, service_feed, client
+):
+    assert client.get("/exceptions/counts").json() == {"held": 0}
+    held, released = flagged(service, service_feed), flagged(service, service_feed)
+    odd = service_feed.order()
+    odd.address["postal_code"] = "99"
+    service_feed.assessed_order(odd)  # ordinary: open, not held
+    service_feed.assessed_order()  # cleared: no exception
+    exception = client.get(f"/orders/{released.order_id}/assessment").json()["exception_id"]
+    client.post(f"/exceptions/{exception}/release", json={"operator": "ops", "comment": "ok"})
+    service.catch_up()
+
+    assert client.get("/exceptions/counts").json() == {"open": 2, "released": 1, "held": 1}
+    assert held.order_id != released.order_id
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -6,10 +6,11 @@ order counts by status for the progress line. Only the dev stack imports this mo
 Each placed order lives out its own short story as a task: most are paid (with the exact
 total the service priced), a few are cancelled, the rest stay unpaid so the payment timeout
 has something to do. When every check a paid order needs runs in the stack (the rules'
-`required_checks`: inventory today), a paid order is watched until it is confirmed (or
-cancelled for short stock); otherwise the story ends at paying, since no order could ever
-be confirmed. Shipping is not a shopper's doing: fulfilment ships confirmed orders (its
-own dev-stack part plays the warehouse), and the order service follows on `fulfilment.v1`.
+`required_checks`: inventory and risk), a paid order is watched until it is confirmed,
+cancelled for short stock or held by risk; otherwise the story ends at paying, since no
+order could ever be confirmed. Shipping is not a shopper's doing: fulfilment ships
+confirmed orders (its own dev-stack part plays the warehouse), and the order service
+follows on `fulfilment.v1`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import httpx
 from shopfloor_devstack.parts import Http, Part, Probe, World
 
 from order.api import Status
-from order.domain import CANCELLED, CONFIRMED, PAID, SHORT_OF_STOCK
+from order.domain import CANCELLED, CONFIRMED, ON_HOLD, PAID, SHORT_OF_STOCK
 from order.settings import RulesSettings
 
 STATUSES: tuple[str, ...] = get_args(Status)  # as the API reports them, in story order
@@ -38,6 +39,7 @@ class Counts:
     confirmed: int = 0
     cancelled: int = 0  # by the simulator, as the customer
     rejected: int = 0  # cancelled by the service because inventory was short
+    held: int = 0  # paid, then held by risk (its own part plays the operator who decides)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Mix:
     express: float = 0.15  # orders that ask for express delivery
     min_delay_s: float = 0.1
     max_delay_s: float = 1.5
-    confirm_wait_s: float = 5.0
+    confirm_wait_s: float = 10.0
     poll_every_s: float = 0.25
 
 
@@ -98,7 +100,7 @@ class ShopFront:
         if not self.confirms:
             return f"{c.placed} placed, {c.paid} paid, {c.cancelled} cancelled"
         return (
-            f"{c.placed} placed, {c.paid} paid, {c.confirmed} confirmed, "
+            f"{c.placed} placed, {c.paid} paid, {c.confirmed} confirmed, {c.held} held, "
             f"{c.cancelled} cancelled, {c.rejected} short of stock"
         )
 
@@ -107,7 +109,7 @@ class ShopFront:
         if not self.confirms:
             return f"placed {c.placed} orders, paid {c.paid}, cancelled {c.cancelled}"
         return (
-            f"placed {c.placed} orders, paid {c.paid}, confirmed {c.confirmed}, "
+            f"placed {c.placed} orders, paid {c.paid}, confirmed {c.confirmed}, held {c.held}, "
             f"cancelled {c.cancelled}, {c.rejected} short of stock"
         )
 
@@ -149,10 +151,12 @@ class ShopFront:
         decided = await self._decision(order)
         if decided is not None and decided["status"] == CONFIRMED:
             self.counts.confirmed += 1
+        elif decided is not None and decided["status"] == ON_HOLD:
+            self.counts.held += 1
 
     async def _decision(self, order: dict[str, Any]) -> dict[str, Any] | None:
-        """The order once the checks decided (confirmed or cancelled), or None when it is
-        still only paid after `confirm_wait_s`."""
+        """The order once the checks decided (confirmed, cancelled or held by risk), or
+        None when it is still only paid after `confirm_wait_s`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.mix.confirm_wait_s
         while order["status"] == PAID:
@@ -227,11 +231,12 @@ def order_request(
     skus = rng.sample(sorted(world.catalogue), rng.randint(1, min(3, len(world.catalogue))))
     picked = [(sku, rng.randint(1, 3)) for sku in skus]
     channel = rng.choice(rules.channels)
+    n = rng.randrange(len(world.customers))
     body: dict[str, Any] = {
-        "customer_id": rng.choice(world.customers),
+        **world.shopper(n),
         "channel": channel,
         "lines": [{"sku": s, "qty": q, "unit_price": str(world.catalogue[s])} for s, q in picked],
-        "shipping_address": dict(rng.choice(world.addresses)),
+        "shipping_address": dict(world.addresses[n]),
         "payment_method": "card" if "card" in rules.payment_methods else rules.payment_methods[0],
     }
     subtotal = sum((world.catalogue[sku] * qty for sku, qty in picked), Decimal(0))

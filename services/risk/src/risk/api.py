@@ -134,6 +134,12 @@ def router() -> APIRouter:
         """Flagged orders, newest first, each with every reason and the figures behind it."""
         return queries(request).exceptions(queue, level, status, reason, limit, offset)
 
+    @api.get("/exceptions/counts")
+    def counts(request: Request) -> dict[str, int]:
+        """How many exceptions are in each status, and `held`: the open ones holding
+        their order (from the projection: eventually current)."""
+        return queries(request).counts()
+
     @api.get("/exceptions/stats", responses=error_responses(422))
     def stats(
         request: Request,

@@ -184,6 +184,18 @@ class RiskQueries:
             row["reasons"] = json.loads(row["reasons"])
         return rows
 
+    def counts(self) -> dict[str, int]:
+        """Exceptions by status, and how many of the open ones hold their order."""
+        with self.sql.transaction(write=False) as cur:
+            cur.execute(
+                "SELECT status, COUNT(*), SUM(hold) FROM case_view WHERE status != 'none' "
+                "GROUP BY status"
+            )
+            rows = cur.fetchall()
+        found = {str(status): int(n) for status, n, _ in rows}
+        found["held"] = sum(int(held or 0) for status, _, held in rows if status == "open")
+        return found
+
     def stats(self, since: str, until: str) -> dict[str, Any]:
         """Exceptions by reason, level and day (the day a rule first fired in each)."""
         with self.sql.transaction(write=False) as cur:
