@@ -112,14 +112,17 @@ class ItemPicked(Strict):
 
 
 class ShipmentPulled(Strict):
-    """An order cancelled before dispatch left its shipment (and wave): picked units go
-    back to their bins."""
+    """An order cancelled or held by risk before dispatch left its shipment (and wave):
+    picked units go back to their bins. A held order gets a new shipment when released."""
 
     shipment_id: str
     order_id: str
     wave_id: str | None = None
     returned_picks: list[ShipmentLine] = Field(default_factory=list)
     at: AwareDatetime
+    reason: Literal["cancelled", "held"] = Field(
+        "cancelled", description="why it left: cancelled, or held by risk (added later)"
+    )
 
 
 class ShipmentFlagged(Strict):

@@ -25,8 +25,10 @@ from shopfloor_contracts.orders import (
     Destination,
     OrderCancelled,
     OrderConfirmed,
+    OrderHeld,
     OrderLine,
     OrderPlaced,
+    OrderReleased,
 )
 from shopfloor_contracts.orders_private import OrderRecipientRecorded, RecipientAddress
 from shopfloor_runtime.applier import by_event_type
@@ -171,6 +173,26 @@ class Feed:
                 reason="customer",
                 detail="changed my mind",
                 paid_amount=Decimal("0.00"),
+            )
+        )
+
+    def held(self, order: Order, exception_id: str = "exc-1") -> None:
+        self.deliver(
+            OrderHeld(
+                order_id=order.order_id,
+                exception_id=exception_id,
+                reason="velocity.customer: 5 orders in 10 min, limit 4",
+                held_at=self.app.clock.now(),
+            )
+        )
+
+    def released(self, order: Order, exception_id: str = "exc-1") -> None:
+        self.deliver(
+            OrderReleased(
+                order_id=order.order_id,
+                exception_id=exception_id,
+                released_by="ops-anna",
+                released_at=self.app.clock.now(),
             )
         )
 

@@ -99,7 +99,24 @@ class FulfilmentApplication(ServiceApplication):
         if not file.record_cancelled():
             return
         for shipment in file.shipments:
-            self._pull(uow, UUID(shipment), order_id)
+            self._pull(uow, UUID(shipment), order_id, "cancelled")
+
+    def order_held(self, uow: UnitOfWork, order_id: str, exception_id: str) -> None:
+        """Risk holds the order: it leaves every shipment (lane, wave) that has not been
+        dispatched yet, giving its capacity back; it waits for OrderReleased."""
+        file = self._file(uow, order_id)
+        if not file.record_held(exception_id):
+            return
+        for shipment in list(file.shipments):
+            if self._pull(uow, UUID(shipment), order_id, "held"):
+                file.pulled_for_hold(shipment)
+
+    def order_released(self, uow: UnitOfWork, order_id: str) -> None:
+        """The hold ends: an order pulled for it (or confirmed while held) is allocated
+        again, once; one that left before the hold arrived stays where it is."""
+        file = self._file(uow, order_id)
+        if file.record_released():
+            self._allocate(uow, file)
 
     def reservation_moved(
         self,
@@ -378,12 +395,15 @@ class FulfilmentApplication(ServiceApplication):
             released += self.command(release)
         return released
 
-    # -- cancellations ----------------------------------------------------------------
+    # -- cancellations and holds ------------------------------------------------------
 
-    def _pull(self, uow: UnitOfWork, sid: UUID, order_id: str) -> None:
+    def _pull(self, uow: UnitOfWork, sid: UUID, order_id: str, reason: str) -> bool:
+        """Take the order out of its shipment; False if it left already (dispatched)."""
         shipment = uow.get(sid, Shipment)
         if shipment is None or shipment.status not in OPEN:
-            return  # dispatched already (the order service refuses that cancel) or gone
+            return False  # dispatched already (the order service refuses that cancel) or gone
+        if order_id not in shipment.orders:
+            return True
         was = shipment.status
         returned: list[dict[str, Any]] = []
         wave = None
@@ -391,7 +411,7 @@ class FulfilmentApplication(ServiceApplication):
             wave = uow.get(UUID(shipment.wave_id), Wave)
             if wave is not None:
                 returned = wave.pull(order_id)
-        empty = shipment.pull(order_id, returned, self.clock.now())
+        empty = shipment.pull(order_id, returned, self.clock.now(), reason)
         if was == "waiting":
             lane = self._lane(uow, shipment)
             if empty:
@@ -402,6 +422,7 @@ class FulfilmentApplication(ServiceApplication):
             self._give_back(uow, shipment, shipment.warehouse)
         elif wave is not None and str(sid) in wave.complete_shipments():
             shipment.all_picked()
+        return True
 
     # -- commands (the API) ------------------------------------------------------------
 

@@ -110,6 +110,7 @@ class OrderFile(CheapCopy, Aggregate):
         self.free: list[dict[str, Any]] = []  # inventory's availability hint
         self.confirmed_at: datetime | None = None
         self.cancelled = False
+        self.hold: str | None = None  # the risk exception holding it, while held
         self.shipments: list[str] = []  # current shipment ids (several when split)
         self.refused: dict[str, str] = {}  # warehouse -> inventory's refusal
         self.attempts = 0
@@ -167,13 +168,45 @@ class OrderFile(CheapCopy, Aggregate):
     def _cancelled(self, order_id: str) -> None:
         self.cancelled = True
 
+    def record_held(self, exception_id: str) -> bool:
+        """Risk holds the order; True if it was not held before (so it must be pulled)."""
+        if self.cancelled or self.hold == exception_id:
+            return False
+        was = self.hold
+        self._held(exception_id=exception_id)
+        return was is None
+
+    @event("Held")
+    def _held(self, exception_id: str) -> None:
+        self.hold = exception_id
+
+    def record_released(self) -> bool:
+        if self.hold is None:
+            return False
+        self._released(exception_id=self.hold)
+        return True
+
+    @event("Released")
+    def _released(self, exception_id: str) -> None:
+        self.hold = None
+
+    def pulled_for_hold(self, shipment: str) -> None:
+        """A held order left this shipment: on release it gets a new one."""
+        if shipment in self.shipments:
+            self._pulled_for_hold(shipment=shipment)
+
+    @event("PulledForHold")
+    def _pulled_for_hold(self, shipment: str) -> None:
+        self.shipments = [s for s in self.shipments if s != shipment]
+
     # allocation
 
     @property
     def ready(self) -> bool:
-        """Every fact allocation needs is in, and it has no shipment yet."""
+        """Every fact allocation needs is in, it is not held, and it has no shipment yet."""
         return (
             bool(self.placed and self.held is not None and self.confirmed_at and not self.cancelled)
+            and self.hold is None
             and not self.shipments
         )
 
@@ -422,8 +455,10 @@ class Shipment(CheapCopy, Aggregate):
     def _picked(self) -> None:
         self.status = "picked"
 
-    def pull(self, order_id: str, returned: list[dict[str, Any]], at: datetime) -> bool:
-        """Take a cancelled order out; True if the shipment is now empty."""
+    def pull(
+        self, order_id: str, returned: list[dict[str, Any]], at: datetime, reason: str
+    ) -> bool:
+        """Take a cancelled or held order out; True if the shipment is now empty."""
         if order_id not in self.orders or self.status not in OPEN:
             return False
         left = [o for o in self.orders if o != order_id]
@@ -434,6 +469,7 @@ class Shipment(CheapCopy, Aggregate):
             returned=returned,
             empty=not left,
             at=at,
+            reason=reason,
         )
         return not left
 
@@ -446,6 +482,7 @@ class Shipment(CheapCopy, Aggregate):
         returned: list[dict[str, Any]],
         empty: bool,
         at: datetime,
+        reason: str = "cancelled",  # added with holds; older Pulled events were cancels
     ) -> None:
         self.orders = {o: p for o, p in self.orders.items() if o != order_id}
         if empty:
@@ -842,7 +879,7 @@ class Wave(CheapCopy, Aggregate):
         return {s for s, done in by_shipment.items() if done}
 
     def pull(self, order_id: str) -> list[dict[str, Any]]:
-        """Take a cancelled order's lines out; returns what had been picked of them
+        """Take a cancelled or held order's lines out; returns what had been picked of them
         (to go back to its bins)."""
         if order_id in self.pulled or order_id not in self.order_ids:
             return []

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.inventory import ReservationMoved, ReservationMoveRefused, StockReserved
-from shopfloor_contracts.orders import OrderCancelled, OrderConfirmed, OrderPlaced
+from shopfloor_contracts.orders import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderHeld,
+    OrderPlaced,
+    OrderReleased,
+)
 from shopfloor_contracts.orders_private import OrderRecipientRecorded
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
@@ -22,6 +28,8 @@ def handlers(app: FulfilmentApplication) -> Handlers:
         StockReserved: stock_reserved(app),
         OrderConfirmed: order_confirmed(app),
         OrderCancelled: order_cancelled(app),
+        OrderHeld: order_held(app),
+        OrderReleased: order_released(app),
         ReservationMoved: reservation_moved(app),
         ReservationMoveRefused: reservation_move_refused(app),
     }
@@ -70,6 +78,20 @@ def order_confirmed(app: FulfilmentApplication) -> Handler:
 def order_cancelled(app: FulfilmentApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: OrderCancelled, uow: UnitOfWork) -> None:
         app.order_cancelled(uow, event.order_id)
+
+    return handle
+
+
+def order_held(app: FulfilmentApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: OrderHeld, uow: UnitOfWork) -> None:
+        app.order_held(uow, event.order_id, event.exception_id)
+
+    return handle
+
+
+def order_released(app: FulfilmentApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: OrderReleased, uow: UnitOfWork) -> None:
+        app.order_released(uow, event.order_id)
 
     return handle
 

@@ -163,6 +163,7 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
             wave_id=e.wave_id,
             returned_picks=_lines(e.returned, e.order_id),
             at=e.at,
+            reason=getattr(e, "reason", "cancelled"),
         ),
     ),
     Shipment.Flagged: lambda e: (
