@@ -136,6 +136,36 @@ def test_three_fraud_cancellations_blacklist_the_customer_and_hold_the_next_orde
     assert "blacklist.customer" in feed.rules(following) and feed.case(following).hold
 
 
+def test_blacklisting_a_customer_holds_their_open_orders_not_the_shipped_or_cancelled(feed):
+    customer = "cust-late-news"
+    open_order = feed.assessed_order(customer_id=customer)
+    confirmed = feed.assessed_order(customer_id=customer)
+    feed.confirmed(confirmed)
+    shipped = feed.assessed_order(customer_id=customer)
+    feed.confirmed(shipped)
+    feed.shipped(shipped)
+    cancelled = feed.assessed_order(customer_id=customer)
+    feed.cancelled(cancelled)
+    other = feed.assessed_order()
+    feed.app.add_to_blacklist("customer", customer, "chargebacks", "ops-anna")
+    for held in (open_order, confirmed):
+        assert feed.rules(held) == ["blacklist.customer"] and feed.case(held).hold
+        [reason] = feed.case(held).reasons
+        assert "chargebacks" in reason["detail"]
+    for untouched in (shipped, cancelled, other):
+        assert feed.rules(untouched) == [] and not feed.case(untouched).hold
+
+
+def test_the_automatic_blacklisting_holds_the_customers_other_open_order(feed):
+    customer = "cust-fraud-ring"
+    waiting = feed.assessed_order(customer_id=customer)
+    for _ in range(3):
+        order = feed.assessed_order(customer_id=customer)
+        feed.velocity(order, "customer", 5)
+        feed.app.cancel(case_id(order.order_id), "ops", "stolen card", fraud=True)
+    assert "blacklist.customer" in feed.rules(waiting) and feed.case(waiting).hold
+
+
 def test_two_fraud_cancellations_do_not_blacklist(feed):
     for _ in range(2):
         order = feed.assessed_order(customer_id="cust-twice")

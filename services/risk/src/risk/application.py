@@ -221,14 +221,29 @@ class RiskApplication(ServiceApplication):
     def _blacklist(
         self, uow: UnitOfWork, kind: str, value: str, reason: str, by: str, automatic: bool
     ) -> BlacklistEntry | None:
-        """Add (or add again) an entry; None if it is active already."""
+        """Add (or add again) an entry; None if it is active already. A customer's
+        orders that can still be stopped are assessed again in the same transaction, so
+        an order placed before the entry is held too (an address or device entry applies
+        from the next assessment of each order naming it)."""
         now = self.clock.now()
         entry = uow.get(entry_id(kind, value), BlacklistEntry)
         if entry is None:
             entry = BlacklistEntry(kind, value, reason, by, automatic, now)
             uow.add(entry)
-            return entry
-        return entry if entry.add_again(reason, by, automatic, now) else None
+        elif not entry.add_again(reason, by, automatic, now):
+            return None
+        if kind == "customer":
+            self._reassess_customer(uow, value)
+        return entry
+
+    def _reassess_customer(self, uow: UnitOfWork, customer: str) -> None:
+        known = uow.get(customer_id_of(customer), Customer)
+        for order_id in known.orders if known is not None else ():
+            case = uow.get(case_id(order_id), Case)
+            if case is None or not case.assessments or case.status == "cancelled":
+                continue
+            if not (case.shipped or case.cancelled):
+                self._reassess(uow, case)
 
     def remove_from_blacklist(self, entry: UUID, removed_by: str, reason: str) -> BlacklistEntry:
         def act(uow: UnitOfWork) -> BlacklistEntry:
