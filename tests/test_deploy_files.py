@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from shopfloor_devstack.parts import parts
 from shopfloor_runtime.registry import ServiceSpec, services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,16 @@ def test_compose_runs_every_service_on_its_port_from_its_dockerfile(spec: Servic
         f'ports: ["127.0.0.1:{port}:{port}"]'
     ], entry
     assert any(f"dockerfile: services/{spec.name}/Dockerfile" in ln for ln in entry), entry
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_compose_runs_every_worker_make_run_starts_beside_its_service(spec: ServiceSpec) -> None:
+    for companion in parts([spec.name])[spec.name].companions:
+        entry = compose_services().get(companion.name)
+        assert entry is not None, f"{companion.name} is missing from deploy/compose.yaml"
+        assert f'command: ["python", "-m", "{companion.module}"]' in entry, entry
+        assert any(f"dockerfile: services/{spec.name}/Dockerfile" in ln for ln in entry), entry
+        assert not [ln for ln in entry if ln.startswith("ports:")], "a worker serves no port"
 
 
 def test_prometheus_scrapes_every_service_on_its_port_and_nothing_else() -> None:

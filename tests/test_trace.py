@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 from shopfloor_contracts.fulfilment import PickLine, WaveReleased
 from shopfloor_contracts.inventory import ReservedLine, StockReserved, StockReturned
+from shopfloor_contracts.risk import OrderAssessed, Reason
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_devstack.cli import main
 from shopfloor_devstack.launcher import EmbeddedBroker
@@ -85,6 +86,29 @@ async def _play(broker: EmbeddedBroker, service, story: Story) -> None:
     await ContractProducer(broker, "fulfilment").publish(
         [(released_wave(wave, story.traced), wave)]
     )
+    await ContractProducer(broker, "risk").publish([(assessed(story.traced), story.traced)])
+
+
+def assessed(order_id: str) -> OrderAssessed:
+    """A late re-assessment: the customer was blacklisted after confirmation."""
+    reason = Reason(
+        rule="blacklist.customer",
+        level="serious",
+        detail="customer cust-1 is blacklisted: chargebacks",
+        inputs={"customer": "cust-1"},
+    )
+    return OrderAssessed(
+        order_id=order_id,
+        customer_id="cust-1",
+        assessment=2,
+        outcome="flagged",
+        level="serious",
+        hold=True,
+        queue="specialist",
+        exception_id=str(uuid4()),
+        reasons=[reason],
+        assessed_at=datetime.now(UTC),
+    )
 
 
 def released_wave(wave: str, order_id: str) -> WaveReleased:
@@ -136,10 +160,10 @@ def test_the_orders_events_from_every_topic_are_printed_in_the_order_they_occurr
 
     assert (code, err) == (0, [])
     header, events = lines[0], [line.split() for line in lines[1:]]
-    assert header.startswith(f"order {story.traced}: 10 events (")
+    assert header.startswith(f"order {story.traced}: 11 events (")
     assert "orders.v1 3" in header and "orders.private.v1 1" in header
     assert "inventory.v1 3" in header and "dlq.order 2" in header
-    assert "fulfilment.v1 1" in header
+    assert "fulfilment.v1 1" in header and "risk.v1 1" in header
     stories = [(e[1].split("[")[0], e[2], e[3]) for e in events if e[3] != "DeadLetter"]
     assert stories == [
         ("orders.v1", "order", "OrderPlaced"),
@@ -150,6 +174,7 @@ def test_the_orders_events_from_every_topic_are_printed_in_the_order_they_occurr
         ("inventory.v1", "inventory", "StockReturned"),  # keyed by SKU, names the order
         ("orders.v1", "order", "OrderConfirmed"),
         ("fulfilment.v1", "fulfilment", "WaveReleased"),  # names it among its orders
+        ("risk.v1", "risk", "OrderAssessed"),
     ]
     times = [datetime.fromisoformat(e[0]) for e in events]
     assert times == sorted(times)
@@ -183,7 +208,7 @@ def test_a_dead_letter_about_the_order_is_shown_with_its_error(story, capsys):
 def test_json_lines_carry_the_full_envelopes_and_the_dead_letters(story, capsys):
     code, lines, err = trace(capsys, story.traced, "--bootstrap", story.bootstrap, "--json")
 
-    assert code == 0 and len(err) == 1 and err[0].startswith(f"order {story.traced}: 10 events")
+    assert code == 0 and len(err) == 1 and err[0].startswith(f"order {story.traced}: 11 events")
     documents = [json.loads(line) for line in lines]
     placed, recipient = documents[0], documents[1]
     assert (placed["topic"], placed["key"]) == ("orders.v1", story.traced)
