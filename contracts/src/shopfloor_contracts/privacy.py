@@ -32,6 +32,9 @@ PERSONAL_FIELDS = frozenset(
         "email",
         "ip_address",
         "birth_date",
+        "subject",  # what people write: tickets' subjects and message bodies
+        "body",
+        "message",
     }
 )
 

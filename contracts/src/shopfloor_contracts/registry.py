@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shopfloor_contracts import fulfilment, inventory, orders, orders_private, risk
+from shopfloor_contracts import (
+    fulfilment,
+    inventory,
+    orders,
+    orders_private,
+    risk,
+    service_desk,
+)
 from shopfloor_contracts.envelope import Envelope
 
 
@@ -101,6 +108,20 @@ _SPECS = [
         )
     ),
     EventSpec("risk.velocity.v1", risk.VelocityObserved),
+    *(
+        EventSpec("service-desk.v1", m)
+        for m in (
+            service_desk.TicketOpened,
+            service_desk.TicketRouted,
+            service_desk.TicketAnswered,
+            service_desk.TicketEscalated,
+            service_desk.TicketResolved,
+            service_desk.TicketRated,
+            service_desk.ReturnAuthorized,
+            service_desk.ReturnRefused,
+            service_desk.ReturnReceived,
+        )
+    ),
 ]
 
 EVENTS: dict[str, EventSpec] = {s.event_type: s for s in _SPECS}

@@ -75,8 +75,17 @@ RISK_VELOCITY = Topic(
     "risk.velocity.v1", 6, "order id", "risk-windows", readers=("risk",), chained=False
 )
 
+SERVICE_DESK = Topic(
+    "service-desk.v1",
+    6,
+    "ticket id",
+    "service-desk",
+    readers=("order", "inventory", "fulfilment", "analytics", ANALYSTS),
+)
+
 TOPICS: dict[str, Topic] = {
-    t.name: t for t in (ORDERS, ORDERS_PRIVATE, INVENTORY, FULFILMENT, RISK, RISK_VELOCITY)
+    t.name: t
+    for t in (ORDERS, ORDERS_PRIVATE, INVENTORY, FULFILMENT, RISK, RISK_VELOCITY, SERVICE_DESK)
 }
 
 #: Written by every relay that finds it empty; offset 0 names the broker's incarnation.

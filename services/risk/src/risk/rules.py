@@ -17,12 +17,13 @@ Rule ids (each reason on OrderAssessed names one):
 from __future__ import annotations
 
 import re
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from shopfloor_runtime.rulesfile import RulesFileError as RulesFileError
+from shopfloor_runtime.rulesfile import load_rules_file
 
 Level = Literal["ordinary", "serious"]
 
@@ -119,24 +120,6 @@ class RiskRules(_Rules):
         return "serious" if rule in self.serious else "ordinary"
 
 
-class RulesFileError(ValueError):
-    """The rules file cannot be used; the message is one readable line."""
-
-
 def load_rules(path: Path | None) -> RiskRules:
     """The rules from a TOML file over the defaults (None: the defaults)."""
-    if path is None:
-        return RiskRules()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RulesFileError(f"{path}: cannot read it ({error.strerror})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise RulesFileError(f"{path}: not valid TOML ({error})") from None
-    try:
-        return RiskRules.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise RulesFileError(f"{path}: {where}: {first['msg']}{more}") from None
+    return load_rules_file(path, RiskRules)

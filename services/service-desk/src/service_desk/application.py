@@ -1,0 +1,447 @@
+"""The service desk's use cases: tickets from customers and from other services' events,
+replies (with templates), escalation, routing, resolution and rating, the SLA timers,
+and returns. Reactions to other services' events take the consumer's unit of work;
+commands run in their own (`command`: one transaction, retried on a conflict)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+from shopfloor_runtime.clock import Clock
+from shopfloor_runtime.edge import UnitOfWork, command
+from shopfloor_runtime.errors import RuleBroken
+from shopfloor_runtime.store import ServiceApplication
+
+from service_desk.domain import (
+    Customer,
+    OrderRecord,
+    OrderUnknown,
+    Refused,
+    Return,
+    ReturnNotFound,
+    Thread,
+    Ticket,
+    TicketNotFound,
+    customer_key,
+    judge_return,
+    order_key,
+    thread_id,
+)
+from service_desk.rules import PLACEHOLDER, DeskRules
+
+T = TypeVar("T")
+#: refunds the desk itself caused (a received return) open no ticket
+RETURN_REFUND = "return:"
+
+
+class DeskApplication(ServiceApplication):
+    name = "service-desk"
+    cache_size = 20_000  # tickets, threads, customers, orders, returns
+
+    def __init__(
+        self, rules: DeskRules, env: dict[str, str] | None = None, clock: Clock | None = None
+    ) -> None:
+        super().__init__(env, clock)
+        self.rules = rules
+
+    # -- what the desk learns of orders (policies.py calls these) -------------------------
+
+    def order_placed(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        customer_id: str,
+        lines: dict[str, list[str | int]],
+        total: Decimal,
+        at: datetime,
+    ) -> None:
+        record = self._order_record(uow, order_id)
+        deferred = record.record_placed(customer_id, lines, total, at)
+        self._customer(uow, customer_id).placed(order_id, at, total)
+        for ticket in deferred:
+            self._open_from_event(
+                uow, customer_id, order_id, ticket["kind"], ticket["source"], ticket["text"]
+            )
+
+    def order_paid(self, uow: UnitOfWork, order_id: str, amount: Decimal) -> None:
+        record = self._order_record(uow, order_id)
+        record.record_paid(amount)
+        record.record_status("paid")
+        if record.customer_id:
+            self._customer(uow, record.customer_id).paid(order_id, True)
+
+    def order_status(self, uow: UnitOfWork, order_id: str, status: str) -> None:
+        record = self._order_record(uow, order_id)
+        record.record_status(status)
+        if status == "cancelled" and record.customer_id:
+            self._customer(uow, record.customer_id).paid(order_id, False)
+
+    def order_shipped(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        carrier: str,
+        tracking_number: str,
+        warehouses: dict[str, str] | None = None,
+    ) -> None:
+        record = self._order_record(uow, order_id)
+        record.record_shipped(carrier, tracking_number, warehouses)
+        if record.status not in ("delivered", "completed"):
+            record.record_status("shipped")
+
+    def order_delivered(self, uow: UnitOfWork, order_id: str, at: datetime) -> None:
+        self._order_record(uow, order_id).record_delivered(at)
+
+    def refund_issued(
+        self, uow: UnitOfWork, order_id: str, refund_id: str, amount: Decimal, total: Decimal
+    ) -> None:
+        self._order_record(uow, order_id).record_refunded(total)
+        if amount > self.rules.refund_ticket_over and not refund_id.startswith(RETURN_REFUND):
+            text = f"A refund of {amount} was issued on order {order_id} (refund {refund_id})."
+            self.ticket_from_event(uow, order_id, "refund", f"refund:{refund_id}", text)
+
+    # -- tickets from events -----------------------------------------------------------------
+
+    def ticket_from_event(
+        self, uow: UnitOfWork, order_id: str, kind: str, source: str, text: str
+    ) -> None:
+        """Open a ticket (or note it on the open one) for what happened to an order,
+        once per `source`; an event about an order not placed yet waits for it."""
+        record = self._order_record(uow, order_id)
+        if record.customer_id is None:
+            record.defer({"kind": kind, "source": source, "text": text})
+            return
+        self._open_from_event(uow, record.customer_id, order_id, kind, source, text)
+
+    def _open_from_event(
+        self, uow: UnitOfWork, customer: str, order_id: str, kind: str, source: str, text: str
+    ) -> None:
+        thread = self._thread(uow, customer, order_id, kind)
+        if not thread.take_in(source):
+            return
+        now = self.clock.now()
+        if thread.open_ticket is not None:
+            self._ticket(uow, UUID(thread.open_ticket)).note(source, text, now)
+            return
+        ticket = self._open(uow, thread, "system", text, source, now)
+        ticket.note(source, text, now)
+
+    def _open(
+        self,
+        uow: UnitOfWork,
+        thread: Thread,
+        channel: str,
+        subject: str,
+        source: str | None,
+        at: datetime,
+    ) -> Ticket:
+        customer = uow.get(customer_key(thread.customer), Customer)
+        tier = customer.tier(self.rules, at) if customer is not None else "new"
+        route = self.rules.route(thread.kind, tier)
+        sla = self.rules.sla
+        ticket = Ticket(
+            ticket=thread.next_ticket(),
+            thread=thread.id,
+            channel=channel,
+            kind=thread.kind,
+            customer_id=thread.customer,
+            order_id=thread.order_id,
+            tier=tier,
+            queue=route.queue,
+            route=route.describe(),
+            subject=subject,
+            source=source,
+            first_response_due=at + timedelta(seconds=sla.first_response(channel, tier)),
+            resolution_due=at + timedelta(seconds=sla.resolution(thread.kind, tier)),
+            at=at,
+        )
+        uow.add(ticket)
+        thread.opened(ticket.id)
+        return ticket
+
+    # -- tickets from people -----------------------------------------------------------------
+
+    def open_ticket(
+        self,
+        channel: str,
+        customer: str,
+        order_id: str | None,
+        kind: str,
+        subject: str,
+        body: str,
+        message_id: str | None,
+    ) -> tuple[Ticket, bool]:
+        """A contact: a new ticket, or (True) threaded into the customer's open ticket
+        about the same order and type."""
+
+        def act(uow: UnitOfWork) -> tuple[Ticket, bool]:
+            now = self.clock.now()
+            thread = self._thread(uow, customer, order_id, kind)
+            if thread.open_ticket is not None:
+                ticket = self._ticket(uow, UUID(thread.open_ticket))
+                ticket.customer_wrote(message_id, body, now)
+                return ticket, True
+            ticket = self._open(uow, thread, channel, subject, None, now)
+            ticket.customer_wrote(message_id, body, now)
+            return ticket, False
+
+        return self.command(act)
+
+    def add_message(
+        self,
+        ticket: UUID,
+        author: str,
+        agent: str | None,
+        body: str | None,
+        template_id: str | None,
+        waiting: bool,
+        message_id: str | None,
+    ) -> Ticket:
+        def act(uow: UnitOfWork) -> Ticket:
+            found = self._existing(uow, ticket)
+            now = self.clock.now()
+            if author == "customer":
+                found.customer_wrote(message_id, body or "", now)
+                return found
+            text = self._reply_text(uow, found, body, template_id)
+            found.agent_replied(message_id, agent or "", text, template_id, waiting, now)
+            return found
+
+        return self.command(act)
+
+    def _reply_text(
+        self, uow: UnitOfWork, ticket: Ticket, body: str | None, template_id: str | None
+    ) -> str:
+        if template_id is None:
+            assert body is not None  # the API asks for one or the other
+            return body
+        template = self.rules.template(template_id)
+        if template is None:
+            raise RuleBroken("template_id", f"no template {template_id!r}")
+        facts = {"ticket_id": str(ticket.id), "customer_id": ticket.customer_id}
+        if ticket.order_id:
+            record = uow.get(order_key(ticket.order_id), OrderRecord)
+            facts |= record.facts() if record is not None else {"order_id": ticket.order_id}
+        missing = sorted(n for n in template.needs() if not facts.get(n))
+        if missing:
+            raise RuleBroken(
+                "template_id",
+                f"{template_id} needs {', '.join(missing)}, not known for this ticket",
+            )
+        text = PLACEHOLDER.sub(lambda m: facts[m[1]], template.text)
+        return f"{text}\n\n{body}" if body else text
+
+    def escalate_ticket(self, ticket: UUID, agent: str, reason: str) -> Ticket:
+        return self._change(
+            ticket, lambda t, now: t.escalate(reason, False, agent, self.rules, now)
+        )
+
+    def route_ticket(self, ticket: UUID, queue: str, agent: str, reason: str) -> Ticket:
+        return self._change(ticket, lambda t, now: t.reroute(queue, reason, agent, now))
+
+    def resolve_ticket(self, ticket: UUID, agent: str, note: str) -> Ticket:
+        def act(uow: UnitOfWork) -> Ticket:
+            found = self._existing(uow, ticket)
+            found.resolve(agent, note, self.clock.now())
+            thread = uow.get(UUID(found.thread), Thread)
+            if thread is not None:
+                thread.closed(found.id)
+            return found
+
+        return self.command(act)
+
+    def rate_ticket(self, ticket: UUID, score: int) -> Ticket:
+        return self._change(ticket, lambda t, now: t.rate(score, now))
+
+    def _change(self, ticket: UUID, step: Callable[[Ticket, datetime], None]) -> Ticket:
+        def act(uow: UnitOfWork) -> Ticket:
+            found = self._existing(uow, ticket)
+            step(found, self.clock.now())
+            return found
+
+        return self.command(act)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def miss_deadlines(self, tickets: list[str]) -> int:
+        """Tickets whose deadline passed: each missed deadline escalates, once."""
+        done = 0
+        for ticket in tickets:
+
+            def act(uow: UnitOfWork, ticket: str = ticket) -> int:
+                found = uow.get(UUID(ticket), Ticket)
+                return found.miss_deadlines(self.rules, self.clock.now()) if found else 0
+
+            done += self.command(act)
+        return done
+
+    # -- returns ---------------------------------------------------------------------------
+
+    def request_return(
+        self,
+        return_id: UUID,
+        order_id: str,
+        lines: dict[str, int],
+        reason: str,
+        photos: list[str],
+        channel: str,
+    ) -> Return:
+        """Authorised within the window under the reason's compensation standard, or
+        refused with the rule; either way on the customer's return ticket."""
+
+        def act(uow: UnitOfWork) -> Return:
+            record = uow.get(order_key(order_id), OrderRecord)
+            if record is None or record.customer_id is None:
+                raise OrderUnknown(order_id)
+            unknown = sorted(sku for sku in lines if sku not in record.lines)
+            if unknown:
+                raise RuleBroken("lines", f"not on order {order_id}: {', '.join(unknown)}")
+            now = self.clock.now()
+            thread = self._thread(uow, record.customer_id, order_id, "return")
+            summary = ", ".join(f"{q}x {s}" for s, q in lines.items())
+            ticket = (
+                self._ticket(uow, UUID(thread.open_ticket))
+                if thread.open_ticket
+                else self._open(uow, thread, channel, f"return of {summary}", None, now)
+            )
+            found = Return(
+                return_id=return_id,
+                order_id=order_id,
+                ticket=str(ticket.id),
+                customer_id=record.customer_id,
+                lines=lines,
+                reason=reason,
+                photos=photos,
+                at=now,
+            )
+            uow.add(found)
+            refused = judge_return(record, lines, self.rules, now)
+            if refused:
+                found.refuse(*refused, now)
+                text = f"Return {return_id} of {summary} refused ({refused[0]}): {refused[1]}."
+            else:
+                standard = self.rules.standard_for(reason)
+                found.authorize(standard.id, standard.offer, now)
+                record.count_returned(lines)
+                text = (
+                    f"Return {return_id} of {summary} authorised ({standard.id}): {standard.offer}."
+                )
+            ticket.note(f"return:{return_id}:decided", text, now)
+            return found
+
+        return self.command(act)
+
+    def receive_return(self, return_id: UUID, lines: list[dict[str, Any]]) -> Return:
+        """The warehouse's inspection: the refund is what the standard pays for the
+        received lines, never more than is left to refund on the order."""
+
+        def act(uow: UnitOfWork) -> Return:
+            found = uow.get(return_id, Return)
+            if found is None:
+                raise ReturnNotFound(return_id)
+            record = uow.get(order_key(found.order_id), OrderRecord)
+            assert record is not None  # a return exists only for a known order
+            received = [self._with_warehouse(record, line) for line in lines]
+            refund = self._refund(found, record, received)
+            if found.status == "authorized" and refund > record.refundable():
+                raise Refused(
+                    f"a refund of {refund} is more than the {record.refundable()} left to "
+                    f"refund on order {found.order_id}"
+                )
+            now = self.clock.now()
+            if found.receive(received, refund, now):
+                ticket = uow.get(UUID(found.ticket), Ticket)
+                if ticket is not None and ticket.status != "resolved":
+                    kept = ", ".join(
+                        f"{ln['qty']}x {ln['sku']} {ln['condition']}" for ln in received
+                    )
+                    text = f"Return {return_id} received ({kept}); refund {refund}."
+                    ticket.note(f"return:{return_id}:received", text, now)
+            return found
+
+        return self.command(act)
+
+    def _with_warehouse(self, record: OrderRecord, line: dict[str, Any]) -> dict[str, Any]:
+        warehouse = line.get("warehouse") or record.warehouses.get(line["sku"])
+        if not warehouse:
+            raise RuleBroken("lines.warehouse", f"{line['sku']}: say which warehouse received it")
+        return {**line, "warehouse": warehouse}
+
+    def _refund(self, found: Return, record: OrderRecord, lines: list[dict[str, Any]]) -> Decimal:
+        standard = self.rules.standard_for(found.reason)
+        if not standard.refund:
+            return Decimal("0.00")
+        paid_for = [
+            ln for ln in lines if ln["condition"] == "resellable" or standard.refund_damaged
+        ]
+        return sum((record.unit_price(ln["sku"]) * ln["qty"] for ln in paid_for), Decimal("0.00"))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_ticket(self, ticket: UUID) -> Ticket:
+        found = self.find(ticket, Ticket, fresh=True)
+        if found is None:
+            raise TicketNotFound(ticket)
+        return found  # type: ignore[no-any-return]
+
+    def get_return(self, found: UUID) -> Return:
+        ret = self.find(found, Return, fresh=True)
+        if ret is None:
+            raise ReturnNotFound(found)
+        return ret  # type: ignore[no-any-return]
+
+    def customer(self, customer: str) -> Customer | None:
+        return self.find(customer_key(customer), Customer, fresh=True)  # type: ignore[no-any-return]
+
+    def timeline(self, ticket: UUID) -> list[dict[str, Any]]:
+        """Every step of the ticket's story, in order."""
+        steps = []
+        for e in self.events.get(ticket):
+            state = {
+                k: v
+                for k, v in e.__dict__.items()
+                if k not in ("originator_id", "originator_version", "timestamp")
+            }
+            steps.append({"event": type(e).__name__, **state})
+        return steps
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def command(self, act: Callable[[UnitOfWork], T], attempts: int = 8) -> T:
+        return command(self, act, attempts)
+
+    def _existing(self, uow: UnitOfWork, ticket: UUID) -> Ticket:
+        found = uow.get(ticket, Ticket)
+        if found is None:
+            raise TicketNotFound(ticket)
+        return found
+
+    def _ticket(self, uow: UnitOfWork, ticket: UUID) -> Ticket:
+        found = uow.get(ticket, Ticket)
+        assert found is not None, f"thread names ticket {ticket}, which is not stored"
+        return found
+
+    def _thread(self, uow: UnitOfWork, customer: str, order_id: str | None, kind: str) -> Thread:
+        found = uow.get(thread_id(customer, order_id, kind), Thread)
+        if found is None:
+            found = Thread(customer, order_id, kind)
+            uow.add(found)
+        return found
+
+    def _customer(self, uow: UnitOfWork, customer: str) -> Customer:
+        found = uow.get(customer_key(customer), Customer)
+        if found is None:
+            found = Customer(customer)
+            uow.add(found)
+        return found
+
+    def _order_record(self, uow: UnitOfWork, order_id: str) -> OrderRecord:
+        found = uow.get(order_key(order_id), OrderRecord)
+        if found is None:
+            found = OrderRecord(order_id)
+            uow.add(found)
+        return found

@@ -1,0 +1,149 @@
+"""Returns: authorised within the window under the reason's published standard or refused
+with the rule, on the customer's return ticket; received once with an inspection per
+line; the refund never more than is left to refund; what goes on the topic."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import pytest
+from service_desk.domain import OrderUnknown, Refused, Return
+from service_desk.translation import to_outbound
+from shopfloor_contracts import service_desk as contract
+from shopfloor_runtime.errors import RuleBroken
+
+
+def ask(app, order, lines=None, reason="damaged"):
+    return app.request_return(
+        uuid4(), order.order_id, lines or {"TEE-M": 1}, reason, ["photo:1"], "email"
+    )
+
+
+def receive(app, ret, condition="resellable", qty=1, sku="TEE-M"):
+    return app.receive_return(
+        ret.id, [{"sku": sku, "qty": qty, "condition": condition, "serials": []}]
+    )
+
+
+def test_a_return_within_the_window_is_authorised_under_its_standard_on_a_return_ticket(
+    feed, clock
+):
+    order = feed.delivered_order()
+    clock.advance(timedelta(days=6))
+    ret = ask(feed.app, order)
+    assert (ret.status, ret.standard) == ("authorized", "damaged-in-transit")
+    assert ret.offer == "re-ship or full refund, the customer's choice"
+    ticket = feed.app.get_ticket(UUID(ret.ticket))
+    assert (ticket.kind, ticket.queue, ticket.customer_id) == (
+        "return",
+        "after-sales",
+        order.customer_id,
+    )
+    assert "authorised (damaged-in-transit)" in ticket.messages[-1]["body"]
+
+
+def test_two_customers_in_the_same_case_get_the_same_offer(feed):
+    offers = {ask(feed.app, feed.delivered_order(), reason="wrong_item").offer for _ in range(2)}
+    assert offers == {"the right item re-shipped, or a full refund"}
+
+
+def test_a_return_after_the_window_is_refused_with_the_rule(feed, clock):
+    order = feed.delivered_order()
+    clock.advance(timedelta(days=7, seconds=1))
+    ret = ask(feed.app, order)
+    assert ret.status == "refused" and ret.refused["rule"] == "return.window"
+    assert "return window of 7 days closed on" in ret.refused["detail"]
+
+
+def test_a_return_of_an_undelivered_order_or_more_than_bought_is_refused(feed):
+    shipped = feed.dispatched(feed.paid(feed.placed(feed.order())))
+    assert ask(feed.app, shipped).refused["rule"] == "return.not_delivered"
+    order = feed.delivered_order()
+    assert ask(feed.app, order, {"TEE-M": 2}).status == "authorized"
+    again = ask(feed.app, order, {"TEE-M": 1})
+    assert again.refused == {
+        "rule": "return.quantity",
+        "detail": "1x TEE-M asked, 0 of 2 can still be returned",
+    }
+
+
+def test_a_return_naming_an_unknown_order_or_sku_is_refused_and_changes_nothing(feed):
+    with pytest.raises(OrderUnknown):
+        feed.app.request_return(uuid4(), "order-nobody", {"TEE-M": 1}, "damaged", [], "email")
+    order = feed.delivered_order()
+    with pytest.raises(RuleBroken, match="not on order .*: CAP-RED"):
+        ask(feed.app, order, {"CAP-RED": 1})
+    assert ask(feed.app, order, {"TEE-M": 2}).status == "authorized"  # nothing was counted
+
+
+def test_a_received_return_refunds_its_lines_once(feed):
+    order = feed.delivered_order()
+    ret = ask(feed.app, order, {"TEE-M": 2}, reason="changed_mind")
+    received = feed.app.receive_return(
+        ret.id,
+        [
+            {"sku": "TEE-M", "qty": 1, "condition": "resellable", "serials": []},
+            {"sku": "TEE-M", "qty": 1, "condition": "damaged", "serials": []},
+        ],
+    )
+    assert received.status == "received" and received.refund_amount == "20.00"  # damaged: not paid
+    assert received.received[0]["warehouse"] == "WH-BER"  # where it shipped from
+    again = feed.app.receive_return(ret.id, [dict(x) for x in received.received])
+    assert again.refund_amount == "20.00"
+    payloads = [p.payload for e in feed.app.events.get(ret.id) for p in to_outbound(e)]
+    assert [type(p).__name__ for p in payloads] == ["ReturnAuthorized", "ReturnReceived"]
+
+
+def test_a_damaged_item_under_a_transit_standard_is_refunded(feed):
+    order = feed.delivered_order()
+    ret = receive(feed.app, ask(feed.app, order, {"MUG-WHITE": 1}), "damaged", sku="MUG-WHITE")
+    assert ret.refund_amount == "10.00"
+
+
+def test_a_different_second_receipt_and_a_receipt_of_a_refused_return_are_refused(feed, clock):
+    order = feed.delivered_order()
+    ret = ask(feed.app, order, {"TEE-M": 2})
+    receive(feed.app, ret)
+    with pytest.raises(Refused, match="received already"):
+        receive(feed.app, ret, qty=2)
+    late = feed.delivered_order()
+    clock.advance(timedelta(days=8))
+    refused = ask(feed.app, late)
+    with pytest.raises(Refused, match="is refused, not authorised"):
+        receive(feed.app, refused)
+
+
+def test_receiving_more_than_authorised_is_refused_and_changes_nothing(feed):
+    ret = ask(feed.app, feed.delivered_order(), {"TEE-M": 1})
+    with pytest.raises(RuleBroken, match="TEE-M: 2 received, 1 authorised"):
+        receive(feed.app, ret, qty=2)
+    assert feed.app.get_return(ret.id).status == "authorized"
+
+
+def test_a_refund_beyond_what_is_left_to_refund_is_refused(feed):
+    order = feed.delivered_order()
+    feed.refunded(order, "45.00")  # of 50.00 paid
+    ret = ask(feed.app, order, {"TEE-M": 1})
+    with pytest.raises(Refused, match="refund of 20.00 is more than the 5.00 left"):
+        receive(feed.app, ret)
+    assert feed.app.get_return(ret.id).status == "authorized"
+
+
+def test_return_events_are_keyed_by_ticket_and_correlated_by_order_and_carry_no_words(feed):
+    order = feed.delivered_order()
+    ret = receive(feed.app, ask(feed.app, order))
+    [received] = [
+        out
+        for e in feed.app.events.get(ret.id)
+        if type(e) is Return.Received
+        for out in to_outbound(e)
+    ]
+    assert (received.key, received.correlation_id) == (ret.ticket, order.order_id)
+    assert isinstance(received.payload, contract.ReturnReceived)
+    assert received.payload.refund_amount == Decimal("20.00")
+    assert [(ln.sku, ln.qty, ln.condition) for ln in received.payload.lines] == [
+        ("TEE-M", 1, "resellable")
+    ]
+    assert "photo" not in received.payload.model_dump_json()
