@@ -232,7 +232,13 @@ def router() -> APIRouter:
     api = APIRouter()
 
     @api.post(
-        "/tickets", response_model=TicketOut, status_code=201, responses=error_responses(409, 422)
+        "/tickets",
+        response_model=TicketOut,
+        status_code=201,
+        responses={
+            200: {"model": TicketOut, "description": "threaded into the customer's open ticket"},
+            **error_responses(409, 422),
+        },
     )
     def open_ticket(body: TicketIn, request: Request, response: Response) -> TicketOut:
         """A contact from any channel: a new ticket (201), or threaded into the customer's
