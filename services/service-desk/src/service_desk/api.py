@@ -188,6 +188,33 @@ class TicketOut(BaseModel):
         )
 
 
+class TicketRow(BaseModel):
+    """One ticket in a queue view (from the read model)."""
+
+    ticket_id: str
+    channel: str
+    type: str
+    customer_id: str
+    order_id: str | None
+    tier: str
+    level: str
+    queue: str
+    specialist: str | None
+    status: str
+    source: str | None
+    opened_at: str
+    first_response_due: str
+    answered_at: str | None
+    first_agent: str | None
+    first_response_s: float | None
+    resolution_due: str
+    resolved_at: str | None
+    resolved_by: str | None
+    resolution_s: float | None
+    rating: int | None
+    breached: bool
+
+
 class ReturnOut(BaseModel):
     return_id: str
     order_id: str
@@ -256,7 +283,7 @@ def router() -> APIRouter:
             response.status_code = 200
         return TicketOut.of(ticket, threaded)
 
-    @api.get("/tickets", responses=error_responses(422))
+    @api.get("/tickets", response_model=list[TicketRow], responses=error_responses(422))
     def list_tickets(
         request: Request,
         queue: Queue | None = None,

@@ -59,7 +59,7 @@ class DeskApplication(ServiceApplication):
         total: Decimal,
         at: datetime,
     ) -> None:
-        record = self._order_record(uow, order_id)
+        record = self._order_record(uow, order_id, likely_new=True)
         deferred = record.record_placed(customer_id, lines, total, at)
         self._customer(uow, customer_id).placed(order_id, at, total)
         for ticket in deferred:
@@ -120,7 +120,7 @@ class DeskApplication(ServiceApplication):
     def _open_from_event(
         self, uow: UnitOfWork, customer: str, order_id: str, kind: str, source: str, text: str
     ) -> None:
-        thread = self._thread(uow, customer, order_id, kind)
+        thread = self._thread(uow, customer, order_id, kind, likely_new=True)
         if not thread.take_in(source):
             return
         now = self.clock.now()
@@ -425,8 +425,15 @@ class DeskApplication(ServiceApplication):
         assert found is not None, f"thread names ticket {ticket}, which is not stored"
         return found
 
-    def _thread(self, uow: UnitOfWork, customer: str, order_id: str | None, kind: str) -> Thread:
-        found = uow.get(thread_id(customer, order_id, kind), Thread)
+    def _thread(
+        self,
+        uow: UnitOfWork,
+        customer: str,
+        order_id: str | None,
+        kind: str,
+        likely_new: bool = False,
+    ) -> Thread:
+        found = _load(uow, thread_id(customer, order_id, kind), Thread, likely_new)
         if found is None:
             found = Thread(customer, order_id, kind)
             uow.add(found)
@@ -439,9 +446,22 @@ class DeskApplication(ServiceApplication):
             uow.add(found)
         return found
 
-    def _order_record(self, uow: UnitOfWork, order_id: str) -> OrderRecord:
-        found = uow.get(order_key(order_id), OrderRecord)
+    def _order_record(
+        self, uow: UnitOfWork, order_id: str, likely_new: bool = False
+    ) -> OrderRecord:
+        found = _load(uow, order_key(order_id), OrderRecord, likely_new)
         if found is None:
             found = OrderRecord(order_id)
             uow.add(found)
         return found
+
+
+A = TypeVar("A")
+
+
+def _load(uow: UnitOfWork, aggregate_id: UUID, kind: type[A], likely_new: bool) -> A | None:
+    """`likely_new`: the message normally creates it (an order's placement, a thread's
+    first event), so the first try does not look (`UnitOfWork.get_new`); if it exists
+    after all, the save conflicts and the careful retry finds it."""
+    found = uow.get_new(aggregate_id) if likely_new else uow.get(aggregate_id, kind)  # type: ignore[arg-type]
+    return found if found is None or isinstance(found, kind) else None

@@ -23,8 +23,11 @@ SCHEMA = [
     "resolution_due TEXT NOT NULL, resolution_missed INTEGER NOT NULL DEFAULT 0, "
     "resolved_at TEXT, resolved_by TEXT, resolution_s REAL, rating INTEGER, next_due TEXT, "
     "updated_at TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS ticket_queue ON ticket_view (queue, status, opened_at)",
-    "CREATE INDEX IF NOT EXISTS ticket_customer ON ticket_view (customer_id, opened_at)",
+    # a page of a queue is one range of this index, in its order: no sort, no scan
+    "CREATE INDEX IF NOT EXISTS ticket_queue_page ON ticket_view "
+    "(queue, status, opened_at, ticket_id)",
+    "CREATE INDEX IF NOT EXISTS ticket_customer_page ON ticket_view "
+    "(customer_id, opened_at, ticket_id)",
     "CREATE INDEX IF NOT EXISTS ticket_due ON ticket_view (next_due)",
     "CREATE INDEX IF NOT EXISTS ticket_opened ON ticket_view (opened_at)",
     "CREATE TABLE IF NOT EXISTS return_view (return_id TEXT PRIMARY KEY, ticket_id TEXT NOT "
