@@ -104,7 +104,12 @@ def test_a_ticket_shows_its_timeline_and_the_customers_tier_and_orders(
     ]
     assert found["messages"][1]["body"].startswith(f"Your order {order.order_id} is shipped.")
     assert found["customer"]["tier"] == "new"
-    assert [o["order_id"] for o in found["customer"]["orders"]] == [order.order_id]
+    [history] = found["customer"]["orders"]
+    assert (history["order_id"], history["status"], history["carrier"]) == (
+        order.order_id,
+        "shipped",
+        "DHL",
+    )
     twice = client.post(f"/tickets/{tid}/satisfaction", json={"score": 1})
     assert twice.status_code == 409 and "rated already" in twice.json()["detail"]
 

@@ -316,7 +316,7 @@ def router() -> APIRouter:
             "customer": {
                 "customer_id": ticket.customer_id,
                 "tier": customer.tier(desk.rules, now) if customer else "new",
-                "orders": customer.history() if customer else [],
+                "orders": desk.order_history(ticket.customer_id),
             },
         }
 

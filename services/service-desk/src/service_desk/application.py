@@ -397,6 +397,27 @@ class DeskApplication(ServiceApplication):
     def customer(self, customer: str) -> Customer | None:
         return self.find(customer_key(customer), Customer, fresh=True)  # type: ignore[no-any-return]
 
+    def order_history(self, customer: str, last: int = 20) -> list[dict[str, Any]]:
+        """The customer's latest orders as the desk knows them: placed, total, status,
+        carrier and tracking, delivered."""
+        known = self.customer(customer)
+        if known is None:
+            return []
+        rows = known.history()[-last:]
+        for row in rows:
+            record = self.find(order_key(row["order_id"]), OrderRecord)
+            if record is not None:
+                row |= {
+                    "status": record.status,
+                    "carrier": record.carrier,
+                    "tracking_number": record.tracking_number,
+                    "delivered_at": record.delivered_at.isoformat()
+                    if record.delivered_at
+                    else None,
+                    "refunded": record.refunded,
+                }
+        return rows
+
     def timeline(self, ticket: UUID) -> list[dict[str, Any]]:
         """Every step of the ticket's story, in order."""
         steps = []
