@@ -62,6 +62,11 @@ class ShipmentAllocated(Strict):
     warehouses: list[WarehouseCandidate]
     carriers: list[CarrierCandidate]
     allocated_at: AwareDatetime
+    replaces: dict[str, str] = Field(
+        default_factory=dict,
+        description="replacement id -> the order it replaces goods of (a service desk "
+        "re-ship or exchange): these ids in order_ids are no orders (added later)",
+    )
 
 
 class ShipmentUnallocated(Strict):
@@ -154,6 +159,11 @@ class ShipmentDispatched(Strict):
     lines: list[ShipmentLine]
     promised_by: AwareDatetime
     dispatched_at: AwareDatetime
+    replaces: dict[str, str] = Field(
+        default_factory=dict,
+        description="replacement id -> the order it replaces goods of (a service desk "
+        "re-ship or exchange): these ids in order_ids are no orders (added later)",
+    )
 
 
 class TrackingUpdated(Strict):
@@ -163,6 +173,11 @@ class TrackingUpdated(Strict):
     milestone: Milestone
     place: str | None = Field(None, description="a depot or town, as the carrier says")
     at: AwareDatetime
+    replaces: dict[str, str] = Field(
+        default_factory=dict,
+        description="replacement id -> the order it replaces goods of (a service desk "
+        "re-ship or exchange): these ids in order_ids are no orders (added later)",
+    )
 
 
 class ShipmentDelayed(Strict):
@@ -171,6 +186,11 @@ class ShipmentDelayed(Strict):
     promised_by: AwareDatetime
     last_milestone: str | None
     detected_at: AwareDatetime
+    replaces: dict[str, str] = Field(
+        default_factory=dict,
+        description="replacement id -> the order it replaces goods of (a service desk "
+        "re-ship or exchange): these ids in order_ids are no orders (added later)",
+    )
 
 
 class DeliveryFailed(Strict):
@@ -180,3 +200,8 @@ class DeliveryFailed(Strict):
     place: str | None = None
     attempt: int = Field(ge=1)
     at: AwareDatetime
+    replaces: dict[str, str] = Field(
+        default_factory=dict,
+        description="replacement id -> the order it replaces goods of (a service desk "
+        "re-ship or exchange): these ids in order_ids are no orders (added later)",
+    )

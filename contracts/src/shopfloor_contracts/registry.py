@@ -120,6 +120,7 @@ _SPECS = [
             service_desk.ReturnAuthorized,
             service_desk.ReturnRefused,
             service_desk.ReturnReceived,
+            service_desk.ReplacementRequested,
         )
     ),
 ]

@@ -132,3 +132,20 @@ class ReturnReceived(Strict):
     lines: list[ReceivedLine]
     refund_amount: Money = Field(description="what the order service refunds, at most what is left")
     received_at: AwareDatetime
+
+
+class ReplacementRequested(Strict):
+    """A received return is made good with goods, not money: the same items again
+    (`reship`, e.g. damaged in transit) or others (`exchange`). Inventory reserves the
+    lines for `replacement_id` and fulfilment ships them to the original order's
+    address; `replacement_id` is no order id (fulfilment's events name it in
+    `replaces`)."""
+
+    replacement_id: str
+    return_id: str
+    ticket_id: str
+    order_id: str = Field(description="the order it replaces goods of")
+    customer_id: str
+    kind: Literal["reship", "exchange"]
+    lines: list[ReturnLine]
+    requested_at: AwareDatetime

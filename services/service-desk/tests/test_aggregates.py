@@ -148,6 +148,8 @@ def test_the_small_aggregates_on_copies():
         lines={"TEE-M": 1},
         reason="damaged",
         photos=["p1"],
+        resolution="reship",
+        replacement_lines={"TEE-M": 1},
         at=NOW,
     )
     line = [{"sku": "TEE-M", "qty": 1, "condition": "resellable", "warehouse": "WH-BER"}]
@@ -158,4 +160,5 @@ def test_the_small_aggregates_on_copies():
     ):
         ret = copy_isolates(ret, act)
     assert (ret.status, ret.refund_amount) == ("received", "20.00")
+    assert ret.replacement is not None
     same_after_replay(ret)

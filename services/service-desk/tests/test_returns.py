@@ -9,8 +9,9 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
-from service_desk.domain import OrderUnknown, Refused, Return
+from service_desk.domain import OrderUnknown, Refused, Return, Thread, thread_id
 from service_desk.translation import to_outbound
+from shopfloor_contracts import fulfilment as ful
 from shopfloor_contracts import service_desk as contract
 from shopfloor_runtime.errors import RuleBroken
 
@@ -147,3 +148,81 @@ def test_return_events_are_keyed_by_ticket_and_correlated_by_order_and_carry_no_
         ("TEE-M", 1, "resellable")
     ]
     assert "photo" not in received.payload.model_dump_json()
+
+
+def test_a_damaged_item_is_reshipped_instead_of_refunded(feed):
+    order = feed.delivered_order()
+    ret = feed.app.request_return(
+        uuid4(), order.order_id, {"MUG-WHITE": 1}, "damaged", [], "email", "reship"
+    )
+    received = receive(feed.app, ret, "damaged", sku="MUG-WHITE")
+    assert received.refund_amount == "0.00" and received.replacement is not None
+    out = [o for e in feed.app.events.get(ret.id) for o in to_outbound(e)]
+    [asked] = [o for o in out if isinstance(o.payload, contract.ReplacementRequested)]
+    assert (asked.key, asked.correlation_id) == (ret.ticket, order.order_id)
+    assert asked.payload.kind == "reship" and asked.payload.replacement_id == received.replacement
+    assert [(ln.sku, ln.qty) for ln in asked.payload.lines] == [("MUG-WHITE", 1)]
+    assert asked.payload.customer_id == order.customer_id
+
+
+def test_an_exchange_ships_other_items_and_a_standard_without_goods_refuses_one(feed):
+    order = feed.delivered_order()
+    ret = feed.app.request_return(
+        uuid4(), order.order_id, {"TEE-M": 1}, "changed_mind", [], "email", "exchange", {"TEE-L": 1}
+    )
+    receive(feed.app, ret)
+    [asked] = [
+        o.payload
+        for e in feed.app.events.get(ret.id)
+        for o in to_outbound(e)
+        if isinstance(o.payload, contract.ReplacementRequested)
+    ]
+    assert asked.kind == "exchange" and [(ln.sku, ln.qty) for ln in asked.lines] == [("TEE-L", 1)]
+    with pytest.raises(RuleBroken, match="not-as-described offers full refund: no reship"):
+        feed.app.request_return(
+            uuid4(), order.order_id, {"TEE-M": 1}, "not_as_described", [], "email", "reship"
+        )
+    with pytest.raises(RuleBroken, match="names what the customer gets instead"):
+        feed.app.request_return(
+            uuid4(), order.order_id, {"TEE-M": 1}, "changed_mind", [], "email", "exchange"
+        )
+
+
+def test_a_replacement_shipped_is_noted_on_its_return_ticket_and_its_trouble_on_the_order(feed):
+    order = feed.delivered_order()
+    ret = feed.app.request_return(
+        uuid4(), order.order_id, {"TEE-M": 1}, "damaged", [], "email", "reship"
+    )
+    replacement = receive(feed.app, ret).replacement
+    now = feed.app.clock.now()
+    feed.deliver(
+        ful.ShipmentDispatched(
+            shipment_id="shp-r1",
+            order_ids=[replacement],
+            warehouse="WH-BER",
+            carrier="DPD",
+            service="parcel",
+            tracking_number="DPD-9",
+            lines=[ful.ShipmentLine(order_id=replacement, sku="TEE-M", qty=1)],
+            promised_by=now + timedelta(days=2),
+            dispatched_at=now,
+            replaces={replacement: order.order_id},
+        )
+    )
+    ticket = feed.app.get_ticket(UUID(ret.ticket))
+    assert (
+        ticket.messages[-1]["body"]
+        == f"Replacement {replacement} shipped with DPD, tracking DPD-9."
+    )
+    feed.deliver(
+        ful.DeliveryFailed(
+            shipment_id="shp-r1",
+            order_ids=[replacement],
+            tracking_number="DPD-9",
+            attempt=1,
+            at=now,
+            replaces={replacement: order.order_id},
+        )
+    )
+    thread = feed.app.find(thread_id(order.customer_id, order.order_id, "delivery"), Thread)
+    assert thread is not None and thread.open_ticket is not None

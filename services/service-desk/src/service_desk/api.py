@@ -122,6 +122,10 @@ class ReturnIn(Body):
     reason: ReturnReason
     photos: list[Photo] = Field(default_factory=list, max_length=10, description="references")
     channel: Literal["chat", "phone", "email", "marketplace"] = "email"
+    resolution: Literal["refund", "reship", "exchange"] = Field(
+        "refund", description="money back, the same items again, or others (exchange_for)"
+    )
+    exchange_for: list[ReturnLineIn] = Field(default_factory=list, max_length=100)
 
 
 class ReceivedLineIn(Body):
@@ -227,6 +231,8 @@ class ReturnOut(BaseModel):
     refused: dict[str, str] | None
     received: list[dict[str, Any]] | None
     refund_amount: str | None
+    resolution: str
+    replacement_id: str | None
 
     @classmethod
     def of(cls, r: Return) -> ReturnOut:
@@ -242,6 +248,8 @@ class ReturnOut(BaseModel):
             refused=r.refused,
             received=r.received,
             refund_amount=r.refund_amount,
+            resolution=r.resolution,
+            replacement_id=r.replacement,
         )
 
 
@@ -430,8 +438,18 @@ def router() -> APIRouter:
         lines: dict[str, int] = {}
         for line in body.lines:
             lines[line.sku] = lines.get(line.sku, 0) + line.qty
+        instead: dict[str, int] = {}
+        for line in body.exchange_for:
+            instead[line.sku] = instead.get(line.sku, 0) + line.qty
         found = app(request).request_return(
-            uuid4(), body.order_id, lines, body.reason, body.photos, body.channel
+            uuid4(),
+            body.order_id,
+            lines,
+            body.reason,
+            body.photos,
+            body.channel,
+            body.resolution,
+            instead,
         )
         return ReturnOut.of(found)
 

@@ -104,6 +104,19 @@ class DeskApplication(ServiceApplication):
             text = f"A refund of {amount} was issued on order {order_id} (refund {refund_id})."
             self.ticket_from_event(uow, order_id, "refund", f"refund:{refund_id}", text)
 
+    def replacement_shipped(
+        self, uow: UnitOfWork, order_id: str, replacement: str, carrier: str, tracking: str
+    ) -> None:
+        """A re-ship or exchange left the warehouse: noted on its return's ticket."""
+        record = self._order_record(uow, order_id)
+        ticket_id = record.replacements.get(replacement)
+        if ticket_id is None:
+            return
+        ticket = uow.get(UUID(ticket_id), Ticket)
+        if ticket is not None and ticket.status != "resolved":
+            text = f"Replacement {replacement} shipped with {carrier}, tracking {tracking}."
+            ticket.note(f"replacement:{replacement}:shipped", text, self.clock.now())
+
     # -- tickets from events -----------------------------------------------------------------
 
     def ticket_from_event(
@@ -289,9 +302,21 @@ class DeskApplication(ServiceApplication):
         reason: str,
         photos: list[str],
         channel: str,
+        resolution: str = "refund",
+        exchange_for: dict[str, int] | None = None,
     ) -> Return:
         """Authorised within the window under the reason's compensation standard, or
-        refused with the rule; either way on the customer's return ticket."""
+        refused with the rule; either way on the customer's return ticket. `resolution`:
+        money back (refund), the same items again (reship) or others (exchange), as far
+        as the standard offers goods instead of money."""
+        standard = self.rules.standard_for(reason)
+        if resolution != "refund" and not standard.replacement:
+            raise RuleBroken(
+                "resolution", f"{standard.id} offers {standard.offer}: no {resolution}"
+            )
+        if resolution == "exchange" and not exchange_for:
+            raise RuleBroken("exchange_for", "an exchange names what the customer gets instead")
+        replacement_lines = (exchange_for or {}) if resolution == "exchange" else dict(lines)
 
         def act(uow: UnitOfWork) -> Return:
             record = uow.get(order_key(order_id), OrderRecord)
@@ -316,6 +341,8 @@ class DeskApplication(ServiceApplication):
                 lines=lines,
                 reason=reason,
                 photos=photos,
+                resolution=resolution,
+                replacement_lines=replacement_lines if resolution != "refund" else {},
                 at=now,
             )
             uow.add(found)
@@ -324,7 +351,6 @@ class DeskApplication(ServiceApplication):
                 found.refuse(*refused, now)
                 text = f"Return {return_id} of {summary} refused ({refused[0]}): {refused[1]}."
             else:
-                standard = self.rules.standard_for(reason)
                 found.authorize(standard.id, standard.offer, now)
                 record.count_returned(lines)
                 text = (
@@ -354,6 +380,8 @@ class DeskApplication(ServiceApplication):
                 )
             now = self.clock.now()
             if found.receive(received, refund, now):
+                if found.replacement is not None:
+                    record.replacement(found.replacement, found.ticket)
                 ticket = uow.get(UUID(found.ticket), Ticket)
                 if ticket is not None and ticket.status != "resolved":
                     kept = ", ".join(
@@ -373,7 +401,7 @@ class DeskApplication(ServiceApplication):
 
     def _refund(self, found: Return, record: OrderRecord, lines: list[dict[str, Any]]) -> Decimal:
         standard = self.rules.standard_for(found.reason)
-        if not standard.refund:
+        if not standard.refund or found.resolution != "refund":
             return Decimal("0.00")
         paid_for = [
             ln for ln in lines if ln["condition"] == "resellable" or standard.refund_damaged

@@ -37,6 +37,10 @@ def order_key(order_id: str) -> UUID:
     return uuid5(NAMESPACE, f"order:{order_id}")
 
 
+def replacement_id(return_id: UUID) -> str:
+    return str(uuid5(NAMESPACE, f"replacement:{return_id}"))
+
+
 class TicketNotFound(DomainError):
     def __init__(self, ticket: UUID | str) -> None:
         super().__init__(f"ticket {ticket} not found")
@@ -460,6 +464,7 @@ class OrderRecord(CheapCopy, Aggregate):
         self.warehouses: dict[str, str] = {}  # sku -> warehouse it shipped from
         self.returned: dict[str, int] = {}  # sku -> units in authorised returns
         self.deferred: list[dict[str, Any]] = []  # tickets waiting for the placement
+        self.replacements: dict[str, str] = {}  # replacement id -> its return's ticket
 
     def record_placed(
         self, customer_id: str, lines: dict[str, list[str | int]], total: Decimal, at: datetime
@@ -543,6 +548,14 @@ class OrderRecord(CheapCopy, Aggregate):
             sku: self.returned.get(sku, 0) + lines.get(sku, 0) for sku in {*self.returned, *lines}
         }
 
+    def replacement(self, replacement: str, ticket: str) -> None:
+        if replacement not in self.replacements:
+            self._replacement(replacement=replacement, ticket=ticket)
+
+    @event("ReplacementRecorded")
+    def _replacement(self, replacement: str, ticket: str) -> None:
+        self.replacements = {**self.replacements, replacement: ticket}
+
     def unit_price(self, sku: str) -> Decimal:
         return _money(self.lines[sku][1])
 
@@ -608,10 +621,14 @@ class Return(CheapCopy, Aggregate):
         lines: dict[str, int],
         reason: str,
         photos: list[str],
+        resolution: str,
+        replacement_lines: dict[str, int],
         at: datetime,
     ) -> None:
         self.order_id, self.ticket, self.customer_id = order_id, ticket, customer_id
         self.lines, self.reason, self.photos = lines, reason, photos
+        self.resolution = resolution  # refund, reship or exchange
+        self.replacement_lines = replacement_lines
         self.requested_at = at
         self.status = "requested"
         self.standard: str | None = None
@@ -619,6 +636,7 @@ class Return(CheapCopy, Aggregate):
         self.refused: dict[str, str] | None = None
         self.received: list[dict[str, Any]] | None = None
         self.refund_amount: str | None = None
+        self.replacement: str | None = None
 
     # The later events repeat the order, ticket, lines and reason: each is published on
     # its own (translation.py), and a message must say which order and ticket it is about.
@@ -681,7 +699,29 @@ class Return(CheapCopy, Aggregate):
                 )
         about = {"order_id": self.order_id, "ticket": self.ticket}
         self._received(**about, lines=lines, refund_amount=str(_money(refund)), at=at)
+        if self.resolution != "refund":
+            self._replacement_requested(
+                **about,
+                replacement=replacement_id(self.id),
+                customer_id=self.customer_id,
+                kind=self.resolution,
+                lines=self.replacement_lines,
+                at=at,
+            )
         return True
+
+    @event("ReplacementRequested")
+    def _replacement_requested(
+        self,
+        order_id: str,
+        ticket: str,
+        replacement: str,
+        customer_id: str,
+        kind: str,
+        lines: dict[str, int],
+        at: datetime,
+    ) -> None:
+        self.replacement = replacement
 
     @event("Received")
     def _received(

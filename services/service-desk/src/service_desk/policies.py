@@ -113,6 +113,10 @@ def refund_issued(app: DeskApplication) -> Handler:
 def shipment_dispatched(app: DeskApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: ShipmentDispatched, uow: UnitOfWork) -> None:
         for order_id in event.order_ids:
+            if order_id in event.replaces:  # a re-ship or exchange, no order
+                original, tracking = event.replaces[order_id], event.tracking_number
+                app.replacement_shipped(uow, original, order_id, event.carrier, tracking)
+                continue
             warehouses = {ln.sku: event.warehouse for ln in event.lines if ln.order_id == order_id}
             app.order_shipped(uow, order_id, event.carrier, event.tracking_number, warehouses)
 
@@ -122,12 +126,13 @@ def shipment_dispatched(app: DeskApplication) -> Handler:
 def shipment_delayed(app: DeskApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: ShipmentDelayed, uow: UnitOfWork) -> None:
         last = event.last_milestone or "none yet"
-        for order_id in event.order_ids:
+        for shipped in event.order_ids:
+            order_id = event.replaces.get(shipped, shipped)  # a replacement: its order
             text = (
                 f"Shipment {event.shipment_id} of order {order_id} is late: promised by "
                 f"{event.promised_by.isoformat(timespec='minutes')}, last milestone {last}."
             )
-            source = f"delayed:{event.shipment_id}:{order_id}"
+            source = f"delayed:{event.shipment_id}:{shipped}"
             app.ticket_from_event(uow, order_id, "delivery", source, text)
 
     return handle
@@ -136,12 +141,13 @@ def shipment_delayed(app: DeskApplication) -> Handler:
 def delivery_failed(app: DeskApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: DeliveryFailed, uow: UnitOfWork) -> None:
         where = f" at {event.place}" if event.place else ""
-        for order_id in event.order_ids:
+        for shipped in event.order_ids:
+            order_id = event.replaces.get(shipped, shipped)  # a replacement: its order
             text = (
                 f"Delivery attempt {event.attempt} of shipment {event.shipment_id} "
                 f"(tracking {event.tracking_number}) failed{where}."
             )
-            source = f"delivery-failed:{event.shipment_id}:{event.attempt}:{order_id}"
+            source = f"delivery-failed:{event.shipment_id}:{event.attempt}:{shipped}"
             app.ticket_from_event(uow, order_id, "delivery", source, text)
 
     return handle

@@ -151,6 +151,9 @@ class Compensation(_Rules):
     offer: str = Field(min_length=1, max_length=200)
     refund: bool = Field(description="received units are refunded at their price")
     refund_damaged: bool = Field(True, description="... also those that come back damaged")
+    replacement: bool = Field(
+        False, description="goods instead of money may be asked: a re-ship or an exchange"
+    )
 
 
 def _compensations() -> tuple[Compensation, ...]:
@@ -160,12 +163,14 @@ def _compensations() -> tuple[Compensation, ...]:
             reason="damaged",
             offer="re-ship or full refund, the customer's choice",
             refund=True,
+            replacement=True,
         ),
         Compensation(
             id="wrong-item",
             reason="wrong_item",
             offer="the right item re-shipped, or a full refund",
             refund=True,
+            replacement=True,
         ),
         Compensation(
             id="not-as-described",
@@ -176,9 +181,10 @@ def _compensations() -> tuple[Compensation, ...]:
         Compensation(
             id="changed-mind",
             reason="changed_mind",
-            offer="refund of the returned items in resellable condition",
+            offer="refund of the returned items in resellable condition, or an exchange",
             refund=True,
             refund_damaged=False,
+            replacement=True,
         ),
     )
 

@@ -110,6 +110,17 @@ def _return_payload(e: Any) -> Any:
             detail=e.detail,
             refused_at=e.at,
         )
+    if kind is Return.ReplacementRequested:
+        return contract.ReplacementRequested(
+            replacement_id=e.replacement,
+            return_id=ret,
+            ticket_id=e.ticket,
+            order_id=e.order_id,
+            customer_id=e.customer_id,
+            kind=e.kind,
+            lines=[contract.ReturnLine(sku=s, qty=q) for s, q in e.lines.items()],
+            requested_at=e.at,
+        )
     if kind is Return.Received:
         return contract.ReturnReceived(
             return_id=ret,
