@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from shopfloor_runtime.clock import Clock
 from shopfloor_runtime.edge import UnitOfWork, command
 from shopfloor_runtime.errors import RuleBroken
@@ -505,12 +506,12 @@ class DeskApplication(ServiceApplication):
         return found
 
 
-A = TypeVar("A")
+A = TypeVar("A", bound=Aggregate)
 
 
 def _load(uow: UnitOfWork, aggregate_id: UUID, kind: type[A], likely_new: bool) -> A | None:
     """`likely_new`: the message normally creates it (an order's placement, a thread's
     first event), so the first try does not look (`UnitOfWork.get_new`); if it exists
     after all, the save conflicts and the careful retry finds it."""
-    found = uow.get_new(aggregate_id) if likely_new else uow.get(aggregate_id, kind)  # type: ignore[arg-type]
+    found = uow.get_new(aggregate_id) if likely_new else uow.get(aggregate_id, kind)
     return found if found is None or isinstance(found, kind) else None
