@@ -56,6 +56,7 @@ def test_a_shipment_through_its_whole_life_on_copies():
         warehouses=[],
         carriers=[],
         allocated_at=NOW,
+        replaces=None,  # eventsourcing asks for every keyword-only argument
     )
     recipient = {
         "name": "Ada",

@@ -13,6 +13,7 @@ a wave, so the one decision is fulfilment's and inventory only ever carries it o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -52,6 +53,9 @@ T = TypeVar("T")
 
 class PackRefused(Refused):
     """The pack check failed; the shipment is flagged for a supervisor."""
+
+
+log = logging.getLogger(__name__)
 
 
 class FulfilmentApplication(ServiceApplication):
@@ -100,6 +104,28 @@ class FulfilmentApplication(ServiceApplication):
             return
         for shipment in file.shipments:
             self._pull(uow, UUID(shipment), order_id, "cancelled")
+
+    def replacement_requested(
+        self,
+        uow: UnitOfWork,
+        replacement: str,
+        order_id: str,
+        lines: list[dict[str, Any]],
+        at: datetime,
+    ) -> None:
+        """A re-ship or exchange: shipped like an order to the original order's customer
+        and address once inventory holds its lines (StockReserved names the replacement
+        id). It is never merged with other orders (no address fingerprint)."""
+        original = uow.get(file_id(order_id), OrderFile)
+        if original is None or original.placed is None:
+            log.warning(
+                "replacement %s: order %s unknown here, nothing shipped", replacement, order_id
+            )
+            return
+        placed = {**original.placed, "lines": lines, "value": "0.00", "fingerprint": None}
+        file = self._file(uow, replacement)
+        file.record_replacement(order_id, placed, original.recipient, at)
+        self._allocate(uow, file)
 
     def order_held(self, uow: UnitOfWork, order_id: str, exception_id: str) -> None:
         """Risk holds the order: it leaves every shipment (lane, wave) that has not been
@@ -237,6 +263,7 @@ class FulfilmentApplication(ServiceApplication):
             warehouses=ranked,
             carriers=[{**c, "cost": str(c["cost"])} for c in carriers],
             allocated_at=now,
+            replaces={file.order_id: file.replaces} if file.replaces else None,
         )
         uow.add(shipment)
         self._take_capacity(uow, warehouse, now, self.rules.shard_of(file.order_id), str(sid))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from shopfloor_contracts.topics import INVENTORY, ORDERS, ORDERS_PRIVATE
+from shopfloor_contracts.topics import INVENTORY, ORDERS, ORDERS_PRIVATE, SERVICE_DESK
 from shopfloor_runtime.edge import Handlers, Translate
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.registry import ServiceSpec
@@ -69,7 +69,7 @@ class FulfilmentService(Service[Settings, FulfilmentApplication]):
         "orders.v1, orders.private.v1 and inventory.v1; publishes fulfilment.v1."
     )
     settings_type = Settings
-    consumes = (ORDERS, ORDERS_PRIVATE, INVENTORY)
+    consumes = (ORDERS, ORDERS_PRIVATE, INVENTORY, SERVICE_DESK)
     errors = api.ERRORS
     _ticks = 0  # wave ticks so far
 

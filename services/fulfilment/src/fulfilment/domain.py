@@ -111,6 +111,7 @@ class OrderFile(CheapCopy, Aggregate):
         self.confirmed_at: datetime | None = None
         self.cancelled = False
         self.hold: str | None = None  # the risk exception holding it, while held
+        self.replaces: str | None = None  # a service desk replacement: the order it replaces
         self.shipments: list[str] = []  # current shipment ids (several when split)
         self.refused: dict[str, str] = {}  # warehouse -> inventory's refusal
         self.attempts = 0
@@ -167,6 +168,27 @@ class OrderFile(CheapCopy, Aggregate):
     @event("Cancelled")
     def _cancelled(self, order_id: str) -> None:
         self.cancelled = True
+
+    def record_replacement(
+        self,
+        original: str,
+        placed: dict[str, Any],
+        recipient: dict[str, Any] | None,
+        at: datetime,
+    ) -> None:
+        """A re-ship or exchange the service desk asked for: the original order's
+        customer and destination, other lines, nothing to pay, confirmed at once (it
+        waits only for inventory's reservation)."""
+        if self.replaces is None:
+            self._replacement(original=original)
+            self.record_placed(**placed)
+            if recipient is not None:
+                self.record_recipient(recipient)
+            self.record_confirmed(at)
+
+    @event("ReplacementOf")
+    def _replacement(self, original: str) -> None:
+        self.replaces = original
 
     def record_held(self, exception_id: str) -> bool:
         """Risk holds the order; True if it was not held before (so it must be pulled)."""
@@ -320,8 +342,11 @@ class Shipment(CheapCopy, Aggregate):
         warehouses: list[dict[str, Any]],
         carriers: list[dict[str, Any]],
         allocated_at: datetime,
+        replaces: dict[str, str] | None = None,  # eventsourcing: pass it (keyword-only)
     ) -> None:
         self.first_order_id, self.customer_id = first_order_id, customer_id
+        # replacement id -> the order it replaces goods of (older events: none)
+        self.replaces: dict[str, str] = replaces or {}
         self.fingerprint, self.warehouse, self.zone = fingerprint, warehouse, zone
         self.carrier, self.service, self.service_level = carrier, service, service_level
         self.promised_by, self.allocated_at = promised_by, allocated_at
@@ -537,6 +562,7 @@ class Shipment(CheapCopy, Aggregate):
         tracking = tracking_number(self.carrier, self.id)
         self._packed(order_ids=self.order_ids, weight_grams=measured_grams, at=at)
         self._dispatched(
+            replaces=self.replaces,
             order_ids=self.order_ids,
             warehouse=self.warehouse,
             carrier=self.carrier,
@@ -577,6 +603,7 @@ class Shipment(CheapCopy, Aggregate):
         promised_by: datetime,
         label: dict[str, Any],
         at: datetime,
+        replaces: dict[str, str] | None = None,  # added with replacements
     ) -> None:
         self.status, self.tracking_number, self.dispatched_at = "dispatched", tracking_number, at
         self.label = label
@@ -601,6 +628,7 @@ class Shipment(CheapCopy, Aggregate):
         if rank <= current and not (retry or (milestone == "failed" and rank == current)):
             return False
         self._tracked(
+            replaces=self.replaces,
             milestone=milestone,
             at=at,
             place=place,
@@ -609,6 +637,7 @@ class Shipment(CheapCopy, Aggregate):
         )
         if milestone == "failed":
             self._delivery_failed(
+                replaces=self.replaces,
                 order_ids=self.order_ids,
                 tracking_number=self.tracking_number,
                 place=place,
@@ -625,6 +654,7 @@ class Shipment(CheapCopy, Aggregate):
         place: str | None,
         order_ids: list[str],
         tracking_number: str,
+        replaces: dict[str, str] | None = None,  # added with replacements
     ) -> None:
         self.tracking = [*self.tracking, {"milestone": milestone, "at": at, "place": place}]
         self.milestone = milestone
@@ -638,6 +668,7 @@ class Shipment(CheapCopy, Aggregate):
         place: str | None,
         attempt: int,
         at: datetime,
+        replaces: dict[str, str] | None = None,  # added with replacements
     ) -> None:
         self.failed_attempts = attempt
 
@@ -646,6 +677,7 @@ class Shipment(CheapCopy, Aggregate):
         if self.delayed or self.status in DONE or now <= self.promised_by:
             return False
         self._delayed(
+            replaces=self.replaces,
             order_ids=self.order_ids,
             promised_by=self.promised_by,
             last_milestone=self.milestone,
@@ -655,7 +687,12 @@ class Shipment(CheapCopy, Aggregate):
 
     @event("Delayed")
     def _delayed(
-        self, order_ids: list[str], promised_by: datetime, last_milestone: str | None, at: datetime
+        self,
+        order_ids: list[str],
+        promised_by: datetime,
+        last_milestone: str | None,
+        at: datetime,
+        replaces: dict[str, str] | None = None,  # added with replacements
     ) -> None:
         self.delayed = True
 

@@ -14,6 +14,7 @@ from shopfloor_contracts.orders import (
     OrderReleased,
 )
 from shopfloor_contracts.orders_private import OrderRecipientRecorded
+from shopfloor_contracts.service_desk import ReplacementRequested
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from fulfilment.application import FulfilmentApplication
@@ -32,6 +33,7 @@ def handlers(app: FulfilmentApplication) -> Handlers:
         OrderReleased: order_released(app),
         ReservationMoved: reservation_moved(app),
         ReservationMoveRefused: reservation_move_refused(app),
+        ReplacementRequested: replacement_requested(app),
     }
 
 
@@ -111,6 +113,16 @@ def reservation_move_refused(app: FulfilmentApplication) -> Handler:
         )
         app.reservation_move_refused(
             uow, event.order_id, event.shipment_id, event.warehouse, f"not enough stock: {short}"
+        )
+
+    return handle
+
+
+def replacement_requested(app: FulfilmentApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ReplacementRequested, uow: UnitOfWork) -> None:
+        lines = [{"sku": ln.sku, "qty": ln.qty} for ln in event.lines]
+        app.replacement_requested(
+            uow, event.replacement_id, event.order_id, lines, event.requested_at
         )
 
     return handle

@@ -73,7 +73,14 @@ def _allocated(e: Any) -> contract.ShipmentAllocated:
         warehouses=_warehouses(e.warehouses),
         carriers=_carriers(e.carriers),
         allocated_at=e.allocated_at,
+        replaces=_replaces(e),
     )
+
+
+def _replaces(e: Any) -> dict[str, str]:
+    """Replacement ids among the event's orders (events stored before there were
+    replacements have no `replaces`)."""
+    return dict(getattr(e, "replaces", None) or {})
 
 
 def to_contract(e: Any) -> tuple[str, BaseModel] | None:
@@ -199,6 +206,7 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
             lines=_lines(e.lines),
             promised_by=e.promised_by,
             dispatched_at=e.at,
+            replaces=_replaces(e),
         ),
     ),
     Shipment.Tracked: lambda e: (
@@ -210,6 +218,7 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
             milestone=e.milestone,
             place=e.place,
             at=e.at,
+            replaces=_replaces(e),
         ),
     ),
     Shipment.DeliveryFailed: lambda e: (
@@ -221,6 +230,7 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
             place=e.place,
             attempt=e.attempt,
             at=e.at,
+            replaces=_replaces(e),
         ),
     ),
     Shipment.Delayed: lambda e: (
@@ -231,6 +241,7 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
             promised_by=e.promised_by,
             last_milestone=e.last_milestone,
             detected_at=e.at,
+            replaces=_replaces(e),
         ),
     ),
 }
