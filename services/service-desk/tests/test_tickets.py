@@ -8,7 +8,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from service_desk.domain import Refused, Thread, Ticket, thread_id
+from service_desk.domain import OrderRecord, Refused, Thread, Ticket, order_key, thread_id
 from shopfloor_runtime.errors import RuleBroken
 
 
@@ -254,3 +254,10 @@ def test_resolution_time_leaves_out_the_wait_for_the_customer(feed, clock):
     app.resolve_ticket(ticket.id, "ana", "sorted")
     [resolved] = [e for e in app.events.get(ticket.id) if type(e) is Ticket.Resolved]
     assert resolved.resolution_s == 15 * 60 and not resolved.breached
+
+
+def test_an_orders_status_never_goes_back_when_the_topics_interleave(feed):
+    order = feed.dispatched(feed.placed(feed.order("cust-late-confirm")))
+    feed.paid(order)  # orders.v1 behind fulfilment.v1
+    record = feed.app.find(order_key(order.order_id), OrderRecord, fresh=True)
+    assert record.status == "shipped"

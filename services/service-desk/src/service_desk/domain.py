@@ -19,6 +19,17 @@ from service_desk.rules import LEVELS, DeskRules
 
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:shopfloor:service-desk")
 OPEN, WAITING, RESOLVED = "open", "waiting_customer", "resolved"
+#: an order's statuses in the order they come; cancelled can follow any open one
+STATUS_RANK = {
+    "unknown": 0,
+    "awaiting_payment": 1,
+    "paid": 2,
+    "confirmed": 3,
+    "shipped": 4,
+    "delivered": 5,
+    "completed": 6,
+    "cancelled": 7,
+}
 
 
 def thread_id(customer: str, order_id: str | None, kind: str) -> UUID:
@@ -485,7 +496,9 @@ class OrderRecord(CheapCopy, Aggregate):
         self.deferred = []
 
     def record_status(self, status: str) -> None:
-        if status != self.status:
+        """Statuses only move forward: the topics interleave (a dispatch on
+        fulfilment.v1 can arrive before the confirmation on orders.v1)."""
+        if STATUS_RANK.get(status, 0) > STATUS_RANK.get(self.status, 0):
             self._status(status=status)
 
     @event("StatusChanged")
@@ -529,7 +542,9 @@ class OrderRecord(CheapCopy, Aggregate):
 
     @event("Delivered")
     def _delivered(self, at: datetime) -> None:
-        self.delivered_at, self.status = at, "delivered"
+        self.delivered_at = at
+        if STATUS_RANK.get(self.status, 0) < STATUS_RANK["delivered"]:
+            self.status = "delivered"
 
     def defer(self, ticket: dict[str, Any]) -> None:
         if all(d["source"] != ticket["source"] for d in self.deferred):
