@@ -137,6 +137,18 @@ class RefundIssued(Strict):
     fully_refunded: bool
 
 
+class RefundRefused(Strict):
+    """A refund another service asked for (the service desk, for a received return) that
+    the order service did not issue: it was more than is left to refund. Nothing was
+    refunded; the same request again is not decided again."""
+
+    order_id: str
+    refund_id: str = Field(description='the refund asked for, e.g. "return:<return id>"')
+    amount: Money = Field(description="what was asked")
+    refundable: Money = Field(description="paid and not yet refunded when it was refused")
+    reason: Literal["exceeds_refundable", "not_paid"]
+
+
 class ShippedLine(Strict):
     sku: str
     qty: int = Field(gt=0)

@@ -55,6 +55,7 @@ _SPECS = [
             orders.OrderReleased,
             orders.OrderCancelled,
             orders.RefundIssued,
+            orders.RefundRefused,
             orders.OrderShipped,
             orders.OrderDelivered,
             orders.OrderCompleted,

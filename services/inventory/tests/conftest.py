@@ -1,5 +1,6 @@
-"""Fixtures for the inventory service's tests: an order feed that delivers `orders.v1`
-and `fulfilment.v1` events to inventory's handlers the way the tracked consumer does,
+"""Fixtures for the inventory service's tests: an order feed that delivers `orders.v1`,
+`fulfilment.v1` and `service-desk.v1` events to inventory's handlers the way the tracked
+consumer does,
 the application on the in-memory store, and the service. Clock, ids, stores and the
 client come from shopfloor_runtime.testing."""
 
@@ -24,6 +25,7 @@ from shopfloor_contracts.fulfilment import (
 )
 from shopfloor_contracts.orders import Destination, OrderCancelled, OrderLine, OrderPlaced
 from shopfloor_contracts.registry import EVENTS
+from shopfloor_contracts.service_desk import ReceivedLine, ReturnReceived
 from shopfloor_contracts.topics import TOPICS
 from shopfloor_runtime.applier import by_event_type
 from shopfloor_runtime.clock import ManualClock
@@ -127,6 +129,17 @@ class OrderFeed:
             warehouses=[WarehouseCandidate(warehouse=warehouse, rank=1, chosen=True)],
             carriers=[],
             allocated_at=now,
+        )
+
+    def returned(self, order_id: str, *lines: ReceivedLine, refund: str = "0.00") -> ReturnReceived:
+        """The service desk's word that the warehouse received a return of the order."""
+        return ReturnReceived(
+            return_id=fresh("return"),
+            ticket_id=fresh("ticket"),
+            order_id=order_id,
+            lines=list(lines),
+            refund_amount=Decimal(refund),
+            received_at=self.app.clock.now(),
         )
 
     # -- delivering ---------------------------------------------------------------------

@@ -867,7 +867,7 @@ def step(rng: random.Random, item: Sku, model: Model, clock: ManualClock, n: int
     now = clock.now()
     op = rng.choice(
         ["receive", "adjust", "transfer", "arrive", "reserve", "reserve", "reserve"]
-        + ["release", "commit", "move", "move", "policy", "tick"]
+        + ["release", "commit", "move", "move", "policy", "tick", "return"]
     )
     if op == "receive":
         code, qty = rng.choice(warehouses), rng.randint(1, 6)
@@ -949,6 +949,13 @@ def step(rng: random.Random, item: Sku, model: Model, clock: ManualClock, n: int
         )
     elif op == "tick":
         clock.advance(timedelta(hours=rng.randint(1, 72)))
+    elif op == "return":  # resellable units go back on hand (presale first); damaged do not
+        code, qty = rng.choice(warehouses), rng.randint(1, 2)
+        if rng.random() < 0.5:
+            item.accept_return(code, qty, [], f"o{n}", now, f"r{n}", f"event-{n}")
+            model.on_hand[code] += qty
+        else:
+            item.set_aside_damaged(code, qty, [], f"o{n}", f"r{n}", f"event-{n}")
 
 
 @pytest.mark.parametrize("seed", [1, 7, 2026])
@@ -970,6 +977,7 @@ def test_on_hand_is_available_plus_reserved_in_every_warehouse_after_every_step(
     assert alerts["Reserved"] > 100 and alerts["Committed"] > 30 and alerts["Released"] > 30
     assert alerts["LowStockDetected"] > 5 and alerts["Transferred"] > 30
     assert alerts["HoldMoved"] > 20 and model.refusals["move"] > 20  # both ways, often
+    assert alerts["Returned"] > 20 and alerts["ReturnedDamaged"] > 20
     # the walk must have met both kinds of refusal often enough to mean something
     assert min(model.refusals["insufficient_stock"], model.refusals["purchase_limit"]) >= 5
     # alerts alternate with recoveries, and each alert carries a suggestion

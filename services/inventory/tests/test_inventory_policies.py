@@ -16,6 +16,7 @@ from inventory.policies import handlers
 from shopfloor_contracts import inventory as contract
 from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
 from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
+from shopfloor_contracts.service_desk import ReturnReceived
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -54,13 +55,14 @@ def stored(app: InventoryApplication, aggregate_id: UUID) -> list[Any]:
 # -- placing ---------------------------------------------------------------------------
 
 
-def test_the_handlers_cover_exactly_the_order_and_shipment_events_inventory_reacts_to(app):
+def test_the_handlers_cover_exactly_the_events_inventory_reacts_to(app):
     # OrderShipped is not among them: stock is committed on fulfilment's dispatch
     assert set(handlers(app)) == {
         OrderPlaced,
         OrderCancelled,
         ShipmentAllocated,
         ShipmentDispatched,
+        ReturnReceived,
     }
 
 

@@ -475,6 +475,47 @@ def test_an_unpaid_order_cannot_be_refunded():
         place().refund("r-1", Decimal("1"), "goodwill")
 
 
+def test_a_return_is_refunded_once_under_its_return_refund_id():
+    order = paid_order()  # 25.00
+
+    assert order.refund_return("ret-1", Decimal("10"), "event-1") == "issued"
+    assert order.refund_return("ret-1", Decimal("10"), "event-2") == "repeat"
+
+    assert order.refunds == {"return:ret-1": Decimal("10.00")}
+    assert [e.caused_by for e in order.collect_events() if type(e).__name__ == "Refunded"] == [
+        "event-1"
+    ]
+
+
+def test_a_return_asking_more_than_is_left_is_refused_once_and_refunds_nothing():
+    order = paid_order()
+    order.refund("r-1", Decimal("20"), "goodwill")
+    order.collect_events()
+
+    assert order.refund_return("ret-1", Decimal("5.01"), "event-1") == "refused"
+    assert order.refund("r-2", Decimal("5"), "the rest")  # the refusal took nothing
+    assert order.refund_return("ret-1", Decimal("0.01"), "event-2") == "repeat"
+
+    assert order.refunded_total == Decimal("25.00")
+    assert order.refused_refunds == {"return:ret-1": Decimal("5.01")}
+    [refused, _] = order.collect_events()
+    assert (refused.refund_id, refused.amount, refused.refundable, refused.reason) == (
+        "return:ret-1",
+        Decimal("5.01"),
+        Decimal("5.00"),
+        "exceeds_refundable",
+    )
+
+
+def test_a_return_on_an_unpaid_order_is_refused_as_not_paid():
+    order = place()
+
+    assert order.refund_return("ret-1", Decimal("1"), "event-1") == "refused"
+
+    [*_, refused] = order.collect_events()
+    assert (refused.refundable, refused.reason) == (Decimal("0.00"), "not_paid")
+
+
 # -- checks, shipping, reservations -------------------------------------------------
 
 
@@ -664,11 +705,14 @@ def test_every_command_on_a_cached_copy_leaves_the_cached_order_untouched():
         lambda o: o.refund("refund-1", Decimal("5.00"), "damaged"),
         lambda o: ship(o, now),
         lambda o: o.deliver(now, timedelta(days=7), "event-2"),
+        lambda o: o.refund_return("ret-1", Decimal("3.00"), "event-3"),
+        lambda o: o.refund_return("ret-2", o.total, "event-4"),  # refused: too much
         lambda o: o.complete(now + timedelta(days=7)),
     ]
     for act in steps:
         order = copy_isolates(order, act)
-    assert order.status == "completed" and order.refunded_total == Decimal("5.00")
+    assert order.status == "completed" and order.refunded_total == Decimal("8.00")
+    assert order.refused_refunds == {"return:ret-2": order.total}
     assert replayed(order).__dict__ == {**order.__dict__, "_pending_events": []}
 
 

@@ -27,6 +27,7 @@ from shopfloor_contracts.inventory import (
     StockReserved,
 )
 from shopfloor_contracts.risk import HoldReleased, OrderAssessed, OrderCancellationRequested
+from shopfloor_contracts.service_desk import ReturnReceived
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.testing import fresh
 
@@ -199,7 +200,7 @@ def test_an_event_for_an_unknown_order_is_refused(deliver, make, sku):
         deliver(make(uuid4(), sku))
 
 
-def test_the_handlers_cover_every_inventory_fulfilment_and_risk_event_the_service_reads(app):
+def test_the_handlers_cover_every_event_the_service_reads_from_the_other_services(app):
     assert set(policies.handlers(app)) == {
         StockReserved,
         ReservationRejected,
@@ -208,6 +209,7 @@ def test_the_handlers_cover_every_inventory_fulfilment_and_risk_event_the_servic
         OrderAssessed,
         HoldReleased,
         OrderCancellationRequested,
+        ReturnReceived,
     }
 
 

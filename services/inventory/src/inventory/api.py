@@ -21,6 +21,7 @@ from inventory.application import InventoryApplication
 from inventory.domain import (
     InvalidStock,
     ReservationNotFound,
+    ReturnNotFound,
     SerialNotFound,
     Sku,
     UnknownSku,
@@ -138,6 +139,16 @@ class ReservationOut(BaseModel):
         description="where fulfilment ships it from, once every unit was moved there"
     )
     shipment_id: str | None
+
+
+class ReturnOut(BaseModel):
+    return_id: str
+    order_id: str
+    lines: list[dict[str, Any]] = Field(
+        description="as the warehouse inspected them: sku, qty, condition, warehouse, serials"
+    )
+    restocked: int = Field(description="resellable units put back on hand")
+    set_aside: int = Field(description="units that came back damaged: not on hand")
 
 
 def router() -> APIRouter:
@@ -268,6 +279,20 @@ def router() -> APIRouter:
             shipment_id=found.shipment_id,
         )
 
+    @api.get("/returns/{return_id}", response_model=ReturnOut, responses=error_responses(404, 422))
+    def get_return(return_id: Code, request: Request) -> ReturnOut:
+        """A customer return as inventory took it in (from the service desk's receipt)."""
+        found = app(request).find_return(return_id)
+        if found is None:
+            raise ReturnNotFound(return_id)
+        return ReturnOut(
+            return_id=found.return_id,
+            order_id=found.order_id,
+            lines=found.lines,
+            restocked=found.units(resellable=True),
+            set_aside=found.units(resellable=False),
+        )
+
     return api
 
 
@@ -277,4 +302,5 @@ ERRORS: ErrorTable = {
     UnknownTransfer: 404,
     SerialNotFound: 404,
     ReservationNotFound: 404,
+    ReturnNotFound: 404,
 }

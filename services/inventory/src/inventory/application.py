@@ -1,9 +1,10 @@
-"""Inventory use cases: commands for the API, and the reactions to orders that
-policies.py hands in with the consumer's unit of work."""
+"""Inventory use cases: commands for the API, and the reactions to orders, shipments
+and customer returns that policies.py hands in with the consumer's unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -12,13 +13,19 @@ from shopfloor_runtime.store import ServiceApplication
 
 from inventory.domain import (
     Reservation,
+    Return,
+    ReturnedLine,
     Sku,
     UnknownSku,
     decide,
     move,
     reservation_id,
+    return_key,
     sku_id,
+    take_back,
 )
+
+log = logging.getLogger(__name__)
 
 
 class InventoryApplication(ServiceApplication):
@@ -114,6 +121,39 @@ class InventoryApplication(ServiceApplication):
         for sku in reservation.skus:
             _sku(uow, sku).commit(order_id, now)
 
+    def take_back_return(
+        self,
+        uow: UnitOfWork,
+        return_id: str,
+        order_id: str,
+        lines: Sequence[ReturnedLine],
+        caused_by: str,
+    ) -> None:
+        """The service desk received a customer return: resellable units back on hand,
+        damaged ones set aside (see `take_back`), once per return id. Looked for first,
+        not assumed new: the same return may come again with positions the tracking has
+        not seen (re-published from a rebuilt store, a refilled topic)."""
+        if uow.get(return_key(return_id)) is not None:
+            return  # taken in already
+        items = {}
+        for sku in sorted({line.sku for line in lines}):
+            item = uow.get(sku_id(sku), Sku)
+            if item is None:
+                raise UnknownSku(sku)
+            items[sku] = item
+        uow.add(take_back(return_id, order_id, list(lines), items, self.clock.now(), caused_by))
+        for line in lines:
+            if not line.resellable:
+                log.warning(
+                    "return %s of order %s: %d x %s came back %s to %s; set aside, not on hand",
+                    return_id,
+                    order_id,
+                    line.qty,
+                    line.sku,
+                    line.condition,
+                    line.warehouse,
+                )
+
     # -- queries --------------------------------------------------------------------
 
     def find_sku(self, sku: str) -> Sku | None:
@@ -135,6 +175,9 @@ class InventoryApplication(ServiceApplication):
 
     def find_reservation(self, order_id: str) -> Reservation | None:
         return self.find(reservation_id(order_id), Reservation)
+
+    def find_return(self, return_id: str) -> Return | None:
+        return self.find(return_key(return_id), Return, fresh=True)
 
 
 def _sku(uow: UnitOfWork, sku: str) -> Sku:

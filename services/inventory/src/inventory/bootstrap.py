@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from shopfloor_contracts.topics import FULFILMENT, ORDERS
+from shopfloor_contracts.topics import FULFILMENT, ORDERS, SERVICE_DESK
 from shopfloor_runtime.edge import Handlers, Translate
 from shopfloor_runtime.projection import Projector
 from shopfloor_runtime.registry import ServiceSpec
@@ -22,10 +22,11 @@ class InventoryService(Service[Settings, InventoryApplication]):
     name = "inventory"
     description = (
         "Stock per SKU and warehouse; reservations that never oversell, held where "
-        "fulfilment ships from. Consumes orders.v1 and fulfilment.v1; publishes inventory.v1."
+        "fulfilment ships from; received returns back on hand once. Consumes orders.v1, "
+        "fulfilment.v1 and service-desk.v1; publishes inventory.v1."
     )
     settings_type = Settings
-    consumes = (ORDERS, FULFILMENT)
+    consumes = (ORDERS, FULFILMENT, SERVICE_DESK)
     errors = api.ERRORS
 
     def application(self, env: dict[str, str]) -> InventoryApplication:

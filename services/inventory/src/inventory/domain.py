@@ -33,6 +33,14 @@ def reservation_id(order_id: str) -> UUID:
     return uuid5(NAMESPACE, f"reservation:{order_id}")
 
 
+def return_key(return_id: str) -> UUID:
+    """Inventory's record of a customer return: one per return id (the service desk's)."""
+    return uuid5(NAMESPACE, f"return:{return_id}")
+
+
+RESELLABLE = "resellable"  # a returned unit's condition; any other ("damaged") is not sold
+
+
 class InvalidStock(RuleBroken):
     """Well-formed input that breaks a stock rule (HTTP 422)."""
 
@@ -55,6 +63,11 @@ class SerialNotFound(DomainError):
 class ReservationNotFound(DomainError):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"no reservation decision for order {order_id!r} (yet)")
+
+
+class ReturnNotFound(DomainError):
+    def __init__(self, return_id: str) -> None:
+        super().__init__(f"return {return_id!r} has not been received (yet)")
 
 
 @dataclass(frozen=True)
@@ -171,9 +184,32 @@ class Sku(CheapCopy, Aggregate):
         self.known_serials.update(dict.fromkeys(serials, warehouse))
 
     def accept_return(
-        self, warehouse: str, qty: int, serials: list[str], order_id: str | None, now: datetime
+        self,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        order_id: str | None,
+        now: datetime,
+        return_id: str | None = None,
+        caused_by: str | None = None,
     ) -> None:
         """Units a customer sent back go on hand again (serialized ones by serial)."""
+        self._check_coming_back(qty, serials)
+        self._returned(
+            sku=self.sku,
+            warehouse=warehouse,
+            qty=qty,
+            serials=serials,
+            order_id=order_id,
+            return_id=return_id,
+            caused_by=caused_by,
+        )
+        self._fill_presale(warehouse)
+        self._check_safety(now)
+
+    def _check_coming_back(self, qty: int, serials: list[str]) -> None:
+        """Serial numbers of returned units: one per unit, each received once and not
+        on a shelf now (it must have left with an order)."""
         if serials and len(serials) != qty:
             raise InvalidStock("serials", f"{len(serials)} serial numbers for {qty} units")
         unknown = sorted(set(serials) - set(self.known_serials))
@@ -182,19 +218,56 @@ class Sku(CheapCopy, Aggregate):
         on_shelf = {s for w in self.stock.values() for s in w["serials"]} & set(serials)
         if on_shelf:
             raise InvalidStock("serials", f"still in stock, not shipped: {sorted(on_shelf)[:5]}")
-        self._returned(
-            sku=self.sku, warehouse=warehouse, qty=qty, serials=serials, order_id=order_id
-        )
-        self._fill_presale(warehouse)
-        self._check_safety(now)
 
     @event("Returned")
     def _returned(
-        self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None
+        self,
+        sku: str,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        order_id: str | None,
+        return_id: str | None = None,  # returns stored before it existed lack it
+        caused_by: str | None = None,  # likewise
     ) -> None:
         stock = self.stock.setdefault(warehouse, {"on_hand": 0, "reserved": 0, "serials": []})
         stock["on_hand"] += qty
         stock["serials"] = stock["serials"] + serials
+
+    def set_aside_damaged(
+        self,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        order_id: str,
+        return_id: str,
+        caused_by: str | None = None,
+    ) -> None:
+        """Units a customer sent back damaged: recorded (their serial numbers' history
+        says so), never on hand, so never sold again."""
+        self._check_coming_back(qty, serials)
+        self._returned_damaged(
+            sku=self.sku,
+            warehouse=warehouse,
+            qty=qty,
+            serials=serials,
+            order_id=order_id,
+            return_id=return_id,
+            caused_by=caused_by,
+        )
+
+    @event("ReturnedDamaged")
+    def _returned_damaged(
+        self,
+        sku: str,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        order_id: str,
+        return_id: str,
+        caused_by: str | None,
+    ) -> None:
+        pass  # the units came back, but not onto a shelf: stock does not change
 
     def adjust(self, warehouse: str, counted: int, reason: str, now: datetime) -> None:
         stock = self.warehouse(warehouse)
@@ -606,6 +679,48 @@ def move(
     return True
 
 
+@dataclass(frozen=True)
+class ReturnedLine:
+    """One line of a customer return as the warehouse inspected it."""
+
+    sku: str
+    qty: int
+    condition: str  # RESELLABLE, or e.g. "damaged"
+    warehouse: str
+    serials: tuple[str, ...] = ()
+
+    @property
+    def resellable(self) -> bool:
+        return self.condition == RESELLABLE
+
+
+def take_back(
+    return_id: str,
+    order_id: str,
+    lines: list[ReturnedLine],
+    items: Mapping[str, Sku],
+    now: datetime,
+    caused_by: str | None = None,
+) -> Return:
+    """A customer return received by the warehouse, taken in: resellable units go back
+    on hand where they were received (serial numbers back on the shelf), damaged ones
+    are set aside on their SKU, never on hand. Returns the record that makes this happen
+    once per return id. `items` are the lines' SKUs; a line refused (its serial numbers)
+    raises, and the caller saves none of it."""
+    for line in lines:
+        item, serials = items[line.sku], list(line.serials)
+        if line.resellable:
+            item.accept_return(
+                line.warehouse, line.qty, serials, order_id, now, return_id, caused_by
+            )
+        else:
+            item.set_aside_damaged(
+                line.warehouse, line.qty, serials, order_id, return_id, caused_by
+            )
+    kept = [{**asdict(line), "serials": list(line.serials)} for line in lines]
+    return Return(return_id, order_id, kept, caused_by)
+
+
 def _shortfall(item: Sku | None, sku: str, qty: int, customer_id: str) -> Shortfall | None:
     if item is None:
         return Shortfall(sku, qty, 0, "unknown_sku")
@@ -720,3 +835,27 @@ def _repeats(serials: list[str]) -> list[str]:
 
 def _days_before(day: str) -> str:
     return (datetime.fromisoformat(day) - timedelta(days=VELOCITY_DAYS)).date().isoformat()
+
+
+class Return(Aggregate):
+    """A customer return as inventory took it in (see `take_back`): its id derives from
+    the return's, so a receipt that arrives again, however it arrives (redelivered,
+    re-published, refilled with new positions), finds it and changes no stock."""
+
+    @staticmethod
+    def create_id(return_id: str) -> UUID:
+        return return_key(return_id)
+
+    @event("Received")
+    def __init__(
+        self,
+        return_id: str,
+        order_id: str,
+        lines: list[dict[str, Any]],
+        caused_by: str | None = None,
+    ) -> None:
+        self.return_id, self.order_id, self.lines = return_id, order_id, lines
+
+    def units(self, resellable: bool) -> int:
+        """Units back on hand (True) or set aside (False)."""
+        return sum(ln["qty"] for ln in self.lines if (ln["condition"] == RESELLABLE) == resellable)

@@ -1,7 +1,8 @@
-"""How inventory reacts to orders and their shipments: reserve on placement, release on
-cancellation, hold the units where fulfilment allocated the shipment, commit on dispatch;
-one function per contract event, each an idempotent use case (the reservation's id
-derives from the order).
+"""How inventory reacts to orders, their shipments and their returns: reserve on
+placement, release on cancellation, hold the units where fulfilment allocated the
+shipment, commit on dispatch, take a received return back (resellable units on hand,
+damaged ones set aside); one function per contract event, each an idempotent use case
+(the reservation's id derives from the order, the return's record from the return).
 
 Stock is committed when fulfilment dispatches the shipment (`ShipmentDispatched`), not on
 the order service's `OrderShipped` any more: the parcel leaving the warehouse is what takes
@@ -14,9 +15,11 @@ from collections import Counter
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
 from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
+from shopfloor_contracts.service_desk import ReturnReceived
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from inventory.application import InventoryApplication
+from inventory.domain import ReturnedLine
 
 
 def handlers(app: InventoryApplication) -> Handlers:
@@ -25,6 +28,7 @@ def handlers(app: InventoryApplication) -> Handlers:
         OrderCancelled: order_cancelled(app),
         ShipmentAllocated: shipment_allocated(app),
         ShipmentDispatched: shipment_dispatched(app),
+        ReturnReceived: return_received(app),
     }
 
 
@@ -60,5 +64,16 @@ def shipment_dispatched(app: InventoryApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: ShipmentDispatched, uow: UnitOfWork) -> None:
         for order_id in event.order_ids:  # a merged shipment: every order's units left
             app.commit_stock(uow, order_id)
+
+    return handle
+
+
+def return_received(app: InventoryApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ReturnReceived, uow: UnitOfWork) -> None:
+        lines = [
+            ReturnedLine(ln.sku, ln.qty, ln.condition, ln.warehouse, tuple(ln.serials))
+            for ln in event.lines
+        ]
+        app.take_back_return(uow, event.return_id, event.order_id, lines, str(envelope.event_id))
 
     return handle

@@ -125,6 +125,8 @@ def apply(cur: Any, e: Any) -> None:
     elif kind is Sku.Returned:
         cur.execute(_ADD_STOCK, (sku, e.warehouse, e.qty, 0))
         _history(cur, e, sku, e.serials, "returned", e.warehouse, e.order_id)
+    elif kind is Sku.ReturnedDamaged:
+        _history(cur, e, sku, e.serials, "returned damaged", e.warehouse, e.order_id)
     elif kind is Sku.Adjusted:
         cur.execute(_ADD_STOCK, (sku, e.warehouse, e.delta, 0))
     elif kind is Sku.Transferred:

@@ -18,10 +18,12 @@ from shopfloor_runtime.store import ServiceApplication
 
 from order.domain import (
     OPEN,
+    RETURN_REFUND,
     RISK,
     Fingerprint,
     IdempotencyConflict,
     IllegalTransition,
+    InvalidOrder,
     Order,
     OrderNotFound,
     OrderRules,
@@ -204,6 +206,11 @@ class OrderApplication(ServiceApplication):
     def refund_order(
         self, order_id: UUID, amount: Decimal, reason: str, reference: str | None
     ) -> Order:
+        if reference and reference.startswith(RETURN_REFUND):
+            raise InvalidOrder(
+                "reference",
+                f"references starting with {RETURN_REFUND!r} are the refunds of received returns",
+            )
         refund_id = reference or str(uuid4())
         return self._change(order_id, lambda o: o.refund(refund_id, amount, reason))
 
@@ -327,6 +334,23 @@ class OrderApplication(ServiceApplication):
             order.deliver(at, self.rules.return_window, caused_by)
         except IllegalTransition as refused:
             log.warning("shipment %s delivered: %s; the order stays as it is", shipment_id, refused)
+
+    def refund_return(
+        self, uow: UnitOfWork, order_id: str, return_id: str, amount: Decimal, caused_by: str
+    ) -> None:
+        """The service desk received a return and asks for `amount` back. This service is
+        the authority on money: refunded once (`return:<return id>`) if it is no more than
+        is left to refund, otherwise refused once and published (RefundRefused). The same
+        return again, however it arrives, changes nothing (Order.refund_return)."""
+        order = _in(uow, order_id)
+        if order.refund_return(return_id, amount, caused_by) == "refused":
+            log.warning(
+                "return %s of order %s: a refund of %s is more than the %s left; refused",
+                return_id,
+                order_id,
+                amount,
+                order.paid_amount - order.refunded_total,
+            )
 
     # -- queries ----------------------------------------------------------------------
 

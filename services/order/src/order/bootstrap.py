@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from shopfloor_contracts.topics import FULFILMENT, INVENTORY, RISK
+from shopfloor_contracts.topics import FULFILMENT, INVENTORY, RISK, SERVICE_DESK
 from shopfloor_runtime.edge import Handlers, Translate
 from shopfloor_runtime.groupcommit import GroupCommit
 from shopfloor_runtime.projection import Projector
@@ -44,11 +44,12 @@ class OrderService(Service[Settings, OrderApplication]):
     name = "order"
     description = (
         "Places, pays, confirms, cancels and refunds orders, and follows them as fulfilment "
-        "ships and the carrier delivers them; holds what risk flags as serious. Publishes "
-        "orders.v1 and orders.private.v1; consumes inventory.v1, fulfilment.v1 and risk.v1."
+        "ships and the carrier delivers them; holds what risk flags as serious; refunds "
+        "returns the service desk received, once. Publishes orders.v1 and "
+        "orders.private.v1; consumes inventory.v1, fulfilment.v1, risk.v1 and service-desk.v1."
     )
     settings_type = Settings
-    consumes = (INVENTORY, FULFILMENT, RISK)
+    consumes = (INVENTORY, FULFILMENT, RISK, SERVICE_DESK)
     errors = api.ERRORS
 
     def application(self, env: dict[str, str]) -> OrderApplication:

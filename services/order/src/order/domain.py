@@ -215,6 +215,15 @@ def order_id_for_key(idempotency_key: str) -> UUID:
     return uuid5(NAMESPACE, f"idempotency-key:{idempotency_key}")
 
 
+#: The refund ids of received returns: `return:<return id>` (the service desk opens no
+#: ticket for these; an operator's refund may not take such a reference).
+RETURN_REFUND = "return:"
+
+
+def return_refund_id(return_id: str) -> str:
+    return f"{RETURN_REFUND}{return_id}"
+
+
 class Order(CheapCopy, Aggregate):
     """Copied by rule for the cache (shopfloor_runtime.aggregates): lines, address and
     payment are replaced by events, never changed in place."""
@@ -268,6 +277,8 @@ class Order(CheapCopy, Aggregate):
         self.payment: dict[str, Any] | None = None
         self.rejected_payments: dict[str, tuple[str, str, str]] = {}
         self.refunds: dict[str, Decimal] = {}
+        #: refunds asked for by other services and refused: refund id -> amount asked
+        self.refused_refunds: dict[str, Decimal] = {}
         self.reminded = False
         self.cancel_reason: str | None = None
         self.shipment: dict[str, Any] | None = None  # carrier, tracking, when shipped
@@ -530,7 +541,9 @@ class Order(CheapCopy, Aggregate):
         self.status = CANCELLED
         self.cancel_reason = reason
 
-    def refund(self, refund_id: str, amount: Decimal, reason: str) -> bool:
+    def refund(
+        self, refund_id: str, amount: Decimal, reason: str, caused_by: str | None = None
+    ) -> bool:
         """Refund part or all of what was paid; False if this refund id is already done."""
         if refund_id in self.refunds:
             return False
@@ -551,6 +564,7 @@ class Order(CheapCopy, Aggregate):
             reason=reason,
             refunded_total=total,
             fully_refunded=total >= self.paid_amount,
+            caused_by=caused_by,
         )
         return True
 
@@ -562,10 +576,38 @@ class Order(CheapCopy, Aggregate):
         reason: str,
         refunded_total: Decimal,
         fully_refunded: bool,
+        caused_by: str | None = None,  # refunds stored before it existed lack it
     ) -> None:
         self.refunds[refund_id] = amount
         if self.refunded_total >= self.paid_amount and self.status != CANCELLED:
             self.status = REFUNDED
+
+    def refund_return(self, return_id: str, amount: Decimal, caused_by: str) -> str:
+        """The refund of a received return (id `return:<return id>`), decided once: issued
+        if it is no more than is left to refund, otherwise refused and recorded (nothing
+        refunded). Returns "issued", "refused", or "repeat" when this return's refund was
+        decided before (issued or refused), whatever is left now."""
+        refund_id = return_refund_id(return_id)
+        if refund_id in self.refunds or refund_id in self.refused_refunds:
+            return "repeat"
+        amount, left = money(amount), self.paid_amount - self.refunded_total
+        if amount > left or self.paid_amount == 0:
+            self._refund_refused(
+                refund_id=refund_id,
+                amount=amount,
+                refundable=left,
+                reason="not_paid" if self.paid_amount == 0 else "exceeds_refundable",
+                caused_by=caused_by,
+            )
+            return "refused"
+        self.refund(refund_id, amount, f"return {return_id} received", caused_by)
+        return "issued"
+
+    @event("RefundRefused")
+    def _refund_refused(
+        self, refund_id: str, amount: Decimal, refundable: Decimal, reason: str, caused_by: str
+    ) -> None:
+        self.refused_refunds[refund_id] = amount
 
     # -- the parcel's way: fulfilment reports, the order follows ---------------------
 

@@ -4,9 +4,11 @@ event, each an idempotent call of an application use case.
 Inventory's decisions confirm or cancel an order, and so do risk's (an assessment
 without a hold passes the risk check, a serious one holds the order until an operator
 releases or cancels it); fulfilment's dispatch ships it and the
-carrier's delivery starts its return window. A shipment may carry several orders (merged),
-and they need not live on this partition of `orders.v1`: each is loaded on its own
-(`uow.get`) and saved with the rest of the batch."""
+carrier's delivery starts its return window; a return the service desk received is
+refunded once, or refused (RefundRefused) when it asks more than is left to refund.
+A shipment may carry several orders (merged), and they need not live on this partition
+of `orders.v1`: each is loaded on its own (`uow.get`) and saved with the rest of the
+batch; so is a return's order (`service-desk.v1` is keyed by ticket, not order)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.fulfilment import ShipmentDispatched, TrackingUpdated
 from shopfloor_contracts.inventory import ReservationRejected, StockReserved
 from shopfloor_contracts.risk import HoldReleased, OrderAssessed, OrderCancellationRequested
+from shopfloor_contracts.service_desk import ReturnReceived
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from order.application import Dispatch, OrderApplication
@@ -28,6 +31,7 @@ def handlers(app: OrderApplication) -> Handlers:
         OrderAssessed: order_assessed(app),
         HoldReleased: hold_released(app),
         OrderCancellationRequested: cancellation_requested(app),
+        ReturnReceived: return_received(app),
     }
 
 
@@ -102,5 +106,16 @@ def cancellation_requested(app: OrderApplication) -> Handler:
         fraud = " (fraud)" if event.fraud else ""
         detail = f"risk exception {event.exception_id}, {event.operator}{fraud}: {event.comment}"
         app.risk_cancel(uow, event.order_id, detail[:500], str(envelope.event_id))
+
+    return handle
+
+
+def return_received(app: OrderApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ReturnReceived, uow: UnitOfWork) -> None:
+        if event.refund_amount <= 0:
+            return  # the standard pays nothing for what came back: no refund to decide
+        app.refund_return(
+            uow, event.order_id, event.return_id, event.refund_amount, str(envelope.event_id)
+        )
 
     return handle

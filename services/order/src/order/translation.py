@@ -109,6 +109,9 @@ _BUILDERS: dict[type, Any] = {
     Order.Refunded: _simple(
         contract.RefundIssued, "refund_id", "amount", "reason", "refunded_total", "fully_refunded"
     ),
+    Order.RefundRefused: _simple(
+        contract.RefundRefused, "refund_id", "amount", "refundable", "reason"
+    ),
     Order.Shipped: _shipped,
     Order.Delivered: _simple(contract.OrderDelivered, "delivered_at", "completes_at"),
     Order.Completed: _simple(contract.OrderCompleted, "completed_at"),
