@@ -33,6 +33,11 @@ class StockReserved(Strict):
         "after the reservation: a hint for fulfilment's warehouse choice (inventory "
         "decides a move for good, see ReservationMoved)",
     )
+    replaces: str | None = Field(
+        None,
+        description="set when order_id is a service desk replacement (a re-ship or exchange), "
+        "not an order: the order it replaces goods of (added later)",
+    )
 
 
 class ReservationMoved(Strict):
@@ -65,6 +70,11 @@ class RejectedLine(Strict):
 class ReservationRejected(Strict):
     order_id: str
     short_lines: list[RejectedLine] = Field(min_length=1)
+    replaces: str | None = Field(
+        None,
+        description="set when order_id is a service desk replacement (a re-ship or exchange), "
+        "not an order: the order it replaces goods of (added later)",
+    )
 
 
 class ReservationReleased(Strict):

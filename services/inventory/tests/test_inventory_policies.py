@@ -16,7 +16,7 @@ from inventory.policies import handlers
 from shopfloor_contracts import inventory as contract
 from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
 from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
-from shopfloor_contracts.service_desk import ReturnReceived
+from shopfloor_contracts.service_desk import ReplacementRequested, ReturnReceived
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -63,6 +63,7 @@ def test_the_handlers_cover_exactly_the_events_inventory_reacts_to(app):
         ShipmentAllocated,
         ShipmentDispatched,
         ReturnReceived,
+        ReplacementRequested,
     }
 
 

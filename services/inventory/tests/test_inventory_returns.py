@@ -12,9 +12,9 @@ import pytest
 from eventsourcing.persistence import RecordConflictError
 from inventory import translation
 from inventory.bootstrap import InventoryService
-from inventory.domain import InvalidStock, Sku, return_key, sku_id
+from inventory.domain import InvalidStock, Reservation, Sku, reservation_id, return_key, sku_id
 from shopfloor_contracts import inventory as contract
-from shopfloor_contracts.service_desk import ReceivedLine
+from shopfloor_contracts.service_desk import ReceivedLine, ReplacementRequested, ReturnLine
 from shopfloor_contracts.topics import INVENTORY
 from shopfloor_runtime.edge import UnitOfWork
 
@@ -184,3 +184,32 @@ def test_a_return_of_several_skus_takes_each_back_in_one_go(service, client, fee
 
 def test_a_return_never_received_is_not_found(client, new_id):
     assert client.get(f"/returns/{new_id('return')}").status_code == 404
+
+
+def test_a_replacement_is_reserved_under_its_own_id_and_says_what_it_replaces(
+    service, client, feed, sku
+):
+    receive(client, sku, 5)
+    order_id = shipped(feed, sku, 1)
+    replacement = f"rep-{order_id}"
+    asked = ReplacementRequested(
+        replacement_id=replacement,
+        return_id="ret-1",
+        ticket_id="tic-1",
+        order_id=order_id,
+        customer_id=feed.customers[order_id],
+        kind="reship",
+        lines=[ReturnLine(sku=sku, qty=2)],
+        requested_at=service.app.clock.now(),
+    )
+    feed.deliver(asked)
+    feed.deliver(asked)  # redelivered: decided once
+    stock = stock_of(client, sku)
+    assert (stock["on_hand"], stock["reserved"]) == (4, 2)
+    reservation = service.app.find(reservation_id(replacement), Reservation, fresh=True)
+    [out] = [o for e in service.app.events.get(reservation.id) for o in translation.to_outbound(e)]
+    assert isinstance(out.payload, contract.StockReserved)
+    assert (out.payload.order_id, out.payload.replaces) == (replacement, order_id)
+    feed.ship(replacement, {sku: 2})  # fulfilment dispatched it: the units leave
+    stock = stock_of(client, sku)
+    assert (stock["on_hand"], stock["reserved"]) == (2, 0)

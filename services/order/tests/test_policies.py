@@ -19,7 +19,7 @@ from order.privacy import AddressFingerprints
 from order.settings import Settings
 from pydantic import BaseModel
 from shopfloor_contracts.envelope import InboundEnvelope
-from shopfloor_contracts.fulfilment import ShipmentDispatched, TrackingUpdated
+from shopfloor_contracts.fulfilment import ShipmentDispatched, ShipmentLine, TrackingUpdated
 from shopfloor_contracts.inventory import (
     RejectedLine,
     ReservationRejected,
@@ -405,3 +405,35 @@ def test_a_fulfilment_event_for_an_unknown_order_is_refused(app, deliver, feed, 
 
     with pytest.raises(OrderNotFound):
         deliver(payload)
+
+
+def test_a_service_desk_replacement_in_inventory_and_fulfilment_events_is_no_order(
+    app, deliver, feed, sku
+):
+    order_id = confirmed(app, deliver, sku, 2)
+    feed.ship(order_id)
+    replacement = f"rep-{uuid4()}"  # not an order id: an unknown order would be refused
+    held = reserved(uuid4(), sku).model_copy(
+        update={"order_id": replacement, "replaces": str(order_id)}
+    )
+    short = rejected(uuid4(), sku).model_copy(
+        update={"order_id": replacement, "replaces": str(order_id)}
+    )
+    deliver(held)
+    deliver(short)
+    now = app.clock.now()
+    dispatch = ShipmentDispatched(
+        shipment_id=fresh("shipment"),
+        order_ids=[replacement],
+        warehouse="WH-BER",
+        carrier="dhl",
+        service="parcel",
+        tracking_number=fresh("T"),
+        lines=[ShipmentLine(order_id=replacement, sku=sku, qty=1)],
+        promised_by=now,
+        dispatched_at=now,
+        replaces={replacement: str(order_id)},
+    )
+    deliver(dispatch)
+    deliver(feed.tracked(dispatch).model_copy(update={"replaces": {replacement: str(order_id)}}))
+    assert app.get_order(order_id).status == "shipped"  # the original is untouched

@@ -82,13 +82,16 @@ class InventoryApplication(ServiceApplication):
         customer_id: str,
         wanted: Mapping[str, int],
         caused_by: str,
+        replaces: str | None = None,
     ) -> None:
-        """Decide an order's reservation once: every line held, or none (see `decide`)."""
+        """Decide an order's reservation once: every line held, or none (see `decide`).
+        A service desk replacement (`replaces`: the order it replaces goods of) is
+        reserved like an order, under its own id."""
         if uow.get_new(reservation_id(order_id)) is not None:
             return  # already decided
         items = {sku: uow.get(sku_id(sku)) for sku in sorted(wanted)}
         now = self.clock.now()
-        uow.add(decide(order_id, customer_id, wanted, items, now, caused_by))
+        uow.add(decide(order_id, customer_id, wanted, items, now, caused_by, replaces))
 
     def release_stock(self, uow: UnitOfWork, order_id: str, reason: str) -> None:
         """Give back what an order holds; nothing if it holds nothing (any more)."""

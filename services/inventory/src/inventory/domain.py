@@ -631,6 +631,7 @@ def decide(
     items: Mapping[str, Sku | None],
     now: datetime,
     caused_by: str | None,
+    replaces: str | None = None,
 ) -> Reservation:
     """All or nothing: if every SKU can give its quantity, hold all of them, and note what
     every warehouse of those SKUs still has free (a hint for fulfilment's choice);
@@ -648,7 +649,7 @@ def decide(
             # a few counters per warehouse, never the holds: this is the hot path
             for code, free in item.free_by_warehouse().items():
                 availability.append({"sku": sku, "warehouse": code, "available": free})
-    return Reservation(order_id, customer_id, lines, short, caused_by, availability)
+    return Reservation(order_id, customer_id, lines, short, caused_by, availability, replaces)
 
 
 def move(
@@ -743,6 +744,7 @@ class Reservation(Aggregate):
         short_lines: list[dict[str, Any]],
         caused_by: str | None = None,
         availability: list[dict[str, Any]] | None = None,  # published, not kept
+        replaces: str | None = None,  # a service desk replacement: the order it replaces
     ) -> None:
         self.order_id, self.customer_id = order_id, customer_id
         self.lines, self.short_lines = lines, short_lines

@@ -15,7 +15,7 @@ from collections import Counter
 from shopfloor_contracts.envelope import InboundEnvelope
 from shopfloor_contracts.fulfilment import ShipmentAllocated, ShipmentDispatched
 from shopfloor_contracts.orders import OrderCancelled, OrderPlaced
-from shopfloor_contracts.service_desk import ReturnReceived
+from shopfloor_contracts.service_desk import ReplacementRequested, ReturnReceived
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from inventory.application import InventoryApplication
@@ -29,6 +29,7 @@ def handlers(app: InventoryApplication) -> Handlers:
         ShipmentAllocated: shipment_allocated(app),
         ShipmentDispatched: shipment_dispatched(app),
         ReturnReceived: return_received(app),
+        ReplacementRequested: replacement_requested(app),
     }
 
 
@@ -38,6 +39,23 @@ def order_placed(app: InventoryApplication) -> Handler:
         for line in event.lines:
             wanted[line.sku] += line.qty
         app.reserve_stock(uow, event.order_id, event.customer_id, wanted, str(envelope.event_id))
+
+    return handle
+
+
+def replacement_requested(app: InventoryApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: ReplacementRequested, uow: UnitOfWork) -> None:
+        wanted = Counter[str]()
+        for line in event.lines:
+            wanted[line.sku] += line.qty
+        app.reserve_stock(
+            uow,
+            event.replacement_id,
+            event.customer_id,
+            wanted,
+            str(envelope.event_id),
+            replaces=event.order_id,
+        )
 
     return handle
 

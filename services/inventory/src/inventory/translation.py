@@ -18,7 +18,9 @@ def _lines(lines: list[dict[str, Any]]) -> list[contract.ReservedLine]:
 def _decided(e: Any) -> Any:
     if e.short_lines:
         return contract.ReservationRejected(
-            order_id=e.order_id, short_lines=[contract.RejectedLine(**s) for s in e.short_lines]
+            order_id=e.order_id,
+            short_lines=[contract.RejectedLine(**s) for s in e.short_lines],
+            replaces=getattr(e, "replaces", None),
         )
     return contract.StockReserved(
         order_id=e.order_id,
@@ -28,6 +30,7 @@ def _decided(e: Any) -> Any:
         availability=[
             contract.WarehouseAvailability(**a) for a in getattr(e, "availability", None) or []
         ],
+        replaces=getattr(e, "replaces", None),
     )
 
 

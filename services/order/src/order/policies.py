@@ -37,6 +37,8 @@ def handlers(app: OrderApplication) -> Handlers:
 
 def stock_reserved(app: OrderApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: StockReserved, uow: UnitOfWork) -> None:
+        if event.replaces:
+            return  # a service desk replacement's stock: no order of ours
         detail = {
             "reservation_id": event.reservation_id,
             "lines": [line.model_dump() for line in event.lines],
@@ -48,6 +50,8 @@ def stock_reserved(app: OrderApplication) -> Handler:
 
 def reservation_rejected(app: OrderApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: ReservationRejected, uow: UnitOfWork) -> None:
+        if event.replaces:
+            return  # a service desk replacement: no order of ours
         shorts = [line.model_dump() for line in event.short_lines]
         app.reject_reservation(uow, event.order_id, shorts, str(envelope.event_id))
 
@@ -64,7 +68,8 @@ def shipment_dispatched(app: OrderApplication) -> Handler:
             lines=tuple((line.order_id, line.sku, line.qty) for line in event.lines),
         )
         for order_id in event.order_ids:
-            app.ship_order(uow, order_id, dispatch, str(envelope.event_id))
+            if order_id not in event.replaces:  # a service desk replacement is no order
+                app.ship_order(uow, order_id, dispatch, str(envelope.event_id))
 
     return handle
 
@@ -74,7 +79,10 @@ def tracking_updated(app: OrderApplication) -> Handler:
         if event.milestone != "delivered":
             return  # on its way: nothing changes for the order
         for order_id in event.order_ids:
-            app.deliver_order(uow, order_id, event.shipment_id, event.at, str(envelope.event_id))
+            if order_id not in event.replaces:
+                app.deliver_order(
+                    uow, order_id, event.shipment_id, event.at, str(envelope.event_id)
+                )
 
     return handle
 

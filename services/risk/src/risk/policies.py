@@ -96,6 +96,8 @@ def order_cancelled(app: RiskApplication) -> Handler:
 
 def reservation_rejected(app: RiskApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: ReservationRejected, uow: UnitOfWork) -> None:
+        if event.replaces:
+            return  # a service desk replacement, no order: nothing to assess
         lines = [
             f"{s.sku} ({s.requested} requested, {s.available} available)" for s in event.short_lines
         ]
