@@ -456,6 +456,41 @@ async def test_a_return_is_never_refunded_beyond_what_is_left_by_the_desk_or_the
 _BOTH = ("order", "inventory")
 
 
+async def test_a_damaged_item_is_reshipped_through_inventory_and_fulfilment_not_refunded(stack):
+    async with shop(stack) as s:
+        sku = f"LAMP-{uuid4().hex[:6]}"
+        order = await s.delivered_order(sku, 2)  # 10 received, 2 shipped
+        order_id = order["id"]
+        asked = await s.http.post(
+            f"{s.url[DESK]}/returns",
+            json={
+                "order_id": order_id,
+                "lines": [{"sku": sku, "qty": 1}],
+                "reason": "damaged",
+                "resolution": "reship",
+            },
+        )
+        assert asked.status_code == 201 and asked.json()["status"] == "authorized", asked.text
+        received = await s.receipt(asked.json()["return_id"], sku, 1, "damaged")
+        assert received.status_code == 200, received.text
+        replacement = received.json()["replacement_id"]
+        assert received.json()["refund_amount"] == "0.00" and replacement
+
+        await s.ship(replacement, sku, 1)  # fulfilment allocated it once inventory held it
+        await until("the replacement's unit gone", lambda: _equals(s.on_hand(sku), 7))
+        ticket_id = asked.json()["ticket_id"]
+
+        async def noted() -> bool:
+            found = (await s.http.get(f"{s.url[DESK]}/tickets/{ticket_id}")).json()
+            return any(f"Replacement {replacement} shipped" in m["body"] for m in found["messages"])
+
+        await until("the shipped replacement on the return ticket", noted)
+        assert (await s.order(order_id))["status"] == "delivered"  # no order of its own
+        assert await s.refunds(order_id) == []
+        for topic in ("inventory.v1", "fulfilment.v1"):
+            assert await s.consumed("order", topic, "dead_letter") == 0
+
+
 async def _equals(value: Awaitable[Any], wanted: Any) -> bool:
     return bool(await value == wanted)
 
