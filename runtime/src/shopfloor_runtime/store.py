@@ -232,6 +232,17 @@ class ServiceApplication(Application[UUID]):
             return None
         return found if kind is None or isinstance(found, kind) else None
 
+    def cached(self, aggregate_id: UUID) -> bool:
+        """Whether this process holds a copy of the aggregate in its cache (no query)."""
+        cache = self.repository.cache
+        if cache is None:
+            return False
+        try:
+            cache.get(aggregate_id)
+        except KeyError:
+            return False
+        return True
+
     def forget(self, aggregate_ids: Iterable[UUID]) -> None:
         """Drop aggregates from the cache (after a write conflict showed them stale)."""
         cache = self.repository.cache

@@ -12,6 +12,7 @@ import pytest
 from risk.domain import Case, Refused, case_id, entry_id
 from risk.translation import to_contract
 from shopfloor_contracts import risk as contract
+from shopfloor_runtime.testing import fresh
 
 
 def assessed_events(app):
@@ -23,7 +24,8 @@ def assessed_events(app):
     ]
 
 
-def test_an_order_is_cleared_once_its_facts_and_counts_are_in(feed):
+def test_told_to_wait_an_order_is_cleared_once_its_facts_and_counts_are_in(feed):
+    feed.app.velocity_wait_s = 5.0
     order = feed.order()
     feed.placed(order)
     feed.recipient(order)
@@ -75,6 +77,7 @@ def test_an_ordinary_flag_goes_to_the_front_line_without_a_hold(feed):
 
 
 def test_without_counts_an_order_is_assessed_after_the_wait(feed, clock):
+    feed.app.velocity_wait_s = 5.0  # told to wait for the counts
     order = feed.order()
     feed.placed(order)
     feed.recipient(order)
@@ -230,3 +233,18 @@ def test_payment_and_stock_facts_assess_again(feed):
     case = feed.case(order)
     assert [r["rule"] for r in case.reasons] == ["payment.amount_mismatch", "stock.shortage"]
     assert case.assessments == 3
+
+
+def test_without_a_wait_an_order_is_assessed_at_once_and_again_by_its_counts(feed):
+    assert feed.app.velocity_wait_s == 0  # the default
+    order = feed.order(device_id=fresh("device"))
+    feed.placed(order)
+    feed.recipient(order)
+    first = feed.case(order)
+    assert first.assessments == 1 and not first.reasons
+    feed.counted(order, 4)  # at the limit: the picture is the same, nothing recorded
+    assert feed.case(order).assessments == 1
+    feed.velocity(order, "customer", 5)  # over it: held, after the clearance
+    case = feed.case(order)
+    assert case.assessments == 2 and case.hold
+    assert [r["rule"] for r in case.reasons] == ["velocity.customer"]

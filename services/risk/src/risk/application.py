@@ -1,8 +1,9 @@
 """Risk use cases: the reactions to orders, inventory and the stream processor's counts
 (policies.py hands them in with the consumer's unit of work), the operators' commands on
-exceptions and the blacklist, and the timers (first assessment without counts,
-escalation, paid but not shipped). Every fact that can change the picture assesses the
-order again; an assessment is recorded (and published) only when it changed."""
+exceptions and the blacklist, and the timers (first assessment without counts when
+told to wait for them, escalation, paid but not shipped). Every fact that can change the
+picture assesses the order again; an assessment is recorded (and published) only when it
+changed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from shopfloor_runtime.edge import UnitOfWork, command
 from shopfloor_runtime.store import ServiceApplication
 
 from risk.assess import assess
+from risk.blacklist import BlacklistIndex
 from risk.domain import (
     BlacklistEntry,
     Case,
@@ -36,14 +38,16 @@ T = TypeVar("T")
 class RiskApplication(ServiceApplication):
     name = "risk"
     cache_size = 20_000  # cases, customers, blacklist entries
-    #: first assessment at the latest this long after placement, counts or not
-    velocity_wait_s = 5.0
+    #: how long the first assessment waits for the velocity counts (0: it does not wait;
+    #: the counts assess the order again when they come)
+    velocity_wait_s = 0.0
 
     def __init__(
         self, rules: RiskRules, env: dict[str, str] | None = None, clock: Clock | None = None
     ) -> None:
         super().__init__(env, clock)
         self.rules = rules
+        self.blacklist = BlacklistIndex(self)
 
     def use_rules(self, rules: RiskRules) -> None:
         """New rules (a reloaded file): later assessments use them."""
@@ -52,7 +56,7 @@ class RiskApplication(ServiceApplication):
     # -- reactions (policies.py calls these) ------------------------------------------------
 
     def order_placed(self, uow: UnitOfWork, order_id: str, placed: dict[str, Any]) -> None:
-        case = self._case(uow, order_id)
+        case = self._case(uow, order_id, likely_new=True)
         case.record_placed(**placed, seen_at=self.clock.now().isoformat())
         customer = self._customer(uow, placed["customer_id"])
         customer.placed(
@@ -61,7 +65,7 @@ class RiskApplication(ServiceApplication):
         self._reassess(uow, case)
 
     def address_recorded(self, uow: UnitOfWork, order_id: str, address: dict[str, Any]) -> None:
-        case = self._case(uow, order_id)
+        case = self._case(uow, order_id, likely_new=True)
         case.record_address(address)
         self._reassess(uow, case)
 
@@ -107,7 +111,9 @@ class RiskApplication(ServiceApplication):
         case.assess(assess(facts, self.rules), self.rules, now)
 
     def _hits(self, uow: UnitOfWork, case: Case) -> dict[str, str]:
-        """Active blacklist entries naming the order's customer, address or device."""
+        """Active blacklist entries naming the order's customer, address or device: an
+        entry this unit of work changed (a command that blacklists and re-assesses in one
+        transaction) as it holds it, every other one from the index."""
         assert case.placed is not None
         keys = {
             "customer": case.placed.get("customer_id"),
@@ -118,9 +124,14 @@ class RiskApplication(ServiceApplication):
         for kind, value in keys.items():
             if not value:
                 continue
-            entry = uow.get(entry_id(kind, value), BlacklistEntry)
-            if entry is not None and entry.active:
-                hits[kind] = entry.reason
+            reason: str | None
+            if entry_id(kind, value) in uow:
+                entry = uow.get(entry_id(kind, value), BlacklistEntry)
+                reason = entry.reason if entry is not None and entry.active else None
+            else:
+                reason = self.blacklist.reason(uow, kind, value)
+            if reason is not None:
+                hits[kind] = reason
         return hits
 
     # -- timers -------------------------------------------------------------------------------
@@ -291,8 +302,12 @@ class RiskApplication(ServiceApplication):
             raise CaseNotFound(case)
         return found
 
-    def _case(self, uow: UnitOfWork, order_id: str) -> Case:
-        case = uow.get(case_id(order_id), Case)
+    def _case(self, uow: UnitOfWork, order_id: str, likely_new: bool = False) -> Case:
+        """The order's case, made by the first fact to arrive. Placement and address
+        normally make it (both come from the order service in one round), so for them
+        the first try does not query the store (`UnitOfWork.get_new`)."""
+        found = uow.get_new(case_id(order_id)) if likely_new else uow.get(case_id(order_id))
+        case = found if isinstance(found, Case) else None
         if case is None:
             case = Case(order_id)
             uow.add(case)

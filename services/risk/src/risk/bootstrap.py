@@ -69,8 +69,10 @@ class RiskService(Service[Settings, RiskApplication]):
         """First assessments whose counts never came, escalations, paid but not shipped."""
         app, now = self.app, self.clock.now()
         rules = app.rules
-        waiting = self.queries.waiting_assessment(now - timedelta(seconds=app.velocity_wait_s))
-        done = app.assess_waiting(waiting)
+        done = 0
+        if app.velocity_wait_s > 0:  # without a wait, the consumer assesses every case it can
+            waiting = self.queries.waiting_assessment(now - timedelta(seconds=app.velocity_wait_s))
+            done = app.assess_waiting(waiting)
         due = self.queries.escalation_due(now - timedelta(seconds=rules.escalate_after_s))
         done += app.escalate_due(due)
         late = self.queries.not_shipped_due(now - timedelta(seconds=rules.not_shipped_after_s))

@@ -180,8 +180,8 @@ class Case(CheapCopy, Aggregate):
 
     def ready(self, now: datetime, velocity_wait_s: float) -> bool:
         """First assessed once placement and address are known, and the counts of every
-        window (or `velocity_wait_s` after placement without them: a stalled stream
-        processor delays no order for long; a late count assesses it again)."""
+        window or `velocity_wait_s` after placement without them (0: at once; a stalled
+        stream processor delays no order for long; a late count assesses it again)."""
         if self.placed is None or self.address is None:
             return False
         if self.assessments or all(d in self.velocity for d in self.expected_dimensions):

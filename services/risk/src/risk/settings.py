@@ -19,8 +19,10 @@ class Settings(ServiceSettings):
     reload_s: float = Field(2.0, gt=0, description="how often the rules file is checked")
     tick_s: float = Field(1.0, gt=0, description="how often deadlines are checked")
     velocity_wait_s: float = Field(
-        5.0,
+        0.0,
         ge=0,
-        description="first assessment at the latest this long after placement, "
-        "with or without the stream processor's counts",
+        description="how long the first assessment waits for the stream processor's "
+        "counts (at the latest this long after risk saw the placement); 0: assessed as soon "
+        "as placement and address are in, and again when the counts come (a velocity hold "
+        "may then follow a clearance, after the order was confirmed)",
     )
