@@ -261,3 +261,19 @@ def test_an_orders_status_never_goes_back_when_the_topics_interleave(feed):
     feed.paid(order)  # orders.v1 behind fulfilment.v1
     record = feed.app.find(order_key(order.order_id), OrderRecord, fresh=True)
     assert record.status == "shipped"
+
+
+def test_a_parcel_delivered_past_the_late_standard_opens_a_ticket_with_its_offer(feed, clock):
+    late = feed.dispatched(feed.paid(feed.placed(feed.order("cust-waited"))))  # promised +2 d
+    on_time = feed.dispatched(feed.paid(feed.placed(feed.order("cust-fine"))))
+    clock.advance(timedelta(days=3, hours=23))
+    feed.delivered(on_time)  # 1.96 days after the promise: within the standard
+    clock.advance(timedelta(hours=2))
+    feed.delivered(late)
+    feed.delivered(late)  # reported twice: one ticket
+    assert tickets_of(feed.app, "cust-fine", on_time.order_id, "delivery") == 0
+    assert tickets_of(feed.app, "cust-waited", late.order_id, "delivery") == 1
+    thread = feed.app.find(thread_id("cust-waited", late.order_id, "delivery"), Thread)
+    [note] = feed.app.get_ticket(UUID(thread.open_ticket)).messages
+    assert "delivered 2.0 days after the promised" in note["body"]
+    assert note["body"].endswith("standard late-2-days offers a 10.00 coupon for the next order.")

@@ -427,6 +427,7 @@ def router() -> APIRouter:
         return {
             "return_window_days": rules.return_window_days,
             "standards": [c.model_dump() for c in rules.compensation],
+            "late_delivery": rules.late_delivery.model_dump(),
         }
 
     @api.post(

@@ -95,7 +95,23 @@ class DeskApplication(ServiceApplication):
             record.record_status("shipped")
 
     def order_delivered(self, uow: UnitOfWork, order_id: str, at: datetime) -> None:
-        self._order_record(uow, order_id).record_delivered(at)
+        """Delivered; later than the late-delivery standard allows, a ticket with its
+        offer (the same for everyone in that case)."""
+        record = self._order_record(uow, order_id)
+        record.record_delivered(at)
+        late = self.rules.late_delivery
+        if record.promised_by is None or record.delivered_at is None:
+            return
+        days = (record.delivered_at - record.promised_by).total_seconds() / 86_400
+        if days > late.after_days:
+            text = (
+                f"Order {order_id} was delivered {days:.1f} days after the promised "
+                f"{record.promised_by.date().isoformat()}: standard {late.id} offers {late.offer}."
+            )
+            self.ticket_from_event(uow, order_id, "delivery", f"late:{order_id}", text)
+
+    def shipment_promised(self, uow: UnitOfWork, order_id: str, promised_by: datetime) -> None:
+        self._order_record(uow, order_id).record_promise(promised_by)
 
     def refund_issued(
         self, uow: UnitOfWork, order_id: str, refund_id: str, amount: Decimal, total: Decimal

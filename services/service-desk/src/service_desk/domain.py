@@ -470,6 +470,7 @@ class OrderRecord(CheapCopy, Aggregate):
         self.status = "unknown"
         self.placed_at: datetime | None = None
         self.delivered_at: datetime | None = None
+        self.promised_by: datetime | None = None  # fulfilment's promise at dispatch
         self.carrier: str | None = None
         self.tracking_number: str | None = None
         self.warehouses: dict[str, str] = {}  # sku -> warehouse it shipped from
@@ -535,6 +536,14 @@ class OrderRecord(CheapCopy, Aggregate):
     @event("Shipped")
     def _shipped(self, carrier: str, tracking_number: str, warehouses: dict[str, str]) -> None:
         self.carrier, self.tracking_number, self.warehouses = carrier, tracking_number, warehouses
+
+    def record_promise(self, promised_by: datetime) -> None:
+        if self.promised_by is None:
+            self._promised(promised_by=promised_by)
+
+    @event("Promised")
+    def _promised(self, promised_by: datetime) -> None:
+        self.promised_by = promised_by
 
     def record_delivered(self, at: datetime) -> None:
         if self.delivered_at is None:

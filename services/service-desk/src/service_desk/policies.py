@@ -119,6 +119,7 @@ def shipment_dispatched(app: DeskApplication) -> Handler:
                 continue
             warehouses = {ln.sku: event.warehouse for ln in event.lines if ln.order_id == order_id}
             app.order_shipped(uow, order_id, event.carrier, event.tracking_number, warehouses)
+            app.shipment_promised(uow, order_id, event.promised_by)
 
     return handle
 

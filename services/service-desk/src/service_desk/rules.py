@@ -189,6 +189,15 @@ def _compensations() -> tuple[Compensation, ...]:
     )
 
 
+class LateDelivery(_Rules):
+    """The published standard for a late parcel: delivered more than `after_days` after
+    the promised date opens a delivery ticket with this offer, the same for everyone."""
+
+    id: str = Field("late-2-days", pattern=r"^[a-z0-9-]{1,40}$")
+    after_days: float = Field(2, gt=0)
+    offer: str = Field("a 10.00 coupon for the next order", min_length=1, max_length=200)
+
+
 class Template(_Rules):
     id: str = Field(pattern=r"^[a-z0-9-]{1,40}$")
     type: TicketType
@@ -256,6 +265,7 @@ class DeskRules(_Rules):
         Decimal(100), ge=0, description="a refund above this opens a ticket"
     )
     compensation: tuple[Compensation, ...] = Field(default_factory=_compensations)
+    late_delivery: LateDelivery = LateDelivery()
     templates: tuple[Template, ...] = Field(default_factory=_templates)
 
     @model_validator(mode="after")
