@@ -52,7 +52,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         postgres_database("sf_fulfilment") as fulfilment_dsn,
         postgres_database("sf_desk") as desk_dsn,
     ):
-        common = {"BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        # four services (and an operator command) beside the rest of the suite's
+        # connections: a few PostgreSQL connections each are plenty here
+        common = {"BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers, "STORE__POOL_SIZE": "3"}
         processes = {
             "order": ServiceProcess(
                 "order",
