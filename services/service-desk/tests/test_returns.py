@@ -9,10 +9,25 @@ from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
-from service_desk.domain import OrderUnknown, Refused, Return, Thread, thread_id
+from service_desk.domain import (
+    OrderRecord,
+    OrderUnknown,
+    Refused,
+    Return,
+    Thread,
+    order_key,
+    thread_id,
+)
 from service_desk.translation import to_outbound
 from shopfloor_contracts import fulfilment as ful
 from shopfloor_contracts import service_desk as contract
+from shopfloor_contracts.orders import (
+    OrderLine,
+    OrderPaid,
+    OrderPlaced,
+    RefundIssued,
+    RefundRefused,
+)
 from shopfloor_runtime.errors import RuleBroken
 
 
@@ -226,3 +241,91 @@ def test_a_replacement_shipped_is_noted_on_its_return_ticket_and_its_trouble_on_
     )
     thread = feed.app.find(thread_id(order.customer_id, order.order_id, "delivery"), Thread)
     assert thread is not None and thread.open_ticket is not None
+
+
+def test_a_refund_owed_counts_against_what_is_left_until_the_order_service_answers(feed):
+    order = feed.delivered_order()  # 2x TEE-M at 20.00 and a MUG-WHITE at 10.00: 50.00 paid
+    feed.refunded(order, "5.00")  # goodwill: 45.00 left
+    first = ask(feed.app, order, {"TEE-M": 2})
+    receive(feed.app, first, qty=2)  # 40.00 owed, not yet issued: 5.00 left
+    second = ask(feed.app, order, {"MUG-WHITE": 1})
+    with pytest.raises(Refused, match="refund of 10.00 is more than the 5.00 left"):
+        receive(feed.app, second, sku="MUG-WHITE")
+    feed.deliver(
+        RefundIssued(
+            order_id=order.order_id,
+            refund_id=f"return:{first.id}",
+            amount=Decimal("40.00"),
+            reason="return",
+            refunded_total=Decimal("45.00"),
+            fully_refunded=False,
+        )
+    )  # issued: refunded now, no longer owed, still 5.00 left
+    with pytest.raises(Refused, match="more than the 5.00 left"):
+        receive(feed.app, second, sku="MUG-WHITE")
+
+
+def test_a_refund_the_order_service_refused_shows_on_the_return_and_its_ticket(feed):
+    order = feed.delivered_order()
+    ret = receive(feed.app, ask(feed.app, order, {"TEE-M": 1}))
+    refused = RefundRefused(
+        order_id=order.order_id,
+        refund_id=f"return:{ret.id}",
+        amount=Decimal("20.00"),
+        refundable=Decimal("5.00"),
+        reason="exceeds_refundable",
+    )
+    feed.deliver(refused)
+    feed.deliver(refused)  # once
+    after = feed.app.get_return(ret.id)
+    assert after.refund_refused == {"refundable": "5.00", "reason": "exceeds_refundable"}
+    notes = [m["body"] for m in feed.app.get_ticket(UUID(ret.ticket)).messages]
+    assert sum("refused the refund of 20.00" in n for n in notes) == 1
+    record = feed.app.find(order_key(order.order_id), OrderRecord, fresh=True)
+    assert record.refundable() == Decimal("50.00")  # nothing owed any more
+
+
+def test_a_whole_discounted_order_returned_refunds_exactly_its_total(feed):
+    order = feed.order(lines={"PEN": (3, "1.00")})
+    now = feed.app.clock.now()
+    feed.deliver(
+        OrderPlaced(
+            order_id=order.order_id,
+            customer_id=order.customer_id,
+            channel="shop",
+            lines=[OrderLine(sku="PEN", qty=3, unit_price=Decimal("1.00"))],
+            currency="EUR",
+            subtotal=Decimal("3.00"),
+            discount=Decimal("0.01"),
+            total=Decimal("2.99"),
+            payment_method="card",
+            placed_at=now,
+            payment_reminder_at=now,
+            payment_due_at=now,
+            required_checks=["inventory"],
+        )
+    )
+    feed.deliver(
+        OrderPaid(
+            order_id=order.order_id,
+            amount=Decimal("2.99"),
+            method="card",
+            reference="p",
+            paid_at=now,
+        )
+    )
+    feed.delivered(feed.dispatched(order))
+    ret = ask(feed.app, order, {"PEN": 3})
+    assert receive(feed.app, ret, sku="PEN", qty=3).refund_amount == "2.99"
+
+
+def test_a_receipt_refused_for_money_can_be_received_with_what_is_left(feed):
+    order = feed.delivered_order()
+    feed.refunded(order, "45.00")
+    ret = ask(feed.app, order, {"TEE-M": 1})
+    with pytest.raises(Refused, match="receive it with a refund of at most that"):
+        receive(feed.app, ret)
+    line = [{"sku": "TEE-M", "qty": 1, "condition": "resellable", "serials": []}]
+    with pytest.raises(RuleBroken, match="more than the 20.00 the standard pays"):
+        feed.app.receive_return(ret.id, line, Decimal("25.00"))
+    assert feed.app.receive_return(ret.id, line, Decimal("5.00")).refund_amount == "5.00"

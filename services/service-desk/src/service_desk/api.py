@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -138,6 +139,13 @@ class ReceivedLineIn(Body):
 
 class ReceiptIn(Body):
     lines: list[ReceivedLineIn] = Field(min_length=1, max_length=100)
+    refund: Decimal | None = Field(
+        None,
+        ge=0,
+        max_digits=14,
+        decimal_places=2,
+        description="pay less than the standard does (e.g. what is left after a refund)",
+    )
 
 
 class TicketOut(BaseModel):
@@ -233,6 +241,7 @@ class ReturnOut(BaseModel):
     refund_amount: str | None
     resolution: str
     replacement_id: str | None
+    refund_refused: dict[str, str] | None
 
     @classmethod
     def of(cls, r: Return) -> ReturnOut:
@@ -250,6 +259,7 @@ class ReturnOut(BaseModel):
             refund_amount=r.refund_amount,
             resolution=r.resolution,
             replacement_id=r.replacement,
+            refund_refused=r.refund_refused,
         )
 
 
@@ -473,7 +483,7 @@ def router() -> APIRouter:
         hand (inventory), the refund is issued once (order service). The same receipt
         again changes nothing; a refund beyond what is left to refund is refused (409)."""
         lines = [ln.model_dump() for ln in body.lines]
-        return ReturnOut.of(app(request).receive_return(return_id, lines))
+        return ReturnOut.of(app(request).receive_return(return_id, lines, body.refund))
 
     @api.get("/rules")
     def rules(request: Request) -> dict[str, Any]:

@@ -59,9 +59,10 @@ class DeskApplication(ServiceApplication):
         lines: dict[str, list[str | int]],
         total: Decimal,
         at: datetime,
+        share: Decimal = Decimal(1),
     ) -> None:
         record = self._order_record(uow, order_id, likely_new=True)
-        deferred = record.record_placed(customer_id, lines, total, at)
+        deferred = record.record_placed(customer_id, lines, total, at, share)
         self._customer(uow, customer_id).placed(order_id, at, total)
         for ticket in deferred:
             self._open_from_event(
@@ -116,7 +117,7 @@ class DeskApplication(ServiceApplication):
     def refund_issued(
         self, uow: UnitOfWork, order_id: str, refund_id: str, amount: Decimal, total: Decimal
     ) -> None:
-        self._order_record(uow, order_id).record_refunded(total)
+        self._order_record(uow, order_id).record_refunded(total, refund_id)
         if amount > self.rules.refund_ticket_over and not refund_id.startswith(RETURN_REFUND):
             text = f"A refund of {amount} was issued on order {order_id} (refund {refund_id})."
             self.ticket_from_event(uow, order_id, "refund", f"refund:{refund_id}", text)
@@ -133,6 +134,27 @@ class DeskApplication(ServiceApplication):
         if ticket is not None and ticket.status != "resolved":
             text = f"Replacement {replacement} shipped with {carrier}, tracking {tracking}."
             ticket.note(f"replacement:{replacement}:shipped", text, self.clock.now())
+
+    def refund_refused(
+        self, uow: UnitOfWork, order_id: str, refund_id: str, refundable: Decimal, reason: str
+    ) -> None:
+        """The order service did not refund a received return: the return and its ticket
+        say so, and the refund no longer counts as owed."""
+        if not refund_id.startswith(RETURN_REFUND):
+            return
+        return_id = refund_id.removeprefix(RETURN_REFUND)
+        self._order_record(uow, order_id).settle(return_id)
+        found = uow.get(UUID(return_id), Return)
+        now = self.clock.now()
+        if found is None or not found.refused_refund(refundable, reason, now):
+            return
+        ticket = uow.get(UUID(found.ticket), Ticket)
+        if ticket is not None and ticket.status != "resolved":
+            text = (
+                f"The order service refused the refund of {found.refund_amount} for return "
+                f"{return_id} ({reason.replace('_', ' ')}; {refundable} was left to refund)."
+            )
+            ticket.note(f"return:{return_id}:refund-refused", text, now)
 
     # -- tickets from events -----------------------------------------------------------------
 
@@ -378,9 +400,12 @@ class DeskApplication(ServiceApplication):
 
         return self.command(act)
 
-    def receive_return(self, return_id: UUID, lines: list[dict[str, Any]]) -> Return:
+    def receive_return(
+        self, return_id: UUID, lines: list[dict[str, Any]], refund: Decimal | None = None
+    ) -> Return:
         """The warehouse's inspection: the refund is what the standard pays for the
-        received lines, never more than is left to refund on the order."""
+        received lines, never more than is left to refund on the order; `refund`, when
+        given, pays less than that (e.g. what is left after a refund meanwhile)."""
 
         def act(uow: UnitOfWork) -> Return:
             found = uow.get(return_id, Return)
@@ -389,14 +414,18 @@ class DeskApplication(ServiceApplication):
             record = uow.get(order_key(found.order_id), OrderRecord)
             assert record is not None  # a return exists only for a known order
             received = [self._with_warehouse(record, line) for line in lines]
-            refund = self._refund(found, record, received)
-            if found.status == "authorized" and refund > record.refundable():
+            due = self._refund(found, record, received)
+            if refund is not None and refund > due:
+                raise RuleBroken("refund", f"more than the {due} the standard pays for these lines")
+            paid_back = due if refund is None else refund
+            if found.status == "authorized" and paid_back > record.refundable():
                 raise Refused(
-                    f"a refund of {refund} is more than the {record.refundable()} left to "
-                    f"refund on order {found.order_id}"
+                    f"a refund of {paid_back} is more than the {record.refundable()} left to "
+                    f"refund on order {found.order_id}; receive it with a refund of at most that"
                 )
             now = self.clock.now()
-            if found.receive(received, refund, now):
+            if found.receive(received, paid_back, now):
+                record.owe(str(found.id), paid_back)
                 if found.replacement is not None:
                     record.replacement(found.replacement, found.ticket)
                 ticket = uow.get(UUID(found.ticket), Ticket)
@@ -420,10 +449,11 @@ class DeskApplication(ServiceApplication):
         standard = self.rules.standard_for(found.reason)
         if not standard.refund or found.resolution != "refund":
             return Decimal("0.00")
-        paid_for = [
-            ln for ln in lines if ln["condition"] == "resellable" or standard.refund_damaged
-        ]
-        return sum((record.unit_price(ln["sku"]) * ln["qty"] for ln in paid_for), Decimal("0.00"))
+        paid_for: dict[str, int] = {}
+        for ln in lines:
+            if ln["condition"] == "resellable" or standard.refund_damaged:
+                paid_for[ln["sku"]] = paid_for.get(ln["sku"], 0) + ln["qty"]
+        return record.price_of(paid_for)
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -465,7 +465,9 @@ class OrderRecord(CheapCopy, Aggregate):
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
         self.customer_id: str | None = None
-        self.lines: dict[str, list[str | int]] = {}  # sku -> [qty, unit price]
+        self.lines: dict[str, list[str | int]] = {}  # sku -> [qty, list unit price]
+        self.share = "1"  # total / subtotal: what the order's discount leaves of a price
+        self.pending: dict[str, str] = {}  # return id -> refund the order service owes
         self.total = self.paid = self.refunded = "0.00"
         self.status = "unknown"
         self.placed_at: datetime | None = None
@@ -479,20 +481,33 @@ class OrderRecord(CheapCopy, Aggregate):
         self.replacements: dict[str, str] = {}  # replacement id -> its return's ticket
 
     def record_placed(
-        self, customer_id: str, lines: dict[str, list[str | int]], total: Decimal, at: datetime
+        self,
+        customer_id: str,
+        lines: dict[str, list[str | int]],
+        total: Decimal,
+        at: datetime,
+        share: Decimal = Decimal(1),
     ) -> list[dict[str, Any]]:
         """The placement; returns the deferred tickets to open now."""
         if self.customer_id is not None:
             return []
         deferred = self.deferred
-        self._placed(customer_id=customer_id, lines=lines, total=str(total), at=at)
+        self._placed(
+            customer_id=customer_id, lines=lines, total=str(total), at=at, share=str(share)
+        )
         return deferred
 
     @event("Placed")
     def _placed(
-        self, customer_id: str, lines: dict[str, list[str | int]], total: str, at: datetime
+        self,
+        customer_id: str,
+        lines: dict[str, list[str | int]],
+        total: str,
+        at: datetime,
+        share: str = "1",
     ) -> None:
         self.customer_id, self.lines, self.total, self.placed_at = customer_id, lines, total, at
+        self.share = share
         self.status = "awaiting_payment" if self.status == "unknown" else self.status
         self.deferred = []
 
@@ -514,13 +529,34 @@ class OrderRecord(CheapCopy, Aggregate):
     def _paid(self, amount: str) -> None:
         self.paid = amount
 
-    def record_refunded(self, refunded_total: Decimal) -> None:
-        if _money(refunded_total) > _money(self.refunded):
-            self._refunded(refunded_total=str(_money(refunded_total)))
+    def record_refunded(self, refunded_total: Decimal, refund_id: str = "") -> None:
+        settled = refund_id.removeprefix("return:") if refund_id.startswith("return:") else None
+        if _money(refunded_total) > _money(self.refunded) or settled in self.pending:
+            self._refunded(refunded_total=str(_money(refunded_total)), settled=settled)
 
     @event("Refunded")
-    def _refunded(self, refunded_total: str) -> None:
-        self.refunded = refunded_total
+    def _refunded(self, refunded_total: str, settled: str | None = None) -> None:
+        self.refunded = max(refunded_total, self.refunded, key=_money)
+        if settled is not None:
+            self.pending = {k: v for k, v in self.pending.items() if k != settled}
+
+    def owe(self, return_id: str, amount: Decimal) -> None:
+        """A received return's refund, until the order service says it issued (or
+        refused) it: counted against what is left, so two receipts cannot both take it."""
+        if amount > 0 and return_id not in self.pending:
+            self._owed(return_id=return_id, amount=str(_money(amount)))
+
+    @event("Owed")
+    def _owed(self, return_id: str, amount: str) -> None:
+        self.pending = {**self.pending, return_id: amount}
+
+    def settle(self, return_id: str) -> None:
+        if return_id in self.pending:
+            self._settled(return_id=return_id)
+
+    @event("Settled")
+    def _settled(self, return_id: str) -> None:
+        self.pending = {k: v for k, v in self.pending.items() if k != return_id}
 
     def record_shipped(
         self, carrier: str, tracking_number: str, warehouses: dict[str, str] | None = None
@@ -580,11 +616,15 @@ class OrderRecord(CheapCopy, Aggregate):
     def _replacement(self, replacement: str, ticket: str) -> None:
         self.replacements = {**self.replacements, replacement: ticket}
 
-    def unit_price(self, sku: str) -> Decimal:
-        return _money(self.lines[sku][1])
+    def price_of(self, lines: dict[str, int]) -> Decimal:
+        """What these units were paid: list prices less the order's discount, rounded
+        once (a whole order comes to its total, not a cent more)."""
+        listed = sum((Decimal(str(self.lines[s][1])) * q for s, q in lines.items()), Decimal(0))
+        return _money(listed * Decimal(self.share))
 
     def refundable(self) -> Decimal:
-        return _money(self.paid) - _money(self.refunded)
+        owed = sum((Decimal(v) for v in self.pending.values()), Decimal(0))
+        return _money(self.paid) - _money(self.refunded) - owed
 
     def facts(self) -> dict[str, str]:
         """What a reply template may fill in."""
@@ -661,9 +701,20 @@ class Return(CheapCopy, Aggregate):
         self.received: list[dict[str, Any]] | None = None
         self.refund_amount: str | None = None
         self.replacement: str | None = None
+        self.refund_refused: dict[str, str] | None = None  # the order service's answer
 
     # The later events repeat the order, ticket, lines and reason: each is published on
     # its own (translation.py), and a message must say which order and ticket it is about.
+
+    def refused_refund(self, refundable: Decimal, reason: str, at: datetime) -> bool:
+        if self.refund_refused is not None or self.status != "received":
+            return False
+        self._refund_refused(refundable=str(_money(refundable)), reason=reason, at=at)
+        return True
+
+    @event("RefundRefused")
+    def _refund_refused(self, refundable: str, reason: str, at: datetime) -> None:
+        self.refund_refused = {"refundable": refundable, "reason": reason}
 
     def authorize(self, standard: str, offer: str, at: datetime) -> None:
         self._authorized(**self._about(), standard=standard, offer=offer, at=at)

@@ -19,12 +19,11 @@ from shopfloor_contracts.orders import (
     OrderPlaced,
     OrderShipped,
     RefundIssued,
+    RefundRefused,
 )
 from shopfloor_runtime.edge import Handler, Handlers, UnitOfWork
 
 from service_desk.application import DeskApplication
-
-CENT = Decimal("0.01")
 
 
 def handlers(app: DeskApplication) -> Handlers:
@@ -38,6 +37,7 @@ def handlers(app: DeskApplication) -> Handlers:
         OrderShipped: order_shipped(app),
         OrderDelivered: order_delivered(app),
         RefundIssued: refund_issued(app),
+        RefundRefused: refund_refused(app),
         ShipmentDispatched: shipment_dispatched(app),
         ShipmentDelayed: shipment_delayed(app),
         DeliveryFailed: delivery_failed(app),
@@ -46,13 +46,15 @@ def handlers(app: DeskApplication) -> Handlers:
 
 def order_placed(app: DeskApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: OrderPlaced, uow: UnitOfWork) -> None:
-        # what a unit cost after the order's discount: a return refunds no more than that
+        # list prices, and the share the order's discount leaves of them: a return
+        # refunds its units' list prices times the share, rounded once
         share = event.total / event.subtotal if event.subtotal else Decimal(1)
-        lines: dict[str, list[str | int]] = {
-            ln.sku: [ln.qty, str((ln.unit_price * share).quantize(CENT))] for ln in event.lines
-        }
+        lines: dict[str, list[str | int]] = {}
+        for ln in event.lines:
+            qty = int(lines.get(ln.sku, [0])[0]) + ln.qty
+            lines[ln.sku] = [qty, str(ln.unit_price)]
         app.order_placed(
-            uow, event.order_id, event.customer_id, lines, event.total, event.placed_at
+            uow, event.order_id, event.customer_id, lines, event.total, event.placed_at, share
         )
 
     return handle
@@ -106,6 +108,13 @@ def order_delivered(app: DeskApplication) -> Handler:
 def refund_issued(app: DeskApplication) -> Handler:
     def handle(envelope: InboundEnvelope, event: RefundIssued, uow: UnitOfWork) -> None:
         app.refund_issued(uow, event.order_id, event.refund_id, event.amount, event.refunded_total)
+
+    return handle
+
+
+def refund_refused(app: DeskApplication) -> Handler:
+    def handle(envelope: InboundEnvelope, event: RefundRefused, uow: UnitOfWork) -> None:
+        app.refund_refused(uow, event.order_id, event.refund_id, event.refundable, event.reason)
 
     return handle
 
