@@ -503,3 +503,9 @@ def test_the_reservation_of_an_unknown_order_is_not_found(client, new_id):
     response = client.get(f"/reservations/{new_id('order')}")
 
     assert response.status_code == 404
+
+
+def test_a_sku_with_a_slash_is_refused_since_it_could_never_be_looked_up(client):
+    refused = client.post("/stock/receipts", json={"sku": "TEE/M", "warehouse": "berlin", "qty": 1})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "sku"
+    assert client.get("/stock").json() == []

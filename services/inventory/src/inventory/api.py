@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from shopfloor_runtime.web import (
     MAX_OFFSET,
     Body,
@@ -29,9 +29,15 @@ from inventory.domain import (
 )
 from inventory.projection import InventoryQueries
 
+#: A SKU: a code without "/", since it is a path segment (GET /stock/{sku}; "/stock/%2F"
+#: would reach the list route)
+SkuCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+
 
 class ReceiptIn(Body):
-    sku: Code
+    sku: SkuCode
     warehouse: Code
     qty: Whole = Field(gt=0, le=1_000_000)
     serials: list[Code] = Field(
@@ -40,7 +46,7 @@ class ReceiptIn(Body):
 
 
 class ReturnIn(Body):
-    sku: Code
+    sku: SkuCode
     warehouse: Code
     qty: Whole = Field(gt=0, le=1_000_000)
     serials: list[Code] = Field(default_factory=list, max_length=10_000)
@@ -48,21 +54,21 @@ class ReturnIn(Body):
 
 
 class AdjustmentIn(Body):
-    sku: Code
+    sku: SkuCode
     warehouse: Code
     counted: Whole = Field(ge=0, le=10_000_000, description="units found by the count")
     reason: Text
 
 
 class TransferIn(Body):
-    sku: Code
+    sku: SkuCode
     from_warehouse: Code
     to_warehouse: Code
     qty: Whole = Field(gt=0, le=1_000_000)
 
 
 class TransferReceiptIn(Body):
-    sku: Code
+    sku: SkuCode
 
 
 class PolicyIn(Body):
@@ -211,7 +217,7 @@ def router() -> APIRouter:
         return [r for r in rows if r["difference"]] if only_differences else rows
 
     @api.get("/stock/{sku}", response_model=StockOut, responses=error_responses(404, 422))
-    def get_stock(sku: Code, request: Request) -> StockOut:
+    def get_stock(sku: SkuCode, request: Request) -> StockOut:
         """Totals and per-warehouse stock of one SKU, as of now."""
         return StockOut.of(app(request).read_sku(sku))
 
@@ -228,7 +234,7 @@ def router() -> APIRouter:
         return queries(request).all_stock(limit, offset)
 
     @api.put("/stock/{sku}/policy", response_model=StockOut, responses=error_responses(404, 422))
-    def set_policy(sku: Code, body: PolicyIn, request: Request) -> StockOut:
+    def set_policy(sku: SkuCode, body: PolicyIn, request: Request) -> StockOut:
         """Safety stock, lead time, per-customer purchase limit, presale allowance."""
         return StockOut.of(app(request).set_policy(sku, **body.model_dump()))
 
