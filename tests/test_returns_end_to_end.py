@@ -27,7 +27,7 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from shopfloor_contracts.service_desk import ReturnReceived
+from shopfloor_contracts.service_desk import ReceivedLine, ReturnReceived
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import free_port, postgres_database
 
@@ -401,41 +401,68 @@ async def test_a_return_is_never_refunded_beyond_what_is_left_by_the_desk_or_the
 
         await until("the desk knowing of the goodwill refund", desk_saw_it)
 
-        # two more returns, each within the 90.00 left, together beyond it: the desk lets
-        # both through while the order service is away (it learns of refunds only from it)
+        # two more returns, each within the 90.00 left, together beyond it, received while
+        # the order service is away: the desk counts the first one's refund as owed until
+        # the order service answers, so it refuses the second's full refund (409) and
+        # takes it with what is left
         second = await s.authorized_return(order_id, sku, 1)
         third = await s.authorized_return(order_id, sku, 1)
         s.processes["order"].stop()
         assert (await s.receipt(second, sku, 1, "resellable")).status_code == 200
-        third_received = await s.receipt(third, sku, 1, "damaged")
+        too_much = await s.receipt(third, sku, 1, "damaged")  # the standard pays damaged
+        assert too_much.status_code == 409, too_much.text
+        assert "more than the 30.00 left" in too_much.json()["detail"]
+        third_received = await s.http.post(
+            f"{s.url[DESK]}/returns/{third}/receipt",
+            json={"lines": [{"sku": sku, "qty": 1, "condition": "damaged"}], "refund": "30.00"},
+        )
         assert third_received.status_code == 200, third_received.text
-        assert third_received.json()["refund_amount"] == "60.00"  # the standard pays damaged
+        assert third_received.json()["refund_amount"] == "30.00"
         await until("the resellable unit back on hand", lambda: _equals(s.on_hand(sku), 7))
+
+        # and one the order service must refuse itself: a receipt the desk's store does
+        # not hold (a copy from a restored backup, say), asking 60.00 of nothing left
+        forged = ReturnReceived(
+            return_id=str(uuid4()),
+            ticket_id=third_received.json()["ticket_id"],
+            order_id=order_id,
+            lines=[
+                ReceivedLine(sku=sku, qty=1, condition="damaged", warehouse=WAREHOUSE, serials=[])
+            ],
+            refund_amount=PRICE,
+            received_at=datetime.now(UTC),
+        )
+        await ContractProducer(s.broker, "service-desk-restored").publish(
+            [(forged, forged.ticket_id)]
+        )
         s.processes["order"].start()
         await s.processes["order"].ready()
 
-        async def both_decided() -> list[dict[str, Any]] | None:
+        async def all_decided() -> list[dict[str, Any]] | None:
             found = await s.refunds(order_id)
-            return found if len(found) == 4 else None
+            return found if len(found) == 5 else None
 
-        decided = await until("both returns decided by the order service", both_decided)
-        assert [(r["event"], r["refund_id"]) for r in decided] == [
-            ("RefundIssued", f"return:{first}"),
-            ("RefundIssued", "goodwill-1"),
-            ("RefundIssued", f"return:{second}"),
-            ("RefundRefused", f"return:{third}"),
-        ]
-        refused = decided[-1]
+        decided = await until("the returns decided by the order service", all_decided)
+        assert sorted((r["event"], r["refund_id"]) for r in decided) == sorted(
+            [
+                ("RefundIssued", f"return:{first}"),
+                ("RefundIssued", "goodwill-1"),
+                ("RefundIssued", f"return:{second}"),
+                ("RefundIssued", f"return:{third}"),
+                ("RefundRefused", f"return:{forged.return_id}"),
+            ]
+        )
+        [refused] = [r for r in decided if r["event"] == "RefundRefused"]
         assert (Decimal(refused["amount"]), Decimal(refused["refundable"])) == (
             PRICE,
-            Decimal("30.00"),
+            Decimal("0.00"),
         )
         assert refused["reason"] == "exceeds_refundable"
-        assert Decimal((await s.order(order_id))["refunded_total"]) == Decimal("270.00")
+        assert Decimal((await s.order(order_id))["refunded_total"]) == Decimal("300.00")
         taken = await until("inventory's record of the damaged return", lambda: _taken(s, third))
         assert (taken["restocked"], taken["set_aside"]) == (0, 1)  # damaged: not on hand
 
-        # the rest of the order (2 units, 120.00) is more than the 30.00 left: the desk
+        # the rest of the order (2 units, 120.00) is more than the nothing left: the desk
         # refuses the receipt, and nothing moves anywhere
         rest = await s.authorized_return(order_id, sku, 2)
         refused_receipt = await s.receipt(rest, sku, 2, "resellable")
@@ -445,8 +472,8 @@ async def test_a_return_is_never_refunded_beyond_what_is_left_by_the_desk_or_the
         async def no_money_moved() -> bool:
             order_now = await s.order(order_id)
             return (
-                Decimal(order_now["refunded_total"]) == Decimal("270.00")
-                and len(await s.refunds(order_id)) == 4
+                Decimal(order_now["refunded_total"]) == Decimal("300.00")
+                and len(await s.refunds(order_id)) == 5
                 and await s.on_hand(sku) == 7
             )
 
