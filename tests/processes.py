@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from shopfloor_runtime.testing import free_port
@@ -76,3 +78,29 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+
+def prefixed(prefix: str, values: dict[str, str]) -> dict[str, str]:
+    """`values` as one service's variables: {"STORE__DSN": x} -> {"ORDER_STORE__DSN": x}."""
+    return {f"{prefix}_{k}": v for k, v in values.items()}
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
+    """Poll `check` until it returns something truthy (returned); fail naming `what`."""
+    loop = asyncio.get_running_loop()
+    deadline, last = loop.time() + timeout, None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
+
+
+async def stays(what: str, check: Callable[[], Awaitable[bool]], seconds: float = 3) -> None:
+    """`check` holds the whole time (several ticks and polls of every service)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        assert await check(), what
+        await asyncio.sleep(0.3)

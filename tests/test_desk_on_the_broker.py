@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,7 +26,7 @@ from shopfloor_contracts.orders import OrderLine, OrderPaid, OrderPlaced
 from shopfloor_runtime.clock import ManualClock
 from shopfloor_runtime.testing import broker_settings, postgres_database
 
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, until
 from tests.support import ContractProducer
 
 pytestmark = pytest.mark.integration
@@ -87,17 +86,6 @@ def failed(order_id: str) -> tuple[BaseModel, str]:
         at=datetime.now(UTC),
     )
     return event, order_id
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 async def test_a_late_shipment_and_a_failed_delivery_each_open_one_ticket_across_republish_and_kill(

@@ -19,7 +19,7 @@ import pytest
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import postgres_database
 
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, prefixed
 from tests.support import read_topic
 
 pytestmark = pytest.mark.integration
@@ -34,13 +34,13 @@ class Sale:
         self.order = ServiceProcess(
             "order",
             {
-                **_env("ORDER", common),
+                **prefixed("ORDER", common),
                 "ORDER_STORE__DSN": order_dsn,
                 "ORDER_RULES__REQUIRED_CHECKS": '["inventory"]',  # the race is inventory's
             },
             logs,
         )
-        inventory = {**_env("INVENTORY", common), "INVENTORY_STORE__DSN": inv_dsn}
+        inventory = {**prefixed("INVENTORY", common), "INVENTORY_STORE__DSN": inv_dsn}
         self.inventory = ServiceProcess("inventory", inventory, logs)
         # a second worker: consumer only (one relay per service)
         self.worker = ServiceProcess(
@@ -143,10 +143,6 @@ class Sale:
     def close(self) -> None:
         for service in (self.worker, self.inventory, self.order):
             service.stop()
-
-
-def _env(prefix: str, values: dict[str, str]) -> dict[str, str]:
-    return {f"{prefix}_{k}": v for k, v in values.items()}
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import pytest
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import postgres_database
 
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, prefixed, until
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def three_services(broker: EmbeddedBroker, logs: Path) -> AsyncIterator[di
             ServiceProcess(
                 "order",
                 {
-                    **_env("ORDER", common),
+                    **prefixed("ORDER", common),
                     "ORDER_STORE__DSN": order_dsn,
                     # risk's part of the story is tests/test_risk_holds.py
                     "ORDER_RULES__REQUIRED_CHECKS": '["inventory"]',
@@ -50,13 +50,13 @@ async def three_services(broker: EmbeddedBroker, logs: Path) -> AsyncIterator[di
             ),
             ServiceProcess(
                 "inventory",
-                {**_env("INVENTORY", common), "INVENTORY_STORE__DSN": inventory_dsn},
+                {**prefixed("INVENTORY", common), "INVENTORY_STORE__DSN": inventory_dsn},
                 logs,
             ),
             ServiceProcess(
                 "fulfilment",
                 {
-                    **_env("FULFILMENT", common),
+                    **prefixed("FULFILMENT", common),
                     "FULFILMENT_STORE__DSN": fulfilment_dsn,
                     "FULFILMENT_RULES__WAVE_WINDOW_S": "1",
                     "FULFILMENT_TICK_S": "0.3",
@@ -72,21 +72,6 @@ async def three_services(broker: EmbeddedBroker, logs: Path) -> AsyncIterator[di
         finally:
             for process in processes:
                 process.stop()
-
-
-def _env(prefix: str, values: dict[str, str]) -> dict[str, str]:
-    return {f"{prefix}_{k}": v for k, v in values.items()}
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 async def test_an_order_is_shipped_delivered_and_completed_by_fulfilment(own_broker, tmp_path):

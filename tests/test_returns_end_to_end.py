@@ -19,7 +19,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ from shopfloor_contracts.service_desk import ReceivedLine, ReturnReceived
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import free_port, postgres_database
 
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, prefixed, stays, until
 from tests.support import ContractProducer, envelopes, read_topic
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "order": ServiceProcess(
                 "order",
                 {
-                    **_env("ORDER", common),
+                    **prefixed("ORDER", common),
                     "ORDER_STORE__DSN": order_dsn,
                     "ORDER_RULES__REQUIRED_CHECKS": '["inventory"]',
                 },
@@ -67,13 +67,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             ),
             "inventory": ServiceProcess(
                 "inventory",
-                {**_env("INVENTORY", common), "INVENTORY_STORE__DSN": inventory_dsn},
+                {**prefixed("INVENTORY", common), "INVENTORY_STORE__DSN": inventory_dsn},
                 logs,
             ),
             "fulfilment": ServiceProcess(
                 "fulfilment",
                 {
-                    **_env("FULFILMENT", common),
+                    **prefixed("FULFILMENT", common),
                     "FULFILMENT_STORE__DSN": fulfilment_dsn,
                     "FULFILMENT_RULES__WAVE_WINDOW_S": "1",
                     "FULFILMENT_TICK_S": "0.3",
@@ -83,7 +83,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             # the prefix ServiceProcess derives from the module name, SERVICE_DESK, is the
             # desk's own (SERVICE_DESK_...)
             DESK: ServiceProcess(
-                DESK, {**_env("SERVICE_DESK", common), "SERVICE_DESK_STORE__DSN": desk_dsn}, logs
+                DESK,
+                {**prefixed("SERVICE_DESK", common), "SERVICE_DESK_STORE__DSN": desk_dsn},
+                logs,
             ),
         }
         try:
@@ -98,30 +100,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         finally:
             for process in processes.values():
                 process.stop()
-
-
-def _env(prefix: str, values: dict[str, str]) -> dict[str, str]:
-    return {f"{prefix}_{k}": v for k, v in values.items()}
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
-
-
-async def stays(what: str, check: Callable[[], Awaitable[bool]], seconds: float = 3) -> None:
-    """`check` holds the whole time (several polls of every consumer)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        assert await check(), what
-        await asyncio.sleep(0.3)
 
 
 class Shop:

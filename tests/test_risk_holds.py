@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
@@ -22,7 +22,7 @@ import pytest
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.testing import free_port, postgres_database
 
-from tests.processes import ServiceProcess
+from tests.processes import ServiceProcess, prefixed, stays, until
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +45,18 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         processes = [
             ServiceProcess(
                 "order",
-                {**_env("ORDER", common), "ORDER_STORE__DSN": order_dsn},  # default checks
+                {**prefixed("ORDER", common), "ORDER_STORE__DSN": order_dsn},  # default checks
                 logs,
             ),
             ServiceProcess(
                 "inventory",
-                {**_env("INVENTORY", common), "INVENTORY_STORE__DSN": inventory_dsn},
+                {**prefixed("INVENTORY", common), "INVENTORY_STORE__DSN": inventory_dsn},
                 logs,
             ),
             ServiceProcess(
                 "fulfilment",
                 {
-                    **_env("FULFILMENT", common),
+                    **prefixed("FULFILMENT", common),
                     "FULFILMENT_STORE__DSN": fulfilment_dsn,
                     "FULFILMENT_RULES__WAVE_WINDOW_S": "1",
                     "FULFILMENT_TICK_S": "0.3",
@@ -66,7 +66,7 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             ServiceProcess(
                 "risk",
                 {
-                    **_env("RISK", common),
+                    **prefixed("RISK", common),
                     "RISK_STORE__DSN": risk_dsn,
                     "RISK_VELOCITY_WAIT_S": "0.5",
                     "RISK_TICK_S": "0.3",
@@ -86,21 +86,6 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         finally:
             for process in processes:
                 process.stop()
-
-
-def _env(prefix: str, values: dict[str, str]) -> dict[str, str]:
-    return {f"{prefix}_{k}": v for k, v in values.items()}
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline, last = loop.time() + timeout, None
-    while loop.time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
 
 
 class Shop:
@@ -197,15 +182,6 @@ class Shop:
 async def shop(url: dict[str, str]) -> Any:
     async with httpx.AsyncClient(timeout=30) as http:
         yield Shop(http, url)
-
-
-async def stays(what: str, check: Callable[[], Awaitable[bool]], seconds: float = 3) -> None:
-    """`check` holds the whole time (several ticks of every service)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        assert await check(), what
-        await asyncio.sleep(0.3)
 
 
 async def test_a_held_order_is_never_confirmed_until_released_then_ships(url):

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -37,6 +38,20 @@ Code = Annotated[
 ]
 #: A short human text: a name, a reason, a street line.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _iso_day(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day as YYYY-MM-DD")
+    return value
+
+
+#: A calendar day, written YYYY-MM-DD (pydantic alone would also read "0" as 1970-01-01).
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+]
 
 
 class Body(BaseModel):

@@ -4,34 +4,19 @@ force. Thin routes over the application and read models."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
-from shopfloor_runtime.web import MAX_OFFSET, Body, Code, ErrorTable, Text, error_responses
+from pydantic import BaseModel, Field
+from shopfloor_runtime.web import MAX_OFFSET, Body, Code, Day, ErrorTable, Text, error_responses
 
 from risk.application import RiskApplication
 from risk.domain import BlacklistEntry, Case, CaseNotFound, EntryNotFound, Refused, case_id
 from risk.projection import RiskQueries
 
 Kind = Literal["customer", "address", "device"]
-
-
-def _iso_day(value: object) -> object:
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("a day as YYYY-MM-DD")
-    return value
-
-
-#: A calendar day, written YYYY-MM-DD (pydantic alone would also read "0" as 1970-01-01).
-Day = Annotated[
-    date,
-    BeforeValidator(_iso_day),
-    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
-]
 
 
 class OperatorIn(Body):

@@ -5,8 +5,7 @@ templates in force. Thin routes over the application and read models."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -14,10 +13,8 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     Field,
     StringConstraints,
-    WithJsonSchema,
     model_validator,
 )
 from shopfloor_runtime.errors import RuleBroken
@@ -25,6 +22,7 @@ from shopfloor_runtime.web import (
     MAX_OFFSET,
     Body,
     Code,
+    Day,
     ErrorTable,
     Text,
     error_responses,
@@ -46,19 +44,6 @@ from service_desk.rules import ReturnReason, TicketType
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
 Photo = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=r"^[\w.:/?=&%-]+$")]
 Queue = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"^[a-z0-9-]+$")]
-
-
-def _iso_day(value: object) -> object:
-    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("a day as YYYY-MM-DD")
-    return value
-
-
-Day = Annotated[
-    date,
-    BeforeValidator(_iso_day),
-    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
-]
 
 
 class TicketIn(Body):
