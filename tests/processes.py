@@ -40,8 +40,7 @@ class ServiceProcess:
             f"{prefix}_BROKER__HEARTBEAT_INTERVAL_MS": "1000",
         }
         self.starts += 1
-        log = self.log_dir / f"{self.module}-{self.port}-{self.starts}.log"
-        with open(log, "ab") as out:
+        with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module], env=env, stdout=out, stderr=subprocess.STDOUT
             )
@@ -62,6 +61,19 @@ class ServiceProcess:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{self.module} not ready in {timeout}s")
                 await asyncio.sleep(0.1)
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the latest start."""
+        return self.log_dir / f"{self.module}-{self.port}-{self.starts}.log"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the latest start's log, for a failure message."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as error:
+            return f"(no log: {error})"
+        return "\n".join(text.splitlines()[-lines:])
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind, as when a machine dies."""

@@ -416,11 +416,19 @@ async def test_a_return_is_never_refunded_beyond_what_is_left_by_the_desk_or_the
         s.processes["order"].start()
         await s.processes["order"].ready()
 
-        async def all_decided() -> list[dict[str, Any]] | None:
-            found = await s.refunds(order_id)
-            return found if len(found) == 5 else None
+        seen: list[dict[str, Any]] = []
 
-        decided = await until("the returns decided by the order service", all_decided)
+        async def all_decided() -> list[dict[str, Any]] | None:
+            seen[:] = await s.refunds(order_id)
+            return seen if len(seen) == 5 else None
+
+        try:
+            decided = await until("the returns decided by the order service", all_decided)
+        except AssertionError as missing:
+            raise AssertionError(
+                f"{missing}; the order's refunds then: {seen}; the order service's log ends:\n"
+                + s.processes["order"].log_tail()
+            ) from None
         assert sorted((r["event"], r["refund_id"]) for r in decided) == sorted(
             [
                 ("RefundIssued", f"return:{first}"),
