@@ -52,8 +52,9 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from risk.windows.app import TABLE
 from risk.windows.harness import WorkerProcess
-from shopfloor_contracts.topics import ORDERS, RISK, RISK_VELOCITY
+from shopfloor_contracts.topics import ORDERS, RISK, RISK_VELOCITY, Topic
 from shopfloor_devstack.launcher import BrokerError, EmbeddedBroker
 from shopfloor_runtime.testing import free_port, postgres_database
 
@@ -94,15 +95,15 @@ CONFIRM = ("confirm-without-risk", "confirm-with-risk")
 TARGET_P99_MS = 250.0  # OrderPlaced -> OrderAssessed at 100/s
 TARGET_COST = 0.25  # risk in the path costs at most this share of placed -> confirmed/s
 DIMENSIONS = 3  # velocity counts per order: customer, address, device
+#: the velocity table's changelog (faust: <app id>-<table>-changelog, the table's
+#: partitions, which are the repartition topic's: orders.v1's)
+CHANGELOG = Topic(f"risk-windows-{TABLE}-changelog", ORDERS.partitions, "table key", "faust")
 MAX_IN_FLIGHT = 2000  # open loop: beyond this many unanswered requests, sends are skipped
 REQUEST_TIMEOUT_S = 60.0
 PROBE_TIMEOUT_S = 120.0  # the first order through the whole path, faust's start included
 WORKER_READY_TIMEOUT_S = 120.0
-#: the risk service's velocity_wait_s default: an order whose counts have not come this
-#: long after risk saw it is assessed without them by the deadline tick
-VELOCITY_WAIT_S = 5.0
 #: From OrderPlaced to OrderAssessed, in legs (see bench/README.md).
-STAGES = ("api", "order_relay", "velocity", "risk_decides", "risk_relay")
+STAGES = ("api", "order_relay", "risk_decides", "risk_relay")
 CPU_PARTS = ("bench", "order", "inventory", "risk", "risk-windows", "broker", "postgres", "machine")
 # Events carry wall-clock times (occurred_at); this turns them into perf_counter times.
 EPOCH_MINUS_PERF = time.time() - time.perf_counter()
@@ -248,6 +249,8 @@ class Run:
     published: dict[str, tuple[float, float]] = field(default_factory=dict)
     counts: dict[str, Counts] = field(default_factory=dict)
     highest_count: int = 0
+    #: order id -> the velocity table keys (one per dimension) whose changelog holds it
+    tabled: dict[str, set[bytes]] = field(default_factory=dict)
     assessed: dict[str, Assessed] = field(default_factory=dict)
     #: the latest assessment per order: (assessment number, outcome, hold, rules)
     latest: dict[str, tuple[int, str, bool, tuple[str, ...]]] = field(default_factory=dict)
@@ -278,18 +281,6 @@ class Run:
     def pending(self) -> int:
         return len(self.placed) - self.finished
 
-    def with_counts(self, order_id: str) -> bool:
-        """Whether risk assessed the order with its velocity counts, not by its deadline
-        tick. The tick assesses an order at least VELOCITY_WAIT_S after risk saw it, so
-        at least that long after the OrderPlaced was made; a quicker assessment had its
-        counts even when this bench's own velocity consumer received them later (risk's
-        consumer can be the faster of the two)."""
-        assessed = self.assessed[order_id]
-        if assessed.counts_here:
-            return True
-        placed = self.published.get(order_id)
-        return placed is not None and assessed.occurred - placed[0] < VELOCITY_WAIT_S
-
     def done(self, order_id: str) -> None:
         """The target event of `order_id` arrived (called once per order)."""
         if order_id in self.placed:
@@ -309,7 +300,6 @@ class Stack:
     worker: WorkerProcess | None
     dsns: dict[str, str]
     run: Run
-    probes: int = 0
     stopped: dict[str, tuple[int | None, float]] = field(default_factory=dict)
 
     def services(self) -> tuple[Service, ...]:
@@ -402,15 +392,15 @@ async def stack(run: Run, args: argparse.Namespace) -> AsyncIterator[Stack]:
             await receive_stock(inventory, [(sku, args.units) for sku in run.shoppers.skus])
             if running.worker is not None:
                 try:
-                    await running.worker.wait_for(r"\[\^Worker\]: Ready", WORKER_READY_TIMEOUT_S)
+                    await running.worker.recovered(WORKER_READY_TIMEOUT_S)
                 except AssertionError as error:
                     raise BenchError(f"the velocity worker is not ready: {error}") from None
                 worker_ready = time.monotonic() - began
-            running.probes = await probe(running, run)
+            await probe(running, run)
             print(
                 f"[{scenario.label}] ready after {time.monotonic() - began:.1f}s "
                 + (f"(velocity worker ready after {worker_ready:.1f}s) " if scenario.risk else "")
-                + f"with stock for {len(run.shoppers.skus)} SKUs; probe orders: {running.probes}",
+                + f"with stock for {len(run.shoppers.skus)} SKUs, a probe order through",
                 flush=True,
             )
             yield running
@@ -430,60 +420,41 @@ async def stack(run: Run, args: argparse.Namespace) -> AsyncIterator[Stack]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def probe(system: Stack, run: Run) -> int:
-    """Orders through the whole path (placed, paid if the scenario pays, its target event
-    received) before the clock starts, until one is assessed with its velocity counts:
-    faust reports Ready before its consumer has partitions, and an order placed before
-    then is assessed by risk's timer after 5 s. Probe orders are not counted. Returns how
-    many it took."""
-    deadline = time.monotonic() + PROBE_TIMEOUT_S
+async def probe(system: Stack, run: Run) -> None:
+    """One order through the whole path (placed, paid if the scenario pays, its target
+    event received) before the clock starts; not counted. The velocity worker tells
+    nothing about a clean order (only counts over the limit), so it was waited for by its
+    table's recovery (its partitions assigned)."""
     target = run.target()
     headers = {"content-type": "application/json"}
     async with httpx.AsyncClient(base_url=system.order.url, timeout=30) as client:
-        for attempt in range(1, 1000):
-            response = await client.post(
-                "/orders", content=run.shoppers.body(attempt, "probe"), headers=headers
+        response = await client.post(
+            "/orders", content=run.shoppers.body(1, "probe"), headers=headers
+        )
+        if response.status_code != 201:
+            raise BenchError(
+                f"probe order: HTTP {response.status_code} {response.text[:200]}; see "
+                f"{system.order.log_path}"
             )
-            if response.status_code != 201:
+        order = response.json()
+        order_id = str(order["id"])
+        if run.scenario.pay:
+            paid = await client.post(
+                f"/orders/{order_id}/payments",
+                content=Shoppers.payment(order_id, order["total"]),
+                headers=headers,
+            )
+            if paid.status_code != 200:
                 raise BenchError(
-                    f"probe order: HTTP {response.status_code} {response.text[:200]}; see "
+                    f"probe payment: HTTP {paid.status_code} {paid.text[:200]}; see "
                     f"{system.order.log_path}"
                 )
-            order = response.json()
-            order_id = str(order["id"])
-            if run.scenario.pay:
-                paid = await client.post(
-                    f"/orders/{order_id}/payments",
-                    content=Shoppers.payment(order_id, order["total"]),
-                    headers=headers,
-                )
-                if paid.status_code != 200:
-                    raise BenchError(
-                        f"probe payment: HTTP {paid.status_code} {paid.text[:200]}; see "
-                        f"{system.order.log_path}"
-                    )
-            left = deadline - time.monotonic()
-
-            def arrived(order_id: str = order_id) -> bool:
-                return order_id in target
-
-            if not await wait_until(arrived, max(left, 0.0)):
-                what = "OrderConfirmed" if run.scenario.pay else "OrderAssessed"
-                raise BenchError(
-                    f"probe order {order_id}: no {what} within {PROBE_TIMEOUT_S:.0f}s of the "
-                    f"start; see the logs in {system.tmp}"
-                )
-            if not run.scenario.risk:
-                return attempt
-            assessed = run.assessed.get(order_id)
-            if assessed is not None and run.with_counts(order_id):
-                return attempt
-            if time.monotonic() > deadline:
-                break
-    raise BenchError(
-        f"no probe order was assessed with its velocity counts within {PROBE_TIMEOUT_S:.0f}s; "
-        f"see the logs in {system.tmp}"
-    )
+        if not await wait_until(lambda: order_id in target, PROBE_TIMEOUT_S):
+            what = "OrderConfirmed" if run.scenario.pay else "OrderAssessed"
+            raise BenchError(
+                f"probe order {order_id}: no {what} within {PROBE_TIMEOUT_S:.0f}s of the "
+                f"start; see the logs in {system.tmp}"
+            )
 
 
 # -- the consumers ----------------------------------------------------------------------------
@@ -579,6 +550,20 @@ async def consume_velocity(consumer: AIOKafkaConsumer, run: Run) -> None:
                     run.highest_count = max(run.highest_count, int(count["count"]))
                 if counts.complete is None and len(counts.by_dimension) >= DIMENSIONS:
                     counts.complete = now
+
+
+async def consume_changelog(consumer: AIOKafkaConsumer, run: Run) -> None:
+    """The velocity table's changelog: each record a bucket's whole content, so an order
+    is counted in a dimension once a record of that key's bucket holds it (the worker
+    tells nothing about a clean order)."""
+    while True:
+        batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+        for records in batches.values():
+            for record in records:
+                if record.value is None or record.key is None:
+                    continue  # a seal
+                for order_id in json.loads(record.value):
+                    run.tabled.setdefault(order_id, set()).add(record.key)
 
 
 # -- the load ---------------------------------------------------------------------------------
@@ -835,23 +820,32 @@ async def backlog_scenario(scenario: Scenario, args: argparse.Namespace) -> dict
             run.reconnects = pool.reconnects
             filled = time.perf_counter() - run.started
             run.phase = "counting"
-            # every order published and counted, so risk restarts onto all of its input
-            if not await wait_until(
-                lambda: all(
-                    o in run.published and o in run.counts and run.counts[o].complete
-                    for o in run.placed
-                ),
-                args.drain_timeout,
-            ):
-                missing = sum(1 for o in run.placed if o not in run.published)
-                uncounted = sum(
-                    1 for o in run.placed if o not in run.counts or not run.counts[o].complete
-                )
-                raise BenchError(
-                    f"of {len(run.placed)} placed orders, {missing} never appeared on "
-                    f"{ORDERS.name} and {uncounted} were not counted on {RISK_VELOCITY.name} "
-                    f"within {args.drain_timeout:g}s; see the logs in {system.tmp}"
-                )
+            # every order published and counted (in the velocity table's changelog), so
+            # risk restarts onto all of its input and the worker is idle while it works
+            changelog = await start_consumer(system.broker.bootstrap_servers, CHANGELOG)
+            tabling = asyncio.create_task(consume_changelog(changelog, run))
+            try:
+                if not await wait_until(
+                    lambda: all(
+                        o in run.published and len(run.tabled.get(o, ())) >= DIMENSIONS
+                        for o in run.placed
+                    ),
+                    args.drain_timeout,
+                ):
+                    missing = sum(1 for o in run.placed if o not in run.published)
+                    uncounted = sum(
+                        1 for o in run.placed if len(run.tabled.get(o, ())) < DIMENSIONS
+                    )
+                    raise BenchError(
+                        f"of {len(run.placed)} placed orders, {missing} never appeared on "
+                        f"{ORDERS.name} and {uncounted} were not in the velocity table's "
+                        f"changelog within {args.drain_timeout:g}s; see the logs in "
+                        f"{system.tmp}"
+                    )
+            finally:
+                tabling.cancel()
+                await asyncio.gather(tabling, return_exceptions=True)
+                await changelog.stop()
             counted = time.perf_counter() - run.started
             early = len([o for o in run.placed if o in run.assessed])
             run.phase = "assess"
@@ -932,9 +926,7 @@ def verdict_counts(run: Run) -> dict[str, Any]:
         "cancel_reasons": dict(Counter(run.cancelled[o] for o in run.placed if o in run.cancelled)),
         "rules_fired": dict(rules),
         "reassessed": reassessed,
-        "assessed_without_counts": sum(
-            1 for o in run.placed if o in run.assessed and not run.with_counts(o)
-        ),
+        "told_counts": sum(1 for o in run.placed if o in run.counts),
         "highest_velocity_count": run.highest_count,
     }
 
@@ -965,21 +957,13 @@ def summarize_load(
         confirmed = run.confirmed.get(order_id)
         if confirmed is not None:
             confirm_ms.append((confirmed - p.sent) * 1000)
-        counts = run.counts.get(order_id)
-        if (
-            published is None
-            or assessed is None
-            or counts is None
-            or counts.complete is None
-            or not assessed.counts_here
-        ):
+        if published is None or assessed is None:
             continue
         occurred, seen = published
         legs = (
             (p.sent, p.done),
             (occurred, seen),
-            (seen, counts.complete),
-            (counts.complete, assessed.occurred),
+            (seen, assessed.occurred),
             (assessed.occurred, assessed.seen),
         )
         for stage, (a, b) in zip(STAGES, legs, strict=True):
@@ -1090,7 +1074,7 @@ def load_table(results: list[dict[str, Any]]) -> str:
     rows = [
         "| scenario | offered | placements/s | assessed/s | OrderPlaced -> OrderAssessed "
         "p50 / p95 / p99 ms | from POST p99 ms | API p99 ms | cleared / flagged / held "
-        "| without counts | pending at end | errors | unassessed | bench CPU |",
+        "| counts told | pending at end | errors | unassessed | bench CPU |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -1100,7 +1084,7 @@ def load_table(results: list[dict[str, Any]]) -> str:
             f"{r['assessed_per_s']:.1f} | {ms(lat['p50'])} / {ms(lat['p95'])} / "
             f"{ms(lat['p99'])} | {ms(r['assess_from_post_ms']['p99'])} | "
             f"{ms(r['api_latency_ms']['p99'])} | {_verdicts_cell(r)} | "
-            f"{r['assessed_without_counts']} | {r['pending_at_window_end']} | "
+            f"{r['told_counts']} | {r['pending_at_window_end']} | "
             f"{r['errors']} | {r['undone']} | {r['cpu_cores'].get('bench', math.nan):.2f} |"
         )
     return "\n".join(rows)
@@ -1134,7 +1118,7 @@ def backlog_table(results: list[dict[str, Any]]) -> str:
     rows = [
         "| scenario | orders | risk ready s | assessed/s (first to last) | steady assessed/s "
         "(middle 80%) | start to first / last assessed s | cleared / flagged / held "
-        "| without counts | unassessed |",
+        "| counts told | unassessed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -1142,7 +1126,7 @@ def backlog_table(results: list[dict[str, Any]]) -> str:
             f"| {r['label']} | {r['orders']} | {r['risk_ready_s']} | {ms(r['assessed_per_s'])} | "
             f"{ms(r['steady_assessed_per_s'])} | {r['first_assessed_after_start_s']} / "
             f"{r['all_assessed_after_start_s']} | {_verdicts_cell(r)} | "
-            f"{r['assessed_without_counts']} | {r['undone']} |"
+            f"{r['told_counts']} | {r['undone']} |"
         )
     return "\n".join(rows)
 
@@ -1211,7 +1195,7 @@ def checks_line(result: dict[str, Any]) -> str:
         f"risk's word on the run's orders: {result['cleared']} cleared, {result['flagged']} "
         f"flagged, {result['held']} held (OrderHeld {result['order_held_events']}), "
         f"{result['cancelled']} cancelled, {result['reassessed']} assessed more than once, "
-        f"{result['assessed_without_counts']} assessed before their velocity counts arrived, "
+        f"{result['told_counts']} with velocity counts told (only counts over the limit are), "
         f"highest velocity count {result['highest_velocity_count']}"
     )
     if result["rules_fired"]:

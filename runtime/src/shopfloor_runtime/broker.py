@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.protocol.metadata import MetadataRequest
 from shopfloor_contracts.topics import INCARNATION_TOPIC, TOPICS
 
@@ -116,9 +116,17 @@ async def ping(broker: BrokerSettings, timeout: float = 2.0) -> bool:
         await admin.close()
 
 
+#: How long one look at the marker may wait for the broker's metadata to name the topic
+#: (aiokafka's default is 40 s); `incarnation` looks again after making sure it exists.
+MARKER_TIMEOUT_MS = 5000
+MARKER_TRIES = 6
+
+
 async def _first_marker(broker: BrokerSettings) -> int | None:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker.bootstrap_servers, enable_auto_commit=False
+        bootstrap_servers=broker.bootstrap_servers,
+        enable_auto_commit=False,
+        request_timeout_ms=MARKER_TIMEOUT_MS,
     )
     await consumer.start()
     try:
@@ -142,8 +150,17 @@ async def incarnation(broker: BrokerSettings) -> int:
     The first message ever written to the marker topic names the incarnation; whoever
     finds the topic empty writes a random one, and offset 0 settles any race.
     """
-    await ensure_topics(broker, [INCARNATION_TOPIC])
-    found = await _first_marker(broker)
+    for attempt in range(1, MARKER_TRIES + 1):
+        await ensure_topics(broker, [INCARNATION_TOPIC])
+        try:
+            found = await _first_marker(broker)
+            break
+        except KafkaTimeoutError:
+            # measured once in CI: a broker started again without its data answered
+            # metadata without the just-made topic for the whole 40 s default timeout
+            if attempt == MARKER_TRIES:
+                raise
+            log.warning("the incarnation marker topic is not known yet; making sure of it")
     if found is not None:
         return found
     prod = producer(broker)

@@ -72,6 +72,16 @@ def base_time() -> datetime:
 
 @pytest.fixture
 def worker(own_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker that tells every count (RISK_WINDOWS_TELL=all), so the counting can be
+    checked order by order."""
+    process = WorkerProcess(own_broker.bootstrap_servers, tmp_path, {"RISK_WINDOWS_TELL": "all"})
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def default_worker(own_broker: EmbeddedBroker, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A worker as deployed: only counts over their limit (4 orders in 10 min) told."""
     process = WorkerProcess(own_broker.bootstrap_servers, tmp_path)
     yield process
     process.kill()
@@ -167,6 +177,31 @@ async def test_a_late_order_tells_the_later_orders_their_corrected_counts(
     seen = {(t.partition, t.offset) for t in before}
     retold = {t.order_id for t in after if (t.partition, t.offset) not in seen}
     assert retold == {late.order_id, on_time[2].order_id, on_time[3].order_id}
+
+
+async def test_by_default_only_counts_over_the_limit_are_told_also_when_a_late_order_makes_them(
+    own_broker: EmbeddedBroker, default_worker: WorkerProcess, base_time: datetime
+) -> None:
+    customer = fresh("cust")
+    on_time = [
+        order(fresh("order"), customer, base_time + timedelta(seconds=s))
+        for s in (0, 60, 120, 180, 240, 300)
+    ]
+    default_worker.start()
+    await publish(own_broker.bootstrap_servers, messages(on_time))
+    over = {k: v for k, v in expected_counts(on_time).items() if v > 4}
+    assert over == {(on_time[4].order_id, "customer"): 5, (on_time[5].order_id, "customer"): 6}
+    before = await told_until(own_broker.bootstrap_servers, settled_at(over))
+
+    # placed at 90 s: the orders of 120 and 180 s now count 4 and 5, the late one 3
+    late = order(fresh("order"), customer, base_time + timedelta(seconds=90))
+    await publish(own_broker.bootstrap_servers, messages([late]))
+    over = {k: v for k, v in expected_counts([*on_time, late]).items() if v > 4}
+    assert set(over) == {(o.order_id, "customer") for o in on_time[3:]}
+    after = await told_until(own_broker.bootstrap_servers, settled_at(over))
+    seen = {(t.partition, t.offset) for t in before}
+    assert sorted(t.count for t in after if (t.partition, t.offset) not in seen) == [5, 6, 7]
+    assert all(t.count > 4 for t in after)  # the late order's own count (3): not told
 
 
 def changelog_state(records: list[Any], seals: dict[int, int]) -> tuple[int, int]:

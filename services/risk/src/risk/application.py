@@ -18,7 +18,6 @@ from shopfloor_runtime.edge import UnitOfWork, command
 from shopfloor_runtime.store import ServiceApplication
 
 from risk.assess import assess
-from risk.blacklist import BlacklistIndex
 from risk.domain import (
     BlacklistEntry,
     Case,
@@ -30,6 +29,7 @@ from risk.domain import (
     customer_id_of,
     entry_id,
 )
+from risk.logindex import LogIndex
 from risk.rules import RiskRules
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ class RiskApplication(ServiceApplication):
     ) -> None:
         super().__init__(env, clock)
         self.rules = rules
-        self.blacklist = BlacklistIndex(self)
+        self.index = LogIndex(self)
 
     def use_rules(self, rules: RiskRules) -> None:
         """New rules (a reloaded file): later assessments use them."""
@@ -129,7 +129,7 @@ class RiskApplication(ServiceApplication):
                 entry = uow.get(entry_id(kind, value), BlacklistEntry)
                 reason = entry.reason if entry is not None and entry.active else None
             else:
-                reason = self.blacklist.reason(uow, kind, value)
+                reason = self.index.reason(uow, kind, value)
             if reason is not None:
                 hits[kind] = reason
         return hits
@@ -314,8 +314,11 @@ class RiskApplication(ServiceApplication):
         return case
 
     def _customer(self, uow: UnitOfWork, customer: str) -> Customer:
-        found = uow.get(customer_id_of(customer), Customer)
-        if found is None:
+        """The customer's history; a customer the store does not hold (the index of
+        risk's own log says so) is not looked up."""
+        cid = customer_id_of(customer)
+        found = uow.get(cid) if self.index.customer_known(uow, cid) else uow.get_new(cid)
+        if not isinstance(found, Customer):
             found = Customer(customer)
             uow.add(found)
         return found

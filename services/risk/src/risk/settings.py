@@ -24,5 +24,7 @@ class Settings(ServiceSettings):
         description="how long the first assessment waits for the stream processor's "
         "counts (at the latest this long after risk saw the placement); 0: assessed as soon "
         "as placement and address are in, and again when the counts come (a velocity hold "
-        "may then follow a clearance, after the order was confirmed)",
+        "may then follow a clearance, after the order was confirmed). Above 0, run the "
+        "velocity worker with RISK_WINDOWS_TELL=all: by default it tells only counts over "
+        "their limit, and every clean order would wait the whole time",
     )

@@ -32,8 +32,15 @@ log = logging.getLogger(__name__)
 
 
 class Velocity:
-    def __init__(self, topics: Topics, buckets: Buckets, rules: RulesFile) -> None:
+    def __init__(
+        self, topics: Topics, buckets: Buckets, rules: RulesFile, tell_all: bool = False
+    ) -> None:
         self.topics, self.buckets, self.rules = topics, buckets, rules
+        #: False: a count is told only when it is over its dimension's limit (the only
+        #: counts that change an assessment: a count never goes down, so one under the
+        #: limit can never have to be taken back); True: every count, for a risk service
+        #: that waits for the counts before its first assessment (RISK_VELOCITY_WAIT_S)
+        self.tell_all = tell_all
 
     async def rekey(self, stream: AsyncIterable[Any]) -> None:
         async for event in stream.events():  # type: ignore[attr-defined]
@@ -49,13 +56,14 @@ class Velocity:
                 await self.count_one(record)
 
     async def count_one(self, record: KeyedOrder) -> None:
-        velocity = self.rules.current().velocity
-        window_s = getattr(velocity, record.dimension).window_s
+        limit = getattr(self.rules.current().velocity, record.dimension)
         order = record.placed
-        known = self.buckets.known(record.table_key, reach_us(order, window_s))
-        tallies = observe(order, known, window_s)
-        sending = [await self._tell(record, tally) for tally in tallies]
-        if len(sending) > 1:  # a late order's corrections: acked before it is recorded
+        known = self.buckets.known(record.table_key, reach_us(order, limit.window_s))
+        tallies = observe(order, known, limit.window_s)
+        told = [t for t in tallies if self.tell_all or t.count > limit.limit]
+        sending = [await self._tell(record, tally) for tally in told]
+        if any(t.order.order_id != order.order_id for t in told):
+            # a late order's corrections of later orders: acked before it is recorded
             await asyncio.gather(*sending)
         if order.order_id not in known:
             self.buckets.add(record.table_key, order)

@@ -40,7 +40,7 @@ def create_app(settings: WindowsSettings) -> faust.App:
     topics = declare_topics(app, settings)
     buckets = Buckets(velocity_table(app, topics, settings), settings.bucket_s)
     rules = RulesFile(settings.rules_file, settings.rules_check_s)
-    register_agents(app, topics, Velocity(topics, buckets, rules))
+    register_agents(app, topics, Velocity(topics, buckets, rules, settings.tell == "all"))
     return app
 
 

@@ -5,7 +5,7 @@ and RISK_RULES_FILE, the rules file the whole risk service shares (its windows).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings
@@ -41,6 +41,13 @@ class WindowsSettings(BaseSettings):
         description="before recovering a changelog partition, write one tombstone to it "
         "alone, so its end offset is exact on brokers that report the last batch's first "
         "offset + 1 (the embedded broker); unnecessary on Apache Kafka",
+    )
+    tell: Literal["over-limit", "all"] = Field(
+        "over-limit",
+        description="which counts go to risk.velocity.v1: over-limit (only a count above its "
+        "dimension's limit, the only ones that change an assessment; the default) or all "
+        "(every order's count, for a risk service told to wait for them, "
+        "RISK_VELOCITY_WAIT_S > 0)",
     )
     rules_check_s: float = Field(
         1.0, ge=0, description="how often the rules file's mtime is looked at"
