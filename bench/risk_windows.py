@@ -58,11 +58,11 @@ from risk.windows.harness import (
     read_all,
     read_told,
 )
-from risk.windows.tables import SEAL_KEY
 from shopfloor_contracts.orders import OrderPlaced
 from shopfloor_contracts.topics import ORDERS
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime.chain import partition_for
+from shopfloor_runtime.fausttables import SEAL_KEY
 from shopfloor_runtime.testing import free_port
 
 GROUP = "risk-windows"

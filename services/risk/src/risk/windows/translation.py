@@ -47,6 +47,8 @@ def order_placed(raw: bytes | None) -> tuple[InboundEnvelope, OrderPlaced] | Non
     Raises ValueError (pydantic's ValidationError is one) for what cannot be read."""
     if raw is None:
         raise ValueError("no value (a tombstone)")
+    if b'"event_type":"' in raw and b'"event_type":"OrderPlaced"' not in raw:
+        return None  # another event type (relays write compact JSON): not parsed at all
     envelope = InboundEnvelope.model_validate_json(raw)
     if envelope.event_type != "OrderPlaced":
         return None
