@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := -e contracts -e runtime -e services/order -e services/inventory -e services/fulfilment -e services/risk -e services/service-desk -e devstack
+PACKAGES := -e contracts -e runtime -e services/order -e services/inventory -e services/fulfilment -e services/risk -e services/service-desk -e services/analytics -e devstack
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast bench lint fmt contracts clean
@@ -12,7 +12,7 @@ PACKAGES := -e contracts -e runtime -e services/order -e services/inventory -e s
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml services/inventory/pyproject.toml services/fulfilment/pyproject.toml services/risk/pyproject.toml services/service-desk/pyproject.toml devstack/pyproject.toml requirements-dev.txt
+$(STAMP): contracts/pyproject.toml runtime/pyproject.toml services/order/pyproject.toml services/inventory/pyproject.toml services/fulfilment/pyproject.toml services/risk/pyproject.toml services/service-desk/pyproject.toml services/analytics/pyproject.toml devstack/pyproject.toml requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(PACKAGES) -r requirements-dev.txt
@@ -40,7 +40,7 @@ bench: $(STAMP) ## place_orders, reservations, peak (fulfilment under a 15x peak
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check contracts runtime services devstack tests bench
 	$(BIN)/ruff format --check contracts runtime services devstack tests bench
-	$(BIN)/mypy contracts/src runtime/src services/order/src services/inventory/src services/fulfilment/src services/risk/src services/service-desk/src devstack/src
+	$(BIN)/mypy contracts/src runtime/src services/order/src services/inventory/src services/fulfilment/src services/risk/src services/service-desk/src services/analytics/src devstack/src
 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format contracts runtime services devstack tests bench

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from shopfloor_contracts.envelope import Strict
+from shopfloor_contracts.envelope import Money, Strict
 
 
 class ReservedLine(Strict):
@@ -97,6 +97,9 @@ class StockReceived(Strict):
     serials: list[str] = Field(default_factory=list)
     on_hand: int = Field(description="on hand in this warehouse afterwards")
     received_at: AwareDatetime
+    unit_cost: Money | None = Field(
+        None, description="what one unit cost to buy, when the receipt said (added later)"
+    )
 
 
 class StockReturned(Strict):

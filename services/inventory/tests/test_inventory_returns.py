@@ -6,6 +6,7 @@ receipt arrives. Every test runs on SQLite and PostgreSQL (`store`)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -213,3 +214,22 @@ def test_a_replacement_is_reserved_under_its_own_id_and_says_what_it_replaces(
     feed.ship(replacement, {sku: 2})  # fulfilment dispatched it: the units leave
     stock = stock_of(client, sku)
     assert (stock["on_hand"], stock["reserved"]) == (2, 0)
+
+
+def test_a_receipt_s_unit_cost_is_published_and_a_bad_one_is_refused(service, client, sku):
+    """Analytics' margin needs what goods cost: optional on a receipt, on StockReceived."""
+    assert (
+        client.post(
+            "/stock/receipts",
+            json={"sku": sku, "warehouse": "berlin", "qty": 4, "unit_cost": "7.35"},
+        ).status_code
+        == 201
+    )
+    receive(client, sku, 2)  # no cost given
+    refused = client.post(
+        "/stock/receipts", json={"sku": sku, "warehouse": "berlin", "qty": 1, "unit_cost": "-1"}
+    )
+    assert refused.status_code == 422 and "unit_cost" in refused.text
+    messages = [out for e in sku_events(service, sku) for out in translation.to_outbound(e)]
+    received = [m.payload for m in messages if isinstance(m.payload, contract.StockReceived)]
+    assert [(r.qty, r.unit_cost) for r in received] == [(4, Decimal("7.35")), (2, None)]

@@ -11,6 +11,7 @@ from shopfloor_runtime.web import (
     Body,
     Code,
     ErrorTable,
+    PositiveAmount,
     Text,
     Whole,
     error_responses,
@@ -42,6 +43,9 @@ class ReceiptIn(Body):
     qty: Whole = Field(gt=0, le=1_000_000)
     serials: list[Code] = Field(
         default_factory=list, max_length=10_000, description="one per unit, for serialized goods"
+    )
+    unit_cost: PositiveAmount | None = Field(
+        None, description="what one unit cost to buy (analytics' margin: weighted average)"
     )
 
 
@@ -171,7 +175,9 @@ def router() -> APIRouter:
     )
     def receive_stock(body: ReceiptIn, request: Request) -> StockOut:
         """Goods arrived in a warehouse (with serial numbers for serialized goods)."""
-        item = app(request).receive_stock(body.sku, body.warehouse, body.qty, body.serials)
+        item = app(request).receive_stock(
+            body.sku, body.warehouse, body.qty, body.serials, body.unit_cost
+        )
         return StockOut.of(item)
 
     @api.post("/stock/returns", response_model=StockOut, responses=error_responses(404, 422))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -35,9 +36,19 @@ class InventoryApplication(ServiceApplication):
 
     # -- commands ---------------------------------------------------------------------
 
-    def receive_stock(self, sku: str, warehouse: str, qty: int, serials: list[str]) -> Sku:
+    def receive_stock(
+        self,
+        sku: str,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        unit_cost: Decimal | None = None,
+    ) -> Sku:
         now = self.clock.now()
-        return self._change(sku, lambda item: item.receive(warehouse, qty, serials, now), new=True)
+        cost = None if unit_cost is None else f"{unit_cost:.2f}"
+        return self._change(
+            sku, lambda item: item.receive(warehouse, qty, serials, now, cost), new=True
+        )
 
     def return_stock(
         self, sku: str, warehouse: str, qty: int, serials: list[str], order_id: str | None

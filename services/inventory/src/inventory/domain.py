@@ -150,7 +150,14 @@ class Sku(CheapCopy, Aggregate):
 
     # -- receiving, counting, moving ------------------------------------------------
 
-    def receive(self, warehouse: str, qty: int, serials: list[str], now: datetime) -> None:
+    def receive(
+        self,
+        warehouse: str,
+        qty: int,
+        serials: list[str],
+        now: datetime,
+        unit_cost: str | None = None,
+    ) -> None:
         if serials and len(serials) != qty:
             raise InvalidStock("serials", f"{len(serials)} serial numbers for {qty} units")
         repeated = sorted(set(serials) & set(self.known_serials)) or _repeats(serials)
@@ -164,6 +171,7 @@ class Sku(CheapCopy, Aggregate):
             serials=serials,
             received_at=now,
             on_hand=on_hand,
+            unit_cost=unit_cost,
         )
         self._fill_presale(warehouse)
         self._check_safety(now)
@@ -177,6 +185,7 @@ class Sku(CheapCopy, Aggregate):
         serials: list[str],
         received_at: datetime,
         on_hand: int,
+        unit_cost: str | None = None,  # added later: receipts stored before have none
     ) -> None:
         stock = self.stock.setdefault(warehouse, {"on_hand": 0, "reserved": 0, "serials": []})
         stock["on_hand"] += qty

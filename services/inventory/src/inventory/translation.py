@@ -77,6 +77,7 @@ _SKU_EVENTS: dict[type, Any] = {
         serials=e.serials,
         on_hand=e.on_hand,
         received_at=e.received_at,
+        unit_cost=getattr(e, "unit_cost", None),
     ),
     Sku.Adjusted: lambda e: contract.StockAdjusted(
         sku=e.sku,

@@ -1,0 +1,1 @@
+"""shopfloor analytics: business figures and alerts from every public topic, on faust."""

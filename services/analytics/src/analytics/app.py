@@ -1,0 +1,164 @@
+"""The faust app of the analytics worker, built from settings (nothing at import time).
+
+One agent reads every public topic analytics uses (never a private one) in batches
+(`take_events`), applies each batch's facts to the entity table (one read and at most one
+write per entity per batch: an order's placement, assessment, payment, reservation and
+confirmation arriving together cost one changelog record), and keeps the figures up to
+date from the entities that changed. After every recovery or rebalance the figures are
+rebuilt from the entities of the partitions this worker holds."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+from shopfloor_contracts.topics import ORDERS, dlq_topic
+from shopfloor_runtime.chain import partition_for
+from shopfloor_runtime.fausttables import SealedTable
+
+from analytics.entities import State
+from analytics.facts import TOPICS, message_key_of
+from analytics.figures import Figures
+from analytics.processing import Processor, Progress, Rejected
+from analytics.settings import AnalyticsSettings
+
+log = logging.getLogger(__name__)
+
+TABLE = "entities"
+SERVICE = "analytics"
+#: every topic read has this many partitions (the contracts' layout), and so has the table
+PARTITIONS = ORDERS.partitions
+
+
+def partition_of(entity: str) -> int:
+    """The partition an entity's events come from: its message key's."""
+    return partition_for(message_key_of(entity).encode(), PARTITIONS)
+
+
+class EntityTable(SealedTable):
+    """Entity states, one per key. A key's changelog record goes to the partition its
+    events come from (not the partition of the event that happens to be current while a
+    batch is applied), so it is recovered by whichever worker reads those events."""
+
+    figures: Figures | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return partition_of(str(key))
+
+    def recovered(self, seconds: float) -> None:
+        held = self.held_partitions()
+        entities = 0
+        if self.figures is not None:
+            mine = list(self.entities(held))
+            entities = len(mine)
+            self.figures.rebuild(mine)
+        log.info(
+            "entity table recovered in %.2fs: %d entities on partitions %s",
+            seconds,
+            entities,
+            sorted(held),
+        )
+
+    def held_partitions(self) -> set[int]:
+        topic = self.changelog_topic_name
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def entities(self, partitions: set[int]) -> Iterator[tuple[str, State]]:
+        for key, state in self.data.items():
+            if ":" in str(key) and state and partition_of(str(key)) in partitions:
+                yield str(key), state
+
+
+class Analytics:
+    """The agent's work: batches of events through the processor; what it rejects goes
+    to `dlq.analytics` (acknowledged by the broker before the batch's offsets count as
+    done: faust commits only after flushing its producer)."""
+
+    def __init__(self, table: EntityTable, figures: Figures, dead: faust.TopicT) -> None:
+        self.processor = Processor(table, figures)
+        self.dead = dead
+        self.last_batch_at: float | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return self.processor.progress
+
+    async def consume(self, stream: AsyncIterable[Any], size: int, within: float) -> None:
+        async for events in stream.take_events(size, within):  # type: ignore[attr-defined]
+            rejected = self.apply_batch(events)
+            for one in rejected:
+                await self._dead_letter(one.handle, one.error)
+
+    def apply_batch(self, events: Sequence[EventT]) -> list[Rejected[EventT]]:
+        rejected = self.processor.apply(
+            (e, e.message.topic, e.message.key, e.message.value) for e in events
+        )
+        self.last_batch_at = time.time()
+        return rejected
+
+    async def _dead_letter(self, event: EventT, error: str) -> None:
+        message = event.message
+        log.error(
+            "analytics: dead letter from %s[%s]@%s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+        )
+        headers = [
+            ("dlq.error", error.encode()[:4000]),
+            ("dlq.topic", message.topic.encode()),
+            ("dlq.partition", str(message.partition).encode()),
+            ("dlq.offset", str(message.offset).encode()),
+            ("dlq.service", SERVICE.encode()),
+            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self.dead.send(key=message.key, value=message.value, headers=headers)
+
+
+def create_app(settings: AnalyticsSettings) -> tuple[faust.App, Analytics]:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{s.strip()}" for s in settings.broker.bootstrap_servers.split(",")],
+        store="memory://",
+        datadir=str(settings.datadir),
+        topic_partitions=PARTITIONS,
+        topic_replication_factor=settings.replication,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        # exactly_once needs Kafka transactions: the embedded broker has none
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        table_standby_replicas=0,
+        Table=EntityTable,
+        web_enabled=False,  # the service's own API (FastAPI) serves; never faust's web
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+    )
+    table = app.Table(
+        TABLE,
+        default=None,
+        partitions=PARTITIONS,
+        key_serializer="json",
+        value_serializer="json",
+        seal=settings.seal_changelog,
+    )
+    assert isinstance(table, EntityTable)
+    figures = Figures()
+    table.figures = figures
+    source = app.topic(*TOPICS, key_serializer="raw", value_serializer="raw")
+    dead = app.topic(dlq_topic(SERVICE), key_serializer="raw", value_serializer="raw")
+    analytics = Analytics(table, figures, dead)
+
+    async def consume(stream: AsyncIterable[Any]) -> None:
+        await analytics.consume(stream, settings.batch_size, settings.batch_within_s)
+
+    app.agent(source, name="analytics.apply")(consume)
+    return app, analytics

@@ -1,0 +1,76 @@
+"""Applying a batch of messages: read each (facts.py), group by entity, apply each
+entity's facts to its state in arrival order (entities.py), write each changed state
+once, and replace its contribution to the figures. Pure apart from the table it is
+given (a faust table in the worker, a dict in tests and in `rebuild`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from analytics.entities import State, Unusable, apply
+from analytics.facts import Fact, Unreadable, read
+from analytics.figures import Figures
+
+T = TypeVar("T")  # what the caller knows a message by (a faust event, an offset)
+
+
+@dataclass
+class Progress:
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0  # event types analytics does not read
+    rejected: int = 0
+    batches: int = 0
+    last_event_us: dict[str, int] = field(default_factory=dict)  # topic -> occurred_at
+
+
+@dataclass(frozen=True)
+class Rejected(Generic[T]):
+    handle: T
+    error: str
+
+
+class Processor:
+    def __init__(self, table: MutableMapping[str, Any], figures: Figures) -> None:
+        self.table, self.figures = table, figures
+        self.progress = Progress()
+
+    def apply(
+        self, messages: Iterable[tuple[T, str, bytes | None, bytes | None]]
+    ) -> list[Rejected[T]]:
+        """(handle, topic, key, value) in arrival order; returns what to dead-letter."""
+        rejected: list[Rejected[T]] = []
+        by_entity: dict[str, list[tuple[T, Fact]]] = {}
+        for handle, topic, key, value in messages:
+            try:
+                fact = read(topic, key, value)
+            except Unreadable as error:
+                rejected.append(Rejected(handle, str(error)))
+                continue
+            if fact is None:
+                self.progress.skipped += 1
+                continue
+            by_entity.setdefault(fact.entity, []).append((handle, fact))
+        for entity, facts in by_entity.items():
+            old: State | None = self.table.get(entity)
+            state = old
+            for handle, fact in facts:
+                try:
+                    new = apply(state, fact)
+                except Unusable as error:
+                    rejected.append(Rejected(handle, str(error)))
+                    continue
+                if new is None:
+                    self.progress.duplicates += 1
+                    continue
+                state = new
+                self.progress.applied += 1
+                self.progress.last_event_us[fact.topic] = fact.occurred_us
+            if state is not old:
+                self.table[entity] = state
+                self.figures.replace(entity, old, state)
+        self.progress.batches += 1
+        self.progress.rejected += len(rejected)
+        return rejected

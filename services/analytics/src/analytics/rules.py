@@ -1,0 +1,55 @@
+"""What the figures are computed with: channel commissions, payment fees, shipping costs
+per carrier, the ABC thresholds and the customer segments. A TOML file named by
+ANALYTICS_RULES_FILE overrides any of the defaults (README: analytics)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaymentFee(_Rules):
+    percent: Decimal = Field(Decimal("1.4"), ge=0, le=100, description="of the order total")
+    fixed: Decimal = Field(Decimal("0.25"), ge=0, description="per paid order")
+
+
+class AbcRules(_Rules):
+    a: Decimal = Field(
+        Decimal(80), gt=0, lt=100, description="A: the top SKUs up to this % of revenue"
+    )
+    b: Decimal = Field(Decimal(95), gt=0, lt=100, description="B: then up to this %; C: the rest")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AbcRules:
+        if self.b <= self.a:
+            raise ValueError("b must be above a")
+        return self
+
+
+class SegmentRules(_Rules):
+    dormant_days: int = Field(90, gt=0, description="no order for this many days: dormant")
+    vip_spend: Decimal = Field(Decimal(1000), gt=0, description="VIP: spend over the window")
+    vip_window_days: int = Field(365, gt=0, description="the spend window for VIP")
+
+
+class AnalyticsRules(_Rules):
+    commission_percent: dict[str, Decimal] = Field(
+        default_factory=lambda: {"shop": Decimal(0), "marketplace": Decimal(12)},
+        description="platform commission per channel, % of the order total (unlisted: 0)",
+    )
+    payment_fees: dict[str, PaymentFee] = Field(
+        default_factory=lambda: {"card": PaymentFee()},
+        description="per payment method (unlisted: the 'card' fee)",
+    )
+    shipping_cost: dict[str, Decimal] = Field(
+        default_factory=lambda: {"DHL": Decimal("4.90"), "DPD": Decimal("4.50")},
+        description="cost per shipment by carrier (unlisted: default_shipping_cost)",
+    )
+    default_shipping_cost: Decimal = Decimal("5.00")
+    abc: AbcRules = AbcRules()
+    segments: SegmentRules = SegmentRules()

@@ -1,0 +1,47 @@
+"""Settings of the analytics worker: environment variables prefixed ANALYTICS_ (nested
+with `__`: ANALYTICS_BROKER__BOOTSTRAP_SERVERS, ANALYTICS_API__PORT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+from shopfloor_runtime.settings import ApiSettings, BrokerSettings, service_config
+
+
+class AnalyticsSettings(BaseSettings):
+    model_config = service_config("ANALYTICS_")
+
+    api: ApiSettings = ApiSettings(port=8006)
+    broker: BrokerSettings = BrokerSettings()
+    app_id: str = Field(
+        "analytics",
+        description="faust app id: the consumer group, and the prefix of its changelog topic",
+    )
+    datadir: Path = Field(Path("data/analytics"), description="faust's data directory")
+    replication: int = Field(1, ge=1, description="replicas of the topics faust creates")
+    batch_size: int = Field(
+        2000, gt=0, description="events taken from the stream and applied as one batch"
+    )
+    batch_within_s: float = Field(
+        0.2, gt=0, description="how long a batch waits to fill before it is applied"
+    )
+    commit_interval_s: float = Field(
+        2.8, gt=0, description="how often input offsets are committed (faust's default)"
+    )
+    seal_changelog: bool = Field(
+        True,
+        description="before recovering a changelog partition, write one tombstone to it "
+        "alone, so its end offset is exact on the embedded broker (see "
+        "shopfloor_runtime.fausttables); unnecessary on Apache Kafka",
+    )
+    log_level: str = "info"
+
+    @property
+    def session_timeout_s(self) -> float:
+        return self.broker.session_timeout_ms / 1000
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self.broker.heartbeat_interval_ms / 1000
