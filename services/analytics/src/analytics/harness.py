@@ -93,19 +93,13 @@ def traffic(orders: int, start: datetime, seed: int = 7, skus: int = 40) -> list
         cost = (prices[sku] * Decimal("0.55")).quantize(Decimal("0.01"))
         rec.emit(
             sku,
-            StockReceived.model_validate(
-                {
-                    "sku": sku,
-                    "warehouse": WAREHOUSES[i % 2],
-                    "qty": 10_000,
-                    "on_hand": 10_000,
-                    "received_at": at,
-                    **(
-                        {"unit_cost": str(cost)}
-                        if "unit_cost" in StockReceived.model_fields
-                        else {}
-                    ),
-                }
+            StockReceived(
+                sku=sku,
+                warehouse=WAREHOUSES[i % 2],
+                qty=10_000,
+                on_hand=10_000,
+                received_at=at,
+                unit_cost=cost,
             ),
             at,
             "inventory",
