@@ -138,7 +138,7 @@ def create_app(settings: AnalyticsSettings) -> tuple[faust.App, Analytics]:
         producer_acks=-1,
         table_standby_replicas=0,
         Table=EntityTable,
-        web_enabled=False,  # the service's own API (FastAPI) serves; never faust's web
+        web_enabled=True,  # serves the service's own API (FastAPI, serve_asgi), not faust's
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
@@ -146,8 +146,8 @@ def create_app(settings: AnalyticsSettings) -> tuple[faust.App, Analytics]:
         TABLE,
         default=None,
         partitions=PARTITIONS,
-        key_serializer="json",
-        value_serializer="json",
+        # JSON keys: a recovered key is the same str the agent writes (raw would give bytes)
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
         seal=settings.seal_changelog,
     )
     assert isinstance(table, EntityTable)

@@ -1,0 +1,166 @@
+"""The HTTP API: the figures for a range of days (event time, UTC), the worker's
+progress, and the operations routes every service has. It reads the figures this
+worker holds: with one worker, every partition's."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from shopfloor_runtime.web import Day, error_responses, install_error_handlers, ops_router
+
+from analytics import report
+from analytics.figures import Figures
+from analytics.processing import Progress
+from analytics.rules import AnalyticsRules
+from analytics.timeutil import day_date, day_number, micros
+
+DEFAULT_DAYS = 30
+
+
+@dataclass
+class View:
+    """What the API reads: the figures, the worker's progress and state, the rules."""
+
+    figures: Figures
+    progress: Callable[[], Progress]
+    rules: Callable[[], AnalyticsRules]
+    status: Callable[[], dict[str, Any]]
+    ready: Callable[[], Awaitable[bool]]
+
+    def latest_day(self) -> date:
+        """The day of the newest event seen (event time), today if none."""
+        seen = self.progress().last_event_us.values()
+        if not seen:
+            return date.today()
+        return day_date(max(seen) // 86_400_000_000)
+
+
+From = Annotated[Day | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
+To = Annotated[Day | None, Query(alias="to", description="last day, included")]
+
+
+def create_api(view: View) -> FastAPI:
+    api = FastAPI(
+        title="shopfloor analytics",
+        description="Business figures and stage times from every public topic (event time).",
+        version="1",
+    )
+    install_error_handlers(api, {})
+    api.include_router(ops_router("analytics", {"worker": view.ready}))
+
+    def days(since: date | None, until: date | None) -> report.Range:
+        last = until or view.latest_day()
+        first = since or last - timedelta(days=DEFAULT_DAYS - 1)
+        if first > last:
+            raise HTTPException(
+                422,
+                detail=[
+                    {
+                        "loc": ["query", "from"],
+                        "msg": f"from ({first}) is after to ({last})",
+                        "type": "value_error",
+                    }
+                ],
+            )
+        return report.Range(day_number(first), day_number(last))
+
+    def span(r: report.Range) -> dict[str, str]:
+        return {"from": day_date(r.first).isoformat(), "to": day_date(r.last).isoformat()}
+
+    @api.get("/figures/summary", responses=error_responses(422))
+    def summary(since: From = None, until: To = None) -> dict[str, Any]:
+        """Orders, GMV and AOV, margin, the funnel and the stage times, for the range
+        (default: the 30 days up to the newest event)."""
+        r = days(since, until)
+        f, rules = view.figures, view.rules()
+        return {
+            **span(r),
+            "totals": report.totals(f, r),
+            "margin": report.margin(f, r, rules),
+            "funnel": report.funnel(f, r),
+            "stages": report.stages(f, r),
+            "shipping": report.shipping(f, r),
+        }
+
+    @api.get("/figures/sales", responses=error_responses(422))
+    def sales(
+        since: From = None, until: To = None, by: Literal["channel", "hour", "day"] = "channel"
+    ) -> dict[str, Any]:
+        """Orders, GMV, average order value, discount and units by channel, hour of
+        the day or day (of placement)."""
+        r = days(since, until)
+        return {**span(r), "by": by, "rows": report.sales(view.figures, r, by)}
+
+    @api.get("/figures/funnel", responses=error_responses(422))
+    def funnel(since: From = None, until: To = None) -> dict[str, Any]:
+        """Placed -> paid -> shipped -> delivered for the orders placed in the range;
+        cancellation, return and repurchase rates."""
+        r = days(since, until)
+        return {**span(r), **report.funnel(view.figures, r)}
+
+    @api.get("/figures/stages", responses=error_responses(422))
+    def stages(since: From = None, until: To = None) -> dict[str, Any]:
+        """placed->paid, paid->shipped, shipped->delivered: count, mean, p50/p90/p99
+        (within 1 %), variance and coefficient of variation, by the day a stage ended."""
+        r = days(since, until)
+        return {**span(r), "stages": report.stages(view.figures, r)}
+
+    @api.get("/figures/margin", responses=error_responses(422))
+    def margin(since: From = None, until: To = None) -> dict[str, Any]:
+        r = days(since, until)
+        return {**span(r), **report.margin(view.figures, r, view.rules())}
+
+    @api.get("/figures/abc", responses=error_responses(422))
+    def abc(since: From = None, until: To = None) -> dict[str, Any]:
+        """SKUs by revenue with their ABC class (thresholds from the rules)."""
+        r = days(since, until)
+        return {**span(r), "skus": report.abc(view.figures, r, view.rules())}
+
+    @api.get("/figures/segments", responses=error_responses(422))
+    def segments(
+        at: Annotated[Day | None, Query(description="as of this day (default: newest)")] = None,
+    ) -> dict[str, Any]:
+        """Customers new / active / dormant / VIP as of a day."""
+        day = at or view.latest_day()
+        counts = report.segments(view.figures, day_number(day), view.rules())
+        return {"at": day.isoformat(), "segments": counts}
+
+    @api.get("/figures/exceptions", responses=error_responses(422))
+    def exceptions(since: From = None, until: To = None) -> dict[str, Any]:
+        """Orders flagged by risk, by rule, level and day (of the latest assessment)."""
+        r = days(since, until)
+        return {**span(r), **report.exceptions(view.figures, r)}
+
+    @api.get("/figures/tickets", responses=error_responses(422))
+    def tickets(since: From = None, until: To = None) -> dict[str, Any]:
+        r = days(since, until)
+        return {**span(r), **report.tickets(view.figures, r)}
+
+    @api.get("/figures")
+    def everything() -> dict[str, Any]:
+        """Every figure this worker holds, as sorted lists (family -> [key, vector]):
+        two workers that saw the same events answer the same."""
+        return {"families": view.figures.snapshot()}
+
+    @api.get("/progress")
+    def progress() -> dict[str, Any]:
+        """What the worker applied since it started, and the newest event time per topic."""
+        p = view.progress()
+        return {
+            "applied": p.applied,
+            "duplicates": p.duplicates,
+            "skipped": p.skipped,
+            "dead_letters": p.rejected,
+            "batches": p.batches,
+            "newest_event_us": dict(p.last_event_us),
+            **view.status(),
+        }
+
+    return api
+
+
+__all__ = ["View", "create_api", "micros"]

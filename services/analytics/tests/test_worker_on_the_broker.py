@@ -1,0 +1,172 @@
+"""The analytics worker (`python -m analytics`, a child process) on the real broker, as
+the issue asks: the figures after (a) one clean run, (b) a run whose worker is SIGKILLed
+mid-stream and started again, (c) a full re-publish of every topic into an empty broker
+(topic by topic, as each service's relay re-publishes its own store, one of them twice)
+are identical. Each run on a broker of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from analytics.harness import Message, traffic
+from shopfloor_devstack.launcher import EmbeddedBroker
+from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.settings import BrokerSettings
+from shopfloor_runtime.testing import free_port
+
+from tests.processes import ServiceProcess, until
+
+pytestmark = pytest.mark.integration
+
+ORDERS = 1500
+
+
+@pytest.fixture(scope="module")
+def recorded() -> list[Message]:
+    return traffic(ORDERS, datetime.now(UTC).replace(microsecond=0) - timedelta(days=5), seed=3)
+
+
+async def publish(bootstrap: str, messages: list[Message], rate: float | None = None) -> None:
+    settings = BrokerSettings(bootstrap_servers=bootstrap)
+    await brokerlib.ensure_topics(settings, sorted({t for t, _, _ in messages}))
+    producer = brokerlib.producer(settings)
+    await producer.start()
+    try:
+        step = 200
+        for at in range(0, len(messages), step):
+            sent = [await producer.send(t, v, key=k) for t, k, v in messages[at : at + step]]
+            await asyncio.gather(*sent)
+            if rate:
+                await asyncio.sleep(step / rate)
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def worker_on(tmp: Path, name: str) -> AsyncIterator[tuple[EmbeddedBroker, ServiceProcess]]:
+    with EmbeddedBroker(port=free_port(), log_path=tmp / f"tansu-{name}.log") as broker:
+        process = ServiceProcess(
+            "analytics",
+            {
+                "ANALYTICS_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "ANALYTICS_DATADIR": str(tmp / f"data-{name}"),
+            },
+            tmp,
+        )
+        try:
+            yield broker, process
+        finally:
+            process.kill()
+
+
+async def figures(process: ServiceProcess) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        found = await client.get(f"{process.url}/figures")
+        assert found.status_code == 200, found.text
+        return found.json()
+
+
+async def placed(process: ServiceProcess) -> int:
+    async with httpx.AsyncClient(timeout=30) as client:
+        funnel = await client.get(f"{process.url}/figures/funnel", params={"from": "2000-01-01"})
+        return int(funnel.json()["placed"])
+
+
+async def settled(
+    process: ServiceProcess, expected: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The figures once every order is counted and they stop changing (or once they
+    equal `expected`)."""
+
+    last: dict[str, Any] = {}
+
+    async def done() -> dict[str, Any] | None:
+        if expected is not None:
+            last["figures"] = now = await figures(process)
+            return now if now == expected else None
+        if await placed(process) < ORDERS:
+            return None
+        first = await figures(process)
+        await asyncio.sleep(2.0)
+        return first if await figures(process) == first else None
+
+    try:
+        return await until("the figures settled", done, timeout=120)
+    except AssertionError as missing:
+        if expected is None or "figures" not in last:
+            raise
+        raise AssertionError(f"{missing}; {difference(last['figures'], expected)}") from None
+
+
+def difference(found: dict[str, Any], expected: dict[str, Any]) -> str:
+    """Which families differ, and a few of their keys: found vs expected."""
+    lines = []
+    a, b = found["families"], expected["families"]
+    for family in sorted(set(a) | set(b)):
+        mine = {json_key(k): v for k, v in a.get(family, [])}
+        theirs = {json_key(k): v for k, v in b.get(family, [])}
+        if mine != theirs:
+            keys = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            shown = [(k, mine.get(k), theirs.get(k)) for k in keys[:4]]
+            lines.append(f"{family}: {len(keys)} keys differ, e.g. {shown}")
+    return "; ".join(lines) or "no family differs"
+
+
+def json_key(key: list[Any]) -> str:
+    return "|".join(map(str, key))
+
+
+async def test_a_clean_run_a_killed_worker_and_a_republish_give_identical_figures(
+    recorded: list[Message], tmp_path: Path
+) -> None:
+    # (a) clean: everything published, then one worker reads it all
+    async with worker_on(tmp_path, "clean") as (broker, process):
+        await publish(broker.bootstrap_servers, recorded)
+        process.start()
+        await process.ready(90)
+        clean = await settled(process)
+    families = clean["families"]
+    assert sum(v[0] for _, v in families["sales"]) == ORDERS
+
+    # (b) the worker SIGKILLed while the stream comes in, and started again
+    async with worker_on(tmp_path, "killed") as (broker, process):
+        process.start()
+        await process.ready(90)
+        producing = asyncio.create_task(publish(broker.bootstrap_servers, recorded, rate=2500))
+        await until("a third of the orders counted", lambda: _over(placed(process), ORDERS // 3))
+        process.kill()  # mid-stream: a commit interval's work not committed
+        process.start()
+        await process.ready(90)
+        await producing
+        after_kill = await settled(process, clean)
+        recovered = re.findall(
+            r"entity table recovered in [\d.]+s: (\d+) entities", process.log_tail(400)
+        )
+        assert recovered and int(recovered[-1]) > 0  # the state came back, not started again
+    assert after_kill == clean
+
+    # (c) a broker that lost everything, refilled by each service re-publishing its own
+    # topic (the order service's twice), and a new worker from nothing
+    async with worker_on(tmp_path, "republished") as (broker, process):
+        process.start()
+        await process.ready(90)
+        by_topic: dict[str, list[Message]] = {}
+        for m in recorded:
+            by_topic.setdefault(m[0], []).append(m)
+        for topic in ("inventory.v1", "service-desk.v1", "orders.v1", "risk.v1", "fulfilment.v1"):
+            await publish(broker.bootstrap_servers, by_topic[topic])
+        await publish(broker.bootstrap_servers, by_topic["orders.v1"])
+        republished = await settled(process, clean)
+    assert republished == clean
+
+
+async def _over(count: Any, floor: int) -> bool:
+    return await count >= floor
