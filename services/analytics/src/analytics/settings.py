@@ -22,10 +22,16 @@ class AnalyticsSettings(BaseSettings):
     datadir: Path = Field(Path("data/analytics"), description="faust's data directory")
     replication: int = Field(1, ge=1, description="replicas of the topics faust creates")
     batch_size: int = Field(
-        2000, gt=0, description="events taken from the stream and applied as one batch"
+        5000, gt=0, description="events taken from the stream and applied as one batch"
     )
     batch_within_s: float = Field(
         0.2, gt=0, description="how long a batch waits to fill before it is applied"
+    )
+    producer_buffer: int = Field(
+        20_000,
+        gt=0,
+        description="changelog records faust may have waiting to be sent before it holds "
+        "the stream back (faust's own default is 100)",
     )
     commit_interval_s: float = Field(
         2.8, gt=0, description="how often input offsets are committed (faust's default)"
