@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shopfloor_contracts import (
+    analytics,
     fulfilment,
     inventory,
     orders,
@@ -124,6 +125,8 @@ _SPECS = [
             service_desk.ReplacementRequested,
         )
     ),
+    EventSpec("analytics.v1", analytics.AlertRaised),
+    EventSpec("analytics.v1", analytics.AlertCleared),
 ]
 
 EVENTS: dict[str, EventSpec] = {s.event_type: s for s in _SPECS}

@@ -83,9 +83,26 @@ SERVICE_DESK = Topic(
     readers=("order", "inventory", "fulfilment", "analytics", ANALYSTS),
 )
 
+ANALYTICS = Topic(
+    "analytics.v1",
+    6,
+    "alert id",
+    "analytics",
+    readers=(ANALYSTS,),
+)
+
 TOPICS: dict[str, Topic] = {
     t.name: t
-    for t in (ORDERS, ORDERS_PRIVATE, INVENTORY, FULFILMENT, RISK, RISK_VELOCITY, SERVICE_DESK)
+    for t in (
+        ORDERS,
+        ORDERS_PRIVATE,
+        INVENTORY,
+        FULFILMENT,
+        RISK,
+        RISK_VELOCITY,
+        SERVICE_DESK,
+        ANALYTICS,
+    )
 }
 
 #: Written by every relay that finds it empty; offset 0 names the broker's incarnation.

@@ -23,6 +23,7 @@ from shopfloor_runtime.settings import BrokerSettings
 from shopfloor_runtime.testing import free_port
 
 from tests.processes import ServiceProcess, until
+from tests.support import envelopes, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +171,57 @@ async def test_a_clean_run_a_killed_worker_and_a_republish_give_identical_figure
 
 async def _over(count: Any, floor: int) -> bool:
     return await count >= floor
+
+
+LATER = (b'"OrderShipped"', b'"ShipmentDispatched"', b'"OrderDelivered"', b'"TicketOpened"')
+
+
+async def alerts_on_topic(bootstrap: str) -> list[tuple[str, str]]:
+    records = await read_topic(bootstrap, "analytics.v1")
+    return [(e["event_type"], e["payload"]["alert_id"]) for e in envelopes(records)]
+
+
+async def test_a_backlog_alert_is_raised_once_across_a_restart_and_cleared_when_it_ships(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[alerts]\ndaily_capacity = 100\ncheck_s = 0.5\n")
+    recorded = traffic(200, datetime.now(UTC).replace(microsecond=0) - timedelta(days=2), seed=5)
+    held_back = [m for m in recorded if any(marker in m[2] for marker in LATER)]
+    first = [m for m in recorded if m not in held_back]
+    async with worker_on(tmp_path, "alerts") as (broker, process):
+        process.env["ANALYTICS_RULES_FILE"] = str(rules)
+        bootstrap = broker.bootstrap_servers
+        await publish(bootstrap, first)
+        process.start()
+        await process.ready(90)
+
+        async def raised() -> list[tuple[str, str]]:
+            return await alerts_on_topic(bootstrap)
+
+        assert await until("the backlog alert", raised) == [("AlertRaised", "backlog")]
+        async with httpx.AsyncClient() as client:
+            [alert] = (
+                await client.get(f"{process.url}/alerts", params={"status": "active"})
+            ).json()
+        assert (alert["rule"], alert["level"]) == ("backlog", "yellow")
+        assert (
+            int(alert["figures"]["unshipped"]) > 20 and alert["figures"]["limit_percent"] == "20.0"
+        )
+
+        process.stop()  # a restart reads the alert back: it is not raised again
+        process.start()
+        await process.ready(90)
+        await asyncio.sleep(3)  # six evaluations
+        assert await alerts_on_topic(bootstrap) == [("AlertRaised", "backlog")]
+
+        await publish(bootstrap, held_back)  # everything ships: the backlog is gone
+
+        async def cleared() -> list[tuple[str, str]] | None:
+            found = await alerts_on_topic(bootstrap)
+            return found if len(found) == 2 else None
+
+        assert await until("the backlog alert cleared", cleared) == [
+            ("AlertRaised", "backlog"),
+            ("AlertCleared", "backlog"),
+        ]

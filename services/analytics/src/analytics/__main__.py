@@ -9,11 +9,11 @@ import faust
 from faust.contrib.asgi import serve_asgi
 from shopfloor_contracts.topics import dlq_topic
 from shopfloor_runtime.broker import ensure_topics
+from shopfloor_runtime.rulesfile import RulesFileError
 
 from analytics.api import View, create_api
 from analytics.app import SERVICE, create_app
 from analytics.facts import TOPICS
-from analytics.rules import AnalyticsRules
 from analytics.settings import AnalyticsSettings
 
 
@@ -21,8 +21,11 @@ def main() -> None:
     settings = AnalyticsSettings()
     # with the contracts' partition counts; faust would only ever create its own topics
     asyncio.run(ensure_topics(settings.broker, [*TOPICS, dlq_topic(SERVICE)]))
-    app, analytics = create_app(settings)
-    rules = AnalyticsRules()
+    try:
+        worker = create_app(settings)
+    except RulesFileError as error:
+        raise SystemExit(f"analytics: {error}") from None
+    app, analytics, rules = worker.app, worker.analytics, worker.rules
 
     async def ready() -> bool:
         return True  # the API starts only once the table is recovered
@@ -38,6 +41,7 @@ def main() -> None:
         rules=lambda: rules,
         status=status,
         ready=ready,
+        alerts=lambda: worker.alerts.book,
     )
     serve_asgi(
         app,
@@ -47,8 +51,8 @@ def main() -> None:
         log_level="warning",
         lifespan="off",
     )
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=asyncio.new_event_loop())
-    worker.execute_from_commandline()
+    runner = faust.Worker(app, loglevel=settings.log_level, loop=asyncio.new_event_loop())
+    runner.execute_from_commandline()
 
 
 if __name__ == "__main__":

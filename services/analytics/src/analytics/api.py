@@ -13,6 +13,7 @@ from fastapi import FastAPI, HTTPException, Query
 from shopfloor_runtime.web import Day, error_responses, install_error_handlers, ops_router
 
 from analytics import report
+from analytics.alerts import AlertBook
 from analytics.figures import Figures
 from analytics.processing import Progress
 from analytics.rules import AnalyticsRules
@@ -30,6 +31,7 @@ class View:
     rules: Callable[[], AnalyticsRules]
     status: Callable[[], dict[str, Any]]
     ready: Callable[[], Awaitable[bool]]
+    alerts: Callable[[], AlertBook]
 
     def latest_day(self) -> date:
         """The day of the newest event seen (event time), today if none."""
@@ -139,6 +141,20 @@ def create_api(view: View) -> FastAPI:
     def tickets(since: From = None, until: To = None) -> dict[str, Any]:
         r = days(since, until)
         return {**span(r), **report.tickets(view.figures, r)}
+
+    @api.get("/alerts", responses=error_responses(422))
+    def alerts(
+        level: Literal["yellow", "orange", "red", "needs_action"] | None = None,
+        status: Literal["active", "cleared"] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every alert raised so far with its latest state and the figures that tripped
+        or cleared it, as published on analytics.v1."""
+        found = [a.view() for a in sorted(view.alerts().alerts.values(), key=lambda a: a.rule)]
+        return [
+            a
+            for a in found
+            if (level is None or a["level"] == level) and (status is None or a["status"] == status)
+        ]
 
     @api.get("/figures")
     def everything() -> dict[str, Any]:

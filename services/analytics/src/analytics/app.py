@@ -12,20 +12,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
-from shopfloor_contracts.topics import ORDERS, dlq_topic
+from shopfloor_contracts.topics import ANALYTICS, ORDERS, dlq_topic
 from shopfloor_runtime.chain import partition_for
 from shopfloor_runtime.fausttables import SealedTable
+from shopfloor_runtime.rulesfile import load_rules_file
 
+from analytics.alerting import AlertPublisher
 from analytics.entities import State
 from analytics.facts import TOPICS, message_key_of
 from analytics.figures import Figures
 from analytics.processing import Processor, Progress, Rejected
+from analytics.rules import AnalyticsRules
 from analytics.settings import AnalyticsSettings
 
 log = logging.getLogger(__name__)
@@ -122,7 +126,15 @@ class Analytics:
         await self.dead.send(key=message.key, value=message.value, headers=headers)
 
 
-def create_app(settings: AnalyticsSettings) -> tuple[faust.App, Analytics]:
+@dataclass
+class Worker:
+    app: faust.App
+    analytics: Analytics
+    alerts: AlertPublisher
+    rules: AnalyticsRules
+
+
+def create_app(settings: AnalyticsSettings) -> Worker:
     # faust holds a stream back once more than ProducerBuffer.max_messages (100) sends
     # wait, and then lets them out one at a time (0.1 s waits): with a changelog record
     # per entity per batch, that was the worker's idle time (py-spy). One process, one
@@ -171,4 +183,14 @@ def create_app(settings: AnalyticsSettings) -> tuple[faust.App, Analytics]:
         await analytics.consume(stream, settings.batch_size, settings.batch_within_s)
 
     app.agent(source, name="analytics.apply")(consume)
-    return app, analytics
+
+    rules = load_rules_file(settings.rules_file, AnalyticsRules)
+    alerts = AlertPublisher(
+        app.topic(ANALYTICS.name, key_serializer="raw", value_serializer="raw"),
+        settings.broker,
+        figures,
+        lambda: analytics.progress,
+        lambda: rules,
+    )
+    app.timer(rules.alerts.check_s, on_leader=True, name="analytics.alerts")(alerts.tick)
+    return Worker(app, analytics, alerts, rules)

@@ -37,6 +37,33 @@ class SegmentRules(_Rules):
     vip_window_days: int = Field(365, gt=0, description="the spend window for VIP")
 
 
+class AlertRules(_Rules):
+    check_s: float = Field(5.0, gt=0, description="how often the alerts are evaluated")
+    daily_capacity: int = Field(1000, gt=0, description="orders the warehouses ship a day")
+    backlog_percent: Decimal = Field(
+        Decimal(20), gt=0, description="yellow: unshipped confirmed orders above this % of it"
+    )
+    on_time_percent: Decimal = Field(
+        Decimal(90), gt=0, le=100, description="orange: on-time shipping below this % ..."
+    )
+    on_time_days: int = Field(3, ge=1, description="... on this many days in a row")
+    complaints_rise_percent: Decimal = Field(
+        Decimal(50), gt=0, description="red: complaints up this % on the previous period"
+    )
+    complaints_period_days: int = Field(7, ge=1, description="the period compared")
+    complaints_min: int = Field(
+        5, ge=1, description="fewer complaints than this in the previous period: no rise judged"
+    )
+    complaint_types: tuple[str, ...] = ("complaint", "delivery", "product", "return")
+    variance_cv: Decimal = Field(
+        Decimal("1.5"),
+        gt=0,
+        description="needs action: paid->shipped times spread above this coefficient of "
+        "variation (standard deviation / mean) ...",
+    )
+    variance_days: int = Field(3, ge=1, description="... on this many days in a row")
+
+
 class AnalyticsRules(_Rules):
     commission_percent: dict[str, Decimal] = Field(
         default_factory=lambda: {"shop": Decimal(0), "marketplace": Decimal(12)},
@@ -53,3 +80,4 @@ class AnalyticsRules(_Rules):
     default_shipping_cost: Decimal = Decimal("5.00")
     abc: AbcRules = AbcRules()
     segments: SegmentRules = SegmentRules()
+    alerts: AlertRules = AlertRules()

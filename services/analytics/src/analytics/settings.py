@@ -42,6 +42,9 @@ class AnalyticsSettings(BaseSettings):
         "alone, so its end offset is exact on the embedded broker (see "
         "shopfloor_runtime.fausttables); unnecessary on Apache Kafka",
     )
+    rules_file: Path | None = Field(
+        None, description="TOML file of rules over the defaults (README: analytics)"
+    )
     log_level: str = "info"
 
     @property

@@ -1,0 +1,123 @@
+"""Publishing the alerts: every `check_s` the leader worker evaluates the rules on its
+figures and sends each change as AlertRaised / AlertCleared to analytics.v1 (keyed by
+alert id, positions chained per partition like every producer's), waiting for the
+broker's acknowledgement before it counts the change as made. When it starts, it reads
+analytics.v1 back to know which alerts are up and where its positions stand."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import UUID, uuid5
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TopicT
+from shopfloor_contracts.registry import EVENTS
+from shopfloor_contracts.topics import ANALYTICS
+from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.chain import partition_for
+from shopfloor_runtime.settings import BrokerSettings
+
+from analytics.alerts import AlertBook, Verdict, evaluate
+from analytics.figures import Figures
+from analytics.processing import Progress
+from analytics.rules import AnalyticsRules
+from analytics.timeutil import day_date, day_of
+
+log = logging.getLogger(__name__)
+NAMESPACE = UUID("0b6a9f8e-37c4-4d51-8f0e-5a3c2d7e9b14")
+
+
+class AlertPublisher:
+    def __init__(
+        self,
+        topic: TopicT,
+        broker: BrokerSettings,
+        figures: Figures,
+        progress: Callable[[], Progress],
+        rules: Callable[[], AnalyticsRules],
+    ) -> None:
+        self.topic, self.broker = topic, broker
+        self.figures, self.progress, self.rules = figures, progress, rules
+        self.book = AlertBook()
+        self.loaded = False
+        self.position = 0  # the last position written, over all partitions
+        self.chains: dict[int, int] = {}  # partition -> its last position
+        self.versions: dict[str, int] = {}  # alert id -> events so far
+
+    async def load(self) -> None:
+        """The alerts and positions as analytics.v1 holds them."""
+        await brokerlib.ensure_topics(self.broker, [ANALYTICS.name])
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.broker.bootstrap_servers, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(ANALYTICS.name, p) for p in range(ANALYTICS.partitions)]
+            ends = await consumer.end_offsets(tps)
+            async for record in brokerlib.records_until(consumer, ends):
+                envelope = json.loads(record.value or b"{}")
+                self.book.apply(envelope["event_type"], envelope["payload"])
+                position = int(envelope["position"])
+                self.position = max(self.position, position)
+                self.chains[record.partition] = max(self.chains.get(record.partition, 0), position)
+                alert = envelope["payload"]["alert_id"]
+                self.versions[alert] = self.versions.get(alert, 0) + 1
+        finally:
+            await consumer.stop()
+        self.loaded = True
+        active = [a.alert_id for a in self.book.alerts.values() if a.active]
+        log.info("alerts read back from %s: %d active %s", ANALYTICS.name, len(active), active)
+
+    async def tick(self) -> None:
+        if not self.loaded:
+            await self.load()
+        newest = self.progress().last_event_us.values()
+        if not newest:
+            return  # nothing seen yet: no figures to judge
+        as_of = day_of(max(newest))
+        for verdict in self.book.changes(evaluate(self.figures, self.rules().alerts, as_of)):
+            await self._publish(verdict, day_date(as_of).isoformat())
+
+    async def _publish(self, verdict: Verdict, as_of: str) -> None:
+        alert_id = verdict.rule
+        now = datetime.now(UTC)
+        kind = "AlertRaised" if verdict.tripped else "AlertCleared"
+        payload: dict[str, object] = {
+            "alert_id": alert_id,
+            "rule": verdict.rule,
+            "level": verdict.level,
+            "summary": verdict.summary,
+            "figures": verdict.figures,
+            "as_of": as_of,
+            ("raised_at" if verdict.tripped else "cleared_at"): now,
+        }
+        spec = EVENTS[kind]
+        key = alert_id.encode()
+        partition = partition_for(key, ANALYTICS.partitions)
+        position = self.position + 1
+        version = self.versions.get(alert_id, 0) + 1
+        message = spec.message_model().model_validate(
+            {
+                "event_id": uuid5(NAMESPACE, f"{alert_id}:{version}"),
+                "event_type": kind,
+                "schema_version": spec.version,
+                "occurred_at": now,
+                "producer": "analytics",
+                "aggregate_id": alert_id,
+                "aggregate_version": version,
+                "correlation_id": alert_id,
+                "position": position,
+                "previous_position": self.chains.get(partition, 0),
+                "payload": payload,
+            }
+        )
+        sent = await self.topic.send(
+            key=key, value=message.model_dump_json().encode(), partition=partition
+        )
+        await sent  # acknowledged before the book changes
+        self.position, self.chains[partition], self.versions[alert_id] = position, position, version
+        self.book.apply(kind, message.model_dump(mode="json")["payload"])
+        log.warning("alert %s %s: %s", alert_id, kind, verdict.summary)
