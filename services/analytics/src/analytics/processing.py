@@ -33,8 +33,14 @@ class Rejected(Generic[T]):
 
 
 class Processor:
-    def __init__(self, table: MutableMapping[str, Any], figures: Figures) -> None:
-        self.table, self.figures = table, figures
+    """`incremental`: keep the figures up to date with every changed entity (the worker);
+    without, they are left alone and built once from the table at the end (`rebuild`:
+    one contribution per entity instead of two per change)."""
+
+    def __init__(
+        self, table: MutableMapping[str, Any], figures: Figures, incremental: bool = True
+    ) -> None:
+        self.table, self.figures, self.incremental = table, figures, incremental
         self.progress = Progress()
 
     def apply(
@@ -70,7 +76,8 @@ class Processor:
                 self.progress.last_event_us[fact.topic] = fact.occurred_us
             if state is not old:
                 self.table[entity] = state
-                self.figures.replace(entity, old, state)
+                if self.incremental:
+                    self.figures.replace(entity, old, state)
         self.progress.batches += 1
         self.progress.rejected += len(rejected)
         return rejected
