@@ -30,12 +30,13 @@ test: $(STAMP) ## the whole suite: domain, service, integration (real broker + P
 test-fast: $(STAMP) ## domain and service tests only
 	$(BIN)/pytest -m "not integration"
 
-bench: $(STAMP) ## place_orders, reservations, peak (fulfilment under a 15x peak), risk_stage, desk: bench/README.md
+bench: $(STAMP) ## place_orders, reservations, peak (fulfilment under a 15x peak), risk_stage, desk, analytics: bench/README.md
 	$(BIN)/python -m bench.place_orders
 	$(BIN)/python -m bench.reservations
 	$(BIN)/python -m bench.peak
 	$(BIN)/python -m bench.risk_stage
 	$(BIN)/python -m bench.desk
+	$(BIN)/python -m bench.analytics
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check contracts runtime services devstack tests bench

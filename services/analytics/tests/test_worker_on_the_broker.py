@@ -137,6 +137,10 @@ async def test_a_clean_run_a_killed_worker_and_a_republish_give_identical_figure
         process.start()
         await process.ready(90)
         clean = await settled(process)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{process.url}/metrics")).text
+        assert f'analytics_orders{{window="30d"}} {float(ORDERS)}' in metrics
+        assert 'analytics_events_total{outcome="dead_letter"} 0.0' in metrics
     families = clean["families"]
     assert sum(v[0] for _, v in families["sales"]) == ORDERS
 

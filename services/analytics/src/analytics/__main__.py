@@ -11,6 +11,7 @@ import sys
 import faust
 from aiokafka.errors import KafkaError
 from faust.contrib.asgi import serve_asgi
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from shopfloor_contracts.topics import dlq_topic
 from shopfloor_runtime.applier import first_error
@@ -20,6 +21,7 @@ from shopfloor_runtime.rulesfile import RulesFileError
 from analytics.api import View, create_api
 from analytics.app import SERVICE, create_app
 from analytics.facts import TOPICS
+from analytics.metrics import FiguresCollector
 from analytics.rebuild import current_generation, group_for, rebuild
 from analytics.settings import AnalyticsSettings
 
@@ -78,6 +80,9 @@ def serve(settings: AnalyticsSettings) -> None:
         status=status,
         ready=ready,
         alerts=lambda: worker.alerts.book,
+    )
+    REGISTRY.register(
+        FiguresCollector(view.figures, view.progress, view.rules, view.alerts, view.latest_day)
     )
     serve_asgi(
         app,

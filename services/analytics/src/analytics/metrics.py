@@ -1,0 +1,84 @@
+"""The key figures as Prometheus metrics, read from the figures at scrape time (so they
+are never out of step with the API): today's and the last 30 days' orders, GMV and
+margin, the funnel's rates, stage time percentiles, the backlog, the active alerts, and
+the worker's own counts. "Today" is the newest event day (event time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from analytics import report
+from analytics.alerts import LEVELS, AlertBook
+from analytics.figures import STAGES, Figures
+from analytics.processing import Progress
+from analytics.rules import AnalyticsRules
+from analytics.timeutil import day_number
+
+
+class FiguresCollector(Collector):
+    def __init__(
+        self,
+        figures: Figures,
+        progress: Callable[[], Progress],
+        rules: Callable[[], AnalyticsRules],
+        alerts: Callable[[], AlertBook],
+        today: Callable[[], Any],
+    ) -> None:
+        self.figures, self.progress, self.rules = figures, progress, rules
+        self.alerts, self.today = alerts, today
+
+    def collect(self) -> Iterator[Any]:
+        last = day_number(self.today())
+        windows = {"day": report.Range(last, last), "30d": report.Range(last - 29, last)}
+        orders = GaugeMetricFamily("analytics_orders", "Orders placed", labels=["window"])
+        gmv = GaugeMetricFamily("analytics_gmv_euros", "Gross merchandise value", labels=["window"])
+        aov = GaugeMetricFamily("analytics_aov_euros", "Average order value", labels=["window"])
+        margin = GaugeMetricFamily("analytics_margin_euros", "Margin", labels=["window"])
+        rates = GaugeMetricFamily(
+            "analytics_funnel_rate", "Share of the orders placed", labels=["window", "stage"]
+        )
+        stage_s = GaugeMetricFamily(
+            "analytics_stage_seconds", "Stage time percentiles", labels=["window", "stage", "q"]
+        )
+        for name, r in windows.items():
+            totals = report.totals(self.figures, r)
+            orders.add_metric([name], totals["orders"])
+            gmv.add_metric([name], float(totals["gmv"]))
+            aov.add_metric([name], float(totals["aov"] or 0))
+            margin.add_metric([name], float(report.margin(self.figures, r, self.rules())["margin"]))
+            funnel = report.funnel(self.figures, r)
+            for key in ("paid_rate", "shipped_rate", "delivered_rate", "cancellation_rate"):
+                if funnel[key] is not None:
+                    rates.add_metric([name, key.removesuffix("_rate")], funnel[key])
+            stages = report.stages(self.figures, r)
+            for stage in STAGES:
+                for q in ("p50", "p90", "p99"):
+                    value = stages[stage][f"{q}_s"]
+                    if value is not None:
+                        stage_s.add_metric([name, stage, q], value)
+        yield from (orders, gmv, aov, margin, rates, stage_s)
+        shipping = report.shipping(self.figures, windows["day"])
+        yield GaugeMetricFamily(
+            "analytics_backlog_orders", "Confirmed orders not shipped", value=shipping["backlog"]
+        )
+        active = GaugeMetricFamily("analytics_alerts_active", "Active alerts", labels=["level"])
+        book = self.alerts().alerts.values()
+        for level in sorted(set(LEVELS.values())):
+            active.add_metric([level], sum(1 for a in book if a.active and a.level == level))
+        yield active
+        p = self.progress()
+        events = CounterMetricFamily(
+            "analytics_events", "Messages the worker handled since it started", labels=["outcome"]
+        )
+        for outcome, n in (
+            ("applied", p.applied),
+            ("duplicate", p.duplicates),
+            ("skipped", p.skipped),
+            ("dead_letter", p.rejected),
+        ):
+            events.add_metric([outcome], n)
+        yield events
