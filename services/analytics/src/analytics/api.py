@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
@@ -142,6 +143,19 @@ def create_api(view: View) -> FastAPI:
         r = days(since, until)
         return {**span(r), **report.tickets(view.figures, r)}
 
+    @api.get("/dashboards/{role}", responses=error_responses(404, 422))
+    def dashboard(
+        role: Literal["management", "operations", "warehouse"],
+        since: From = None,
+        until: To = None,
+    ) -> dict[str, Any]:
+        """One role's figures for the range, with the day-by-day series its charts
+        draw: management (GMV, margin, growth on the period before), operations
+        (conversion, AOV, repurchase, exceptions), warehouse (processing times, on-time
+        shipping, backlog, alerts)."""
+        r = days(since, until)
+        return {"role": role, **span(r), **DASHBOARDS[role](view, r)}
+
     @api.get("/alerts", responses=error_responses(422))
     def alerts(
         level: Literal["yellow", "orange", "red", "needs_action"] | None = None,
@@ -178,5 +192,84 @@ def create_api(view: View) -> FastAPI:
 
     return api
 
+
+def _daily(view: View, r: report.Range) -> list[dict[str, Any]]:
+    rows = {row["day"]: row for row in report.sales(view.figures, r, "day")}
+    out = []
+    for day in r.days():
+        iso = day_date(day).isoformat()
+        found = rows.get(iso)
+        out.append(
+            {
+                "day": iso,
+                "orders": found["orders"] if found else 0,
+                "gmv": found["gmv"] if found else "0.00",
+            }
+        )
+    return out
+
+
+def _management(view: View, r: report.Range) -> dict[str, Any]:
+    before = report.Range(r.first - len(r.days()), r.first - 1)
+    now, then = report.totals(view.figures, r), report.totals(view.figures, before)
+    growth = report.rate(Decimal(now["gmv"]) - Decimal(then["gmv"]), Decimal(then["gmv"]))
+    return {
+        "gmv": now["gmv"],
+        "orders": now["orders"],
+        "margin": report.margin(view.figures, r, view.rules()),
+        "previous_period": {**then, "from": day_date(before.first).isoformat()},
+        "gmv_growth": growth,
+        "by_channel": report.sales(view.figures, r, "channel"),
+        "daily": _daily(view, r),
+    }
+
+
+def _operations(view: View, r: report.Range) -> dict[str, Any]:
+    funnel = report.funnel(view.figures, r)
+    return {
+        "conversion": {k: funnel[k] for k in ("paid_rate", "shipped_rate", "delivered_rate")},
+        "aov": report.totals(view.figures, r)["aov"],
+        "repurchase_rate": funnel["repurchase_rate"],
+        "cancellation_rate": funnel["cancellation_rate"],
+        "return_rate": funnel["return_rate"],
+        "funnel": funnel,
+        "exceptions": report.exceptions(view.figures, r),
+        "tickets": report.tickets(view.figures, r),
+        "daily": _daily(view, r),
+    }
+
+
+def _warehouse(view: View, r: report.Range) -> dict[str, Any]:
+    shipping = report.shipping(view.figures, r)
+    daily = []
+    for day in r.days():
+        one = report.Range(day, day)
+        stage = report.stages(view.figures, one)["paid_shipped"]
+        ship = report.shipping(view.figures, one)
+        daily.append(
+            {
+                "day": day_date(day).isoformat(),
+                "paid_shipped_p50_s": stage["p50_s"],
+                "paid_shipped_p90_s": stage["p90_s"],
+                "shipments": ship["shipments"],
+                "on_time_rate": ship["on_time_rate"],
+            }
+        )
+    return {
+        "stages": report.stages(view.figures, r),
+        "on_time_rate": shipping["on_time_rate"],
+        "shipments": shipping["shipments"],
+        "backlog": shipping["backlog"],
+        "by_warehouse": shipping["by_warehouse"],
+        "alerts": [a.view() for a in view.alerts().alerts.values() if a.active],
+        "daily": daily,
+    }
+
+
+DASHBOARDS: dict[str, Callable[[View, report.Range], dict[str, Any]]] = {
+    "management": _management,
+    "operations": _operations,
+    "warehouse": _warehouse,
+}
 
 __all__ = ["View", "create_api", "micros"]

@@ -1,0 +1,75 @@
+"""The HTTP API over figures built from recorded traffic (no broker: the worker's view is
+handed in): the dashboards for each role, ranges by event time, and clear refusals."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from analytics.alerts import AlertBook
+from analytics.api import View, create_api
+from analytics.figures import Figures
+from analytics.harness import traffic
+from analytics.processing import Processor
+from analytics.rules import AnalyticsRules
+from fastapi.testclient import TestClient
+
+START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    processor = Processor({}, Figures())
+    messages = traffic(400, START, seed=4)
+    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
+
+    async def ready() -> bool:
+        return True
+
+    view = View(
+        figures=processor.figures,
+        progress=lambda: processor.progress,
+        rules=AnalyticsRules,
+        status=lambda: {"partitions": [0, 1, 2, 3, 4, 5], "entities": len(processor.table)},
+        ready=ready,
+        alerts=AlertBook,
+    )
+    return TestClient(create_api(view))
+
+
+def test_the_default_range_ends_on_the_newest_event_day(client):
+    summary = client.get("/figures/summary").json()
+    newest = date.fromisoformat(summary["to"])
+    assert newest > START.date()  # deliveries and tickets come days after the orders
+    assert (newest - date.fromisoformat(summary["from"])).days == 29
+    assert summary["totals"]["orders"] == 400
+
+
+def test_the_management_dashboard_has_growth_on_the_period_before_and_a_daily_series(client):
+    board = client.get("/dashboards/management", params={"from": "2026-11-02", "to": "2026-11-03"})
+    assert board.status_code == 200, board.text
+    body = board.json()
+    assert body["orders"] == 400 and body["previous_period"]["orders"] == 0
+    assert body["gmv_growth"] is None  # nothing before: no growth to speak of
+    assert [d["day"] for d in body["daily"]] == ["2026-11-02", "2026-11-03"]
+    assert sum(Decimal(d["gmv"]) for d in body["daily"]) == Decimal(body["gmv"])
+
+
+def test_the_operations_and_warehouse_dashboards(client):
+    ops = client.get("/dashboards/operations", params={"from": "2026-11-01"}).json()
+    assert 0 < ops["conversion"]["paid_rate"] <= 1 and Decimal(ops["aov"]) > 0
+    assert ops["exceptions"]["by_rule"]  # every 17th order is flagged
+    warehouse = client.get("/dashboards/warehouse", params={"from": "2026-11-01"}).json()
+    assert warehouse["shipments"] > 0 and warehouse["backlog"] == 0
+    assert any(d["paid_shipped_p50_s"] for d in warehouse["daily"])
+
+
+def test_bad_ranges_and_roles_are_refused_with_the_field(client):
+    backwards = client.get("/figures/sales", params={"from": "2026-11-05", "to": "2026-11-01"})
+    assert backwards.status_code == 422
+    assert backwards.json()["detail"][0]["loc"] == ["query", "from"]
+    not_a_day = client.get("/figures/funnel", params={"from": "5"})
+    assert not_a_day.status_code == 422 and "YYYY-MM-DD" in not_a_day.text
+    assert client.get("/dashboards/finance").status_code == 422
+    assert client.get("/alerts", params={"level": "purple"}).status_code == 422
