@@ -219,7 +219,7 @@ def cli() -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--orders", type=int, default=25_000, help="backlog orders (25000)")
     parser.add_argument(
-        "--rebuild-orders", type=int, default=125_000, help="orders in the rebuild log (125000)"
+        "--rebuild-orders", type=int, default=128_000, help="orders in the rebuild log (128000)"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()

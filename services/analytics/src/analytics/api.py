@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from shopfloor_runtime.web import Day, error_responses, install_error_handlers, ops_router
 
 from analytics import report
@@ -143,17 +146,30 @@ def create_api(view: View) -> FastAPI:
         r = days(since, until)
         return {**span(r), **report.tickets(view.figures, r)}
 
-    @api.get("/dashboards/{role}", responses=error_responses(404, 422))
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @api.get(
+        "/dashboards/{role}",
+        responses={
+            **error_responses(404, 422),
+            200: {"content": {"application/json": {}, "text/html": {}}},
+        },
+    )
     def dashboard(
+        request: Request,
         role: Literal["management", "operations", "warehouse"],
         since: From = None,
         until: To = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """One role's figures for the range, with the day-by-day series its charts
         draw: management (GMV, margin, growth on the period before), operations
         (conversion, AOV, repurchase, exceptions), warehouse (processing times, on-time
-        shipping, backlog, alerts)."""
+        shipping, backlog, alerts). A browser (Accept: text/html) gets the page that
+        draws them and updates itself every 5 s."""
         r = days(since, until)
+        if _wants_html(request):
+            page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
+            return HTMLResponse(page.replace("{{ROLE}}", role).replace("{{TITLE}}", role))
         return {"role": role, **span(r), **DASHBOARDS[role](view, r)}
 
     @api.get("/alerts", responses=error_responses(422))
@@ -191,6 +207,16 @@ def create_api(view: View) -> FastAPI:
         }
 
     return api
+
+
+STATIC = Path(__file__).parent / "static"
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser's Accept header names text/html before any JSON."""
+    accept = request.headers.get("accept", "")
+    html, json = accept.find("text/html"), accept.find("application/json")
+    return html >= 0 and (json < 0 or html < json)
 
 
 def _daily(view: View, r: report.Range) -> list[dict[str, Any]]:

@@ -82,8 +82,11 @@ class Recorder:
         return out
 
 
-def traffic(orders: int, start: datetime, seed: int = 7, skus: int = 40) -> list[Message]:
-    """`orders` orders placed one per 2 s of event time from `start`, and what follows."""
+def traffic(
+    orders: int, start: datetime, seed: int = 7, skus: int = 40, spacing_s: float = 2.0
+) -> list[Message]:
+    """`orders` orders placed one per `spacing_s` of event time from `start`, and what
+    follows."""
     rnd = random.Random(seed)
     rec = Recorder()
     catalogue = [f"SKU-{i:03d}" for i in range(skus)]
@@ -106,7 +109,8 @@ def traffic(orders: int, start: datetime, seed: int = 7, skus: int = 40) -> list
         )
     customers = [f"cust-{n:05d}" for n in range(max(1, orders // 3))]
     for n in range(orders):
-        _order(rec, rnd, n, start + timedelta(seconds=2 * n), customers, catalogue, prices)
+        placed = start + timedelta(seconds=spacing_s * n)
+        _order(rec, rnd, n, placed, customers, catalogue, prices)
     return rec.messages()
 
 

@@ -1,0 +1,160 @@
+"""Each dashboard page in real headless Chromium (Debian's `chromium`, driven by
+Playwright with its executable path; `.ci/run` installs it): the page loads the vendored
+Chart.js (no CDN), draws its charts, and shows the numbers the JSON API returns, in its
+tiles and in its charts' data. The API is the real one over figures from recorded
+traffic, served by uvicorn; no broker is involved. With SHOPFLOOR_SCREENSHOTS=<dir> the
+screenshots go there (docs/ holds the committed ones)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from analytics.alerts import AlertBook
+from analytics.api import View, create_api
+from analytics.figures import Figures
+from analytics.harness import traffic
+from analytics.processing import Processor
+from analytics.rules import AnalyticsRules
+from shopfloor_runtime.testing import free_port
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROLES = ("management", "operations", "warehouse")
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    processor = Processor({}, Figures())
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=24)
+    messages = traffic(3000, start, seed=9, spacing_s=600)  # three weeks of orders
+    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
+    book = AlertBook()
+    book.apply(
+        "AlertRaised",
+        {
+            "alert_id": "backlog",
+            "rule": "backlog",
+            "level": "yellow",
+            "summary": "412 confirmed orders not shipped: 41.2 % of the daily capacity",
+            "figures": {"unshipped": "412"},
+            "raised_at": "2026-12-04T10:00:00+00:00",
+            "as_of": "2026-12-04",
+        },
+    )
+
+    async def ready() -> bool:
+        return True
+
+    view = View(
+        figures=processor.figures,
+        progress=lambda: processor.progress,
+        rules=AnalyticsRules,
+        status=lambda: {},
+        ready=ready,
+        alerts=lambda: book,
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_api(view), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is not installed (apt-get install chromium)"
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def money(value: str | None) -> str:
+    return "–" if value is None else f"{Decimal(value):,.2f}"
+
+
+def share(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_page_draws_the_numbers_the_api_returns(served, browser, role, tmp_path):
+    api = httpx.get(f"{served}/dashboards/{role}", headers={"accept": "application/json"}).json()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    seen_requests: list[str] = []
+    page.on("request", lambda r: seen_requests.append(r.url))
+    page.goto(f"{served}/dashboards/{role}")
+    page.wait_for_function("window.dashboard && window.dashboard.updates >= 1", timeout=15_000)
+    assert all(u.startswith(served) for u in seen_requests), "nothing from outside (no CDN)"
+
+    def tile(name: str) -> str:
+        return page.get_by_test_id(f"kpi-{name}").inner_text()
+
+    def chart(name: str) -> dict[str, Any]:
+        return page.evaluate(
+            f"(() => {{ const c = window.dashboard.charts['{name}'];"
+            " return {labels: c.data.labels, values: c.data.datasets[0].data}; })()"
+        )
+
+    if role == "management":
+        assert tile("gmv") == money(api["gmv"])
+        assert tile("orders") == f"{api['orders']:,}"
+        assert tile("margin") == money(api["margin"]["margin"])
+        daily = chart("daily_gmv")
+        assert daily["labels"] == [d["day"] for d in api["daily"]]
+        assert daily["values"] == [float(d["gmv"]) for d in api["daily"]]
+        assert chart("channel_gmv")["labels"] == [c["channel"] for c in api["by_channel"]]
+    elif role == "operations":
+        assert tile("paid_rate") == share(api["conversion"]["paid_rate"])
+        assert tile("aov") == money(api["aov"])
+        funnel = chart("funnel")
+        assert funnel["values"] == [
+            api["funnel"][k] for k in ("placed", "paid", "shipped", "delivered")
+        ]
+        assert chart("exceptions_by_rule")["values"] == list(api["exceptions"]["by_rule"].values())
+    else:
+        assert tile("backlog") == f"{api['backlog']:,}"
+        assert tile("on_time_rate") == share(api["on_time_rate"])
+        assert chart("shipments_per_day")["values"] == [d["shipments"] for d in api["daily"]]
+        assert chart("by_warehouse")["labels"] == list(api["by_warehouse"])
+        assert (
+            "412 confirmed orders not shipped" in page.get_by_test_id("alert-backlog").inner_text()
+        )
+    # the charts are really drawn: each canvas has pixels that are not blank
+    for name in page.evaluate("Object.keys(window.dashboard.charts)"):
+        painted = page.evaluate(
+            f"""(() => {{ const c = document.querySelector('[data-testid="chart-{name}"]');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }})()"""
+        )
+        assert painted > 500, f"chart {name} is blank"
+    out = Path(os.environ.get("SHOPFLOOR_SCREENSHOTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / f"analytics-{role}.png"), full_page=True)
+    page.close()
