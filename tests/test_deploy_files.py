@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from analytics.settings import AnalyticsSettings
 from shopfloor_devstack.parts import parts
 from shopfloor_runtime.registry import ServiceSpec, services
 
@@ -90,8 +91,23 @@ def test_compose_runs_every_worker_make_run_starts_beside_its_service(spec: Serv
         assert not [ln for ln in entry if ln.startswith("ports:")], "a worker serves no port"
 
 
+#: the analytics worker serves an API and metrics but is no store-backed service of the
+#: registry (a faust worker): its port from its own settings
+ANALYTICS_PORT = AnalyticsSettings.model_fields["api"].default.port
+
+
 def test_prometheus_scrapes_every_service_on_its_port_and_nothing_else() -> None:
-    assert prometheus_targets() == {f"{spec.name}:{spec.default_port}" for spec in SPECS}
+    expected = {f"{spec.name}:{spec.default_port}" for spec in SPECS}
+    assert prometheus_targets() == expected | {f"analytics:{ANALYTICS_PORT}"}
+
+
+def test_compose_runs_the_analytics_worker_on_its_port_from_its_dockerfile() -> None:
+    entry = compose_services()["analytics"]
+    assert f'ports: ["127.0.0.1:{ANALYTICS_PORT}:{ANALYTICS_PORT}"]' in entry, entry
+    assert any("dockerfile: services/analytics/Dockerfile" in ln for ln in entry), entry
+    image = (ROOT / "services/analytics/Dockerfile").read_text()
+    assert re.search(r'^CMD \["python", "-m", "analytics"\]', image, re.M)
+    assert f"127.0.0.1:{ANALYTICS_PORT}/health" in image
 
 
 def test_the_readers_see_what_the_files_hold() -> None:
