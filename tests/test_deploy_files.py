@@ -5,6 +5,7 @@ or put the dev stack into a service image."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from shopfloor_devstack.parts import parts
 from shopfloor_runtime.registry import ServiceSpec, services
 
 ROOT = Path(__file__).resolve().parent.parent
+ANALYTICS = ROOT / "services/analytics/src/analytics"
 DEPLOY = ROOT / "deploy"
 SPECS = services()
 
@@ -114,3 +116,16 @@ def test_the_readers_see_what_the_files_hold() -> None:
     """Guards the hand-rolled readers above: they must find the entries that are there."""
     assert {"kafka", "postgres", "prometheus"} <= set(compose_services())
     assert {"order", "inventory"} <= {target.split(":")[0] for target in prometheus_targets()}
+
+
+@pytest.mark.parametrize("role", ["management", "operations", "warehouse"])
+def test_each_role_has_a_grafana_dashboard_on_metrics_the_analytics_worker_exports(role: str):
+    board = json.loads((ROOT / f"deploy/grafana/{role}.json").read_text())
+    assert board["uid"] == f"shopfloor-{role}" and board["panels"]
+    exported = set(re.findall(r'"(analytics_\w+)"', (ANALYTICS / "metrics.py").read_text()))
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            names = set(re.findall(r"analytics_[a-z_]+", target["expr"]))
+            assert names, panel["title"]
+            # a counter family "analytics_events" is scraped as analytics_events_total
+            assert {n.removesuffix("_total") for n in names} <= exported, panel["title"]
