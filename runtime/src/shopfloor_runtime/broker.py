@@ -174,25 +174,42 @@ async def incarnation(broker: BrokerSettings) -> int:
     return found
 
 
+#: After a partition is read to the end offset reported at the start: how long records
+#: past it are still taken while fetches keep finding some (see `records_until`).
+PAST_END_S = 2.0
+
+
 async def records_until(
     consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record up to the end offsets taken at the start; later ones are not waited
-    for, so the command ends even while producers keep writing."""
+    for, so the command ends even while producers keep writing.
+
+    The embedded broker reports a partition's end as the first offset of its last batch
+    + 1 (measured: ten records sent as one batch, end offset 1), so the rest of that
+    batch lies past the reported end. A partition is therefore read on past its end
+    until a fetch finds nothing more, for at most PAST_END_S; on Apache Kafka that is
+    one empty fetch. `ends` is updated to the positions reached."""
     if not ends:
         return
     consumer.assign(list(ends))
     await consumer.seek_to_beginning(*ends)
     pending = set(ends)
+    past: dict[TopicPartition, float] = {}  # when a partition reached its reported end
+    loop = asyncio.get_running_loop()
     while pending:
         batch = await consumer.getmany(*pending, timeout_ms=200, max_records=5000)
-        for tp, records in batch.items():
+        for records in batch.values():
             for record in records:
-                if record.offset < ends[tp]:
-                    yield record
+                yield record
         for tp in list(pending):
             # The position, not the last offset seen: offsets can skip (transaction
             # markers, compaction on a real Kafka).
-            if await consumer.position(tp) >= ends[tp]:
+            position = await consumer.position(tp)
+            if position < ends[tp]:
+                continue
+            reached = past.setdefault(tp, loop.time())
+            if not batch.get(tp) or loop.time() - reached > PAST_END_S:
+                ends[tp] = position
                 pending.discard(tp)
                 consumer.pause(tp)

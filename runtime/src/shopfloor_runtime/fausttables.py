@@ -23,6 +23,8 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
+from shopfloor_runtime.settings import BrokerSettings
+
 log = logging.getLogger(__name__)
 
 #: A tombstone's key that names no entry: applied on recovery, it deletes nothing.
@@ -31,6 +33,29 @@ SEAL_KEY = b'"~seal"'
 #: faust's fetcher asks for records with a 1 s timeout; a fetch begun before the flow
 #: stopped has returned after this long.
 FETCH_SETTLE_S = 1.5
+
+
+def worker_options(
+    broker: BrokerSettings, replication: int, commit_interval_s: float
+) -> dict[str, Any]:
+    """The faust.App settings every faust worker of the project shares."""
+    return {
+        "broker": [f"kafka://{s.strip()}" for s in broker.bootstrap_servers.split(",")],
+        "topic_replication_factor": replication,
+        "broker_session_timeout": broker.session_timeout_ms / 1000,
+        "broker_heartbeat_interval": broker.heartbeat_interval_ms / 1000,
+        "broker_commit_interval": commit_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+        # exactly_once needs Kafka transactions: the embedded broker has none
+        "processing_guarantee": "at_least_once",
+        "producer_acks": -1,
+        # no standby copies: with the memory store a standby is read again from the start
+        # when it becomes active, so it would only double the changelog reads
+        "table_standby_replicas": 0,
+        # faust's web server stays off (or is replaced); never on 0.0.0.0 in any case
+        "web_bind": "127.0.0.1",
+        "web_host": "127.0.0.1",
+    }
 
 
 class SealedTable(faust.Table):

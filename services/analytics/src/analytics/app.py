@@ -21,7 +21,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 from shopfloor_contracts.topics import ANALYTICS, ORDERS, dlq_topic
 from shopfloor_runtime.chain import partition_for
-from shopfloor_runtime.fausttables import SealedTable
+from shopfloor_runtime.fausttables import SealedTable, worker_options
 from shopfloor_runtime.rulesfile import load_rules_file
 
 from analytics.alerting import AlertPublisher
@@ -142,27 +142,16 @@ def create_app(settings: AnalyticsSettings) -> Worker:
     ProducerBuffer.max_messages = settings.producer_buffer
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{s.strip()}" for s in settings.broker.bootstrap_servers.split(",")],
+        **worker_options(settings.broker, settings.replication, settings.commit_interval_s),
         store="memory://",
         datadir=str(settings.datadir),
         topic_partitions=PARTITIONS,
-        topic_replication_factor=settings.replication,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        broker_commit_interval=settings.commit_interval_s,
-        consumer_auto_offset_reset="earliest",
-        # exactly_once needs Kafka transactions: the embedded broker has none
-        processing_guarantee="at_least_once",
-        producer_acks=-1,
-        table_standby_replicas=0,
         # room for a whole batch in the stream and in one poll (measured: 3.8k events/s
         # with faust's 4096 / unlimited, 4.6-4.7k with these, batches of 5,000-10,000)
         stream_buffer_maxsize=4 * settings.batch_size,
         broker_max_poll_records=settings.batch_size,
         Table=EntityTable,
         web_enabled=True,  # serves the service's own API (FastAPI, serve_asgi), not faust's
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
     )
     table = app.Table(
         TABLE,

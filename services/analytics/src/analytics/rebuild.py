@@ -20,10 +20,10 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
@@ -112,11 +112,18 @@ async def rebuild(
         ends = await reader.end_offsets(tps)
         total = sum(ends.values())
         say(f"analytics rebuild: generation {generation}, {total:,} events in {len(TOPICS)} topics")
-        bar, done = Bar(total), 0
-        async for records in _to_the_end(reader, ends):
-            processor.apply((None, r.topic, r.key, r.value) for r in records)
-            done += len(records)
-            bar.update(done)
+        # read past the reported ends (the embedded broker's are short: records_until);
+        # `ends` becomes where the reading stopped, where the new generation goes on
+        bar, done, pending = Bar(total), 0, []
+        async for record in brokerlib.records_until(reader, ends):
+            pending.append((None, record.topic, record.key, record.value))
+            if len(pending) >= BATCH:
+                processor.apply(pending)
+                done += len(pending)
+                pending.clear()
+                bar.update(done)
+        processor.apply(pending)
+        done += len(pending)
         bar.update(done, final=True)
     finally:
         await reader.stop()
@@ -139,30 +146,6 @@ async def rebuild(
         f"restart the worker to use generation {generation} (consumer group {group})"
     )
     return result
-
-
-async def _to_the_end(
-    reader: AIOKafkaConsumer, ends: dict[TopicPartition, int]
-) -> AsyncIterator[list[ConsumerRecord[bytes, bytes]]]:
-    """Batches of every record from the beginning until each partition is read past the
-    end offset reported at the start *and* a fetch finds nothing more: the embedded broker
-    reports the first offset of a partition's last batch + 1 as its end, so reading only
-    up to it would miss the rest of that batch. `ends` is updated to the positions
-    reached, where the new generation's consumers go on from."""
-    reader.assign(list(ends))
-    await reader.seek_to_beginning(*ends)
-    pending = set(ends)
-    while pending:
-        fetched = await reader.getmany(*pending, timeout_ms=300, max_records=BATCH)
-        batch = [r for records in fetched.values() for r in records]
-        if batch:
-            yield batch
-        for tp in list(pending):
-            position = await reader.position(tp)
-            if position >= ends[tp] and not fetched.get(tp):
-                ends[tp] = position
-                pending.discard(tp)
-                reader.pause(tp)
 
 
 async def _write_generation(

@@ -46,11 +46,3 @@ class AnalyticsSettings(BaseSettings):
         None, description="TOML file of rules over the defaults (README: analytics)"
     )
     log_level: str = "info"
-
-    @property
-    def session_timeout_s(self) -> float:
-        return self.broker.session_timeout_ms / 1000
-
-    @property
-    def heartbeat_interval_s(self) -> float:
-        return self.broker.heartbeat_interval_ms / 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 from faust.types.tables import WindowWrapperT
+from shopfloor_runtime.fausttables import worker_options
 
 from risk.windows.agents import Velocity, register_agents
 from risk.windows.rules_file import RulesFile
@@ -17,25 +18,12 @@ TABLE = "velocity-buckets"
 def create_app(settings: WindowsSettings) -> faust.App:
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{s.strip()}" for s in settings.broker.bootstrap_servers.split(",")],
+        **worker_options(settings.broker, settings.replication, settings.commit_interval_s),
         store=settings.store,
         datadir=str(settings.datadir),
         topic_partitions=1,  # every topic here names its own
-        topic_replication_factor=settings.replication,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        broker_commit_interval=settings.commit_interval_s,
-        consumer_auto_offset_reset="earliest",
-        # exactly_once needs Kafka transactions: the embedded broker has none
-        processing_guarantee="at_least_once",
-        producer_acks=-1,
-        # no standby copies: with the memory store a standby is read again from the start
-        # when it becomes active, so it would only double the changelog reads
-        table_standby_replicas=0,
         Table=VelocityTable,
-        web_enabled=False,  # and never on 0.0.0.0 should anything enable it
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_enabled=False,
     )
     topics = declare_topics(app, settings)
     buckets = Buckets(velocity_table(app, topics, settings), settings.bucket_s)

@@ -65,11 +65,3 @@ class WindowsSettings(BaseSettings):
                 "window the rules allow, plus one bucket)"
             )
         return self
-
-    @property
-    def session_timeout_s(self) -> float:
-        return self.broker.session_timeout_ms / 1000
-
-    @property
-    def heartbeat_interval_s(self) -> float:
-        return self.broker.heartbeat_interval_ms / 1000
