@@ -37,6 +37,22 @@ class Rejected:
     error: str
 
 
+def letter_headers(
+    service: str, topic: str, partition: int, offset: int, error: str
+) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter (where it came from, why, when), logging it: the
+    one shape every writer of `dlq.<service>` uses, so `read` and `redrive` find it."""
+    log.error("%s: dead letter from %s[%s]@%s: %s", service, topic, partition, offset, error)
+    return [
+        ("dlq.error", error.encode()[:4000]),
+        ("dlq.topic", topic.encode()),
+        ("dlq.partition", str(partition).encode()),
+        ("dlq.offset", str(offset).encode()),
+        ("dlq.service", service.encode()),
+        ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
 class DeadLetterProducer:
     """Writes the rejected messages of one service to `dlq.<service>`: the original key
     and bytes, with headers saying where they came from, why and when."""
@@ -58,22 +74,9 @@ class DeadLetterProducer:
         """Returns once the broker acknowledged it (before the message counts as consumed)."""
         assert self._producer is not None, "start() first"
         record = dead.record
-        log.error(
-            "%s: dead letter from %s[%s]@%s: %s",
-            self.service,
-            record.topic,
-            record.partition,
-            record.offset,
-            dead.error,
+        headers = letter_headers(
+            self.service, record.topic, record.partition, record.offset, dead.error
         )
-        headers = [
-            ("dlq.error", dead.error.encode()[:4000]),
-            ("dlq.topic", record.topic.encode()),
-            ("dlq.partition", str(record.partition).encode()),
-            ("dlq.offset", str(record.offset).encode()),
-            ("dlq.service", self.service.encode()),
-            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
-        ]
         await self._producer.send_and_wait(
             dlq_topic(self.service), record.value, key=record.key, headers=headers
         )

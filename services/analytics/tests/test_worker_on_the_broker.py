@@ -176,6 +176,18 @@ async def test_a_clean_run_a_killed_worker_and_a_republish_give_identical_figure
     assert republished == clean
 
 
+async def rebuild(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m analytics rebuild` as an operator runs it."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "analytics", "rebuild"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 async def _over(count: Any, floor: int) -> bool:
     return await count >= floor
 
@@ -241,14 +253,7 @@ async def test_a_rebuild_reads_every_topic_again_and_the_restarted_worker_goes_o
     async with worker_on(tmp_path, "rebuild") as (broker, process):
         await publish(broker.bootstrap_servers, first)
         env = {**os.environ, **process.env}
-        rebuilt = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "analytics", "rebuild"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        rebuilt = await rebuild(env)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "generation 1" in rebuilt.stdout and f"{len(first):,} events" in rebuilt.stdout
         assert "100.0%" in rebuilt.stderr  # the progress bar reached its end
@@ -273,14 +278,7 @@ async def test_a_rebuild_reads_every_topic_again_and_the_restarted_worker_goes_o
 
 async def test_a_rebuild_without_a_broker_says_so_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "ANALYTICS_BROKER__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
-    failed = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "analytics", "rebuild"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    failed = await rebuild(env)
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1].startswith("analytics: the broker at 127.0.0.1:")
     assert "Traceback" not in failed.stderr

@@ -10,17 +10,15 @@ rebuilt from the entities of the partitions this worker holds."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.transport.producer import ProducerBuffer
 from faust.types import EventT
 from shopfloor_contracts.topics import ANALYTICS, ORDERS, dlq_topic
 from shopfloor_runtime.chain import partition_for
+from shopfloor_runtime.deadletters import letter_headers
 from shopfloor_runtime.fausttables import SealedTable, worker_options
 from shopfloor_runtime.rulesfile import load_rules_file
 
@@ -87,7 +85,6 @@ class Analytics:
     def __init__(self, table: EntityTable, figures: Figures, dead: faust.TopicT) -> None:
         self.processor = Processor(table, figures)
         self.dead = dead
-        self.last_batch_at: float | None = None
 
     @property
     def progress(self) -> Progress:
@@ -100,30 +97,14 @@ class Analytics:
                 await self._dead_letter(one.handle, one.error)
 
     def apply_batch(self, events: Sequence[EventT]) -> list[Rejected[EventT]]:
-        rejected = self.processor.apply(
+        return self.processor.apply(
             (e, e.message.topic, e.message.key, e.message.value) for e in events
         )
-        self.last_batch_at = time.time()
-        return rejected
 
     async def _dead_letter(self, event: EventT, error: str) -> None:
-        message = event.message
-        log.error(
-            "analytics: dead letter from %s[%s]@%s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            error,
-        )
-        headers = [
-            ("dlq.error", error.encode()[:4000]),
-            ("dlq.topic", message.topic.encode()),
-            ("dlq.partition", str(message.partition).encode()),
-            ("dlq.offset", str(message.offset).encode()),
-            ("dlq.service", SERVICE.encode()),
-            ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
-        ]
-        await self.dead.send(key=message.key, value=message.value, headers=headers)
+        m = event.message
+        headers = letter_headers(SERVICE, m.topic, m.partition, m.offset, error)
+        await self.dead.send(key=m.key, value=m.value, headers=headers)
 
 
 @dataclass
@@ -135,11 +116,6 @@ class Worker:
 
 
 def create_app(settings: AnalyticsSettings) -> Worker:
-    # faust holds a stream back once more than ProducerBuffer.max_messages (100) sends
-    # wait, and then lets them out one at a time (0.1 s waits): with a changelog record
-    # per entity per batch, that was the worker's idle time (py-spy). One process, one
-    # app: the class setting is this worker's.
-    ProducerBuffer.max_messages = settings.producer_buffer
     app = faust.App(
         settings.app_id,
         **worker_options(settings.broker, settings.replication, settings.commit_interval_s),

@@ -106,30 +106,33 @@ def _assessed(s: State, p: dict[str, Any], f: Fact) -> None:
 # -- fulfilment.v1 (kind "shipping": the shipments under one message key) ------------------
 
 
-def _allocated(s: State, p: dict[str, Any], f: Fact) -> None:
+def _shipment(s: State, p: dict[str, Any], **more: Any) -> None:
+    """One shipment of the key updated with the carrier, warehouse and promise every
+    shipment event names, and `more`."""
     shipments = dict(s.get("shipments", {}))
     one = dict(shipments.get(str(p["shipment_id"]), {}))
     one.update(
         warehouse=str(p["warehouse"]),
         carrier=str(p["carrier"]),
         promised=parse_us(p["promised_by"]),
+        **more,
     )
     shipments[str(p["shipment_id"])] = one
     s["shipments"] = shipments
+
+
+def _allocated(s: State, p: dict[str, Any], f: Fact) -> None:
+    _shipment(s, p)
 
 
 def _dispatched(s: State, p: dict[str, Any], f: Fact) -> None:
-    shipments = dict(s.get("shipments", {}))
-    one = dict(shipments.get(str(p["shipment_id"]), {}))
-    one.update(
-        warehouse=str(p["warehouse"]),
-        carrier=str(p["carrier"]),
-        promised=parse_us(p["promised_by"]),
+    replacements = p.get("replaces", {})
+    _shipment(
+        s,
+        p,
         dispatched=parse_us(p["dispatched_at"]),
-        orders=len([o for o in p["order_ids"] if o not in p.get("replaces", {})]),
+        orders=len([o for o in p["order_ids"] if o not in replacements]),
     )
-    shipments[str(p["shipment_id"])] = one
-    s["shipments"] = shipments
 
 
 # -- inventory.v1 (kind "stock": one SKU's receipts) ---------------------------------------

@@ -27,12 +27,6 @@ class AnalyticsSettings(BaseSettings):
     batch_within_s: float = Field(
         0.2, gt=0, description="how long a batch waits to fill before it is applied"
     )
-    producer_buffer: int = Field(
-        20_000,
-        gt=0,
-        description="changelog records faust may have waiting to be sent before it holds "
-        "the stream back (faust's own default is 100)",
-    )
     commit_interval_s: float = Field(
         2.8, gt=0, description="how often input offsets are committed (faust's default)"
     )
