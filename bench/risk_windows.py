@@ -65,6 +65,8 @@ from shopfloor_runtime.chain import partition_for
 from shopfloor_runtime.fausttables import SEAL_KEY
 from shopfloor_runtime.testing import free_port
 
+from bench.harness import process_cpu_s
+
 GROUP = "risk-windows"
 CHANGELOG = f"{GROUP}-{TABLE}-changelog"
 KEYED = f"{GROUP}-{ORDERS.name}-velocity-key-repartition"
@@ -161,7 +163,9 @@ async def backlog(n: int, seal: bool, keep: bool, kill_after_s: float | None) ->
     await quiet_machine()
     tmp = Path(tempfile.mkdtemp(prefix=f"risk-windows-backlog-{n}-"))
     broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log").start()
-    env = {"RISK_WINDOWS_SEAL_CHANGELOG": str(seal).lower()}
+    # every count told: the counts are checked against the reference, and the first and
+    # last of them time the run
+    env = {"RISK_WINDOWS_SEAL_CHANGELOG": str(seal).lower(), "RISK_WINDOWS_TELL": "all"}
     worker = WorkerProcess(broker.bootstrap_servers, tmp, env)
     bootstrap = broker.bootstrap_servers
     try:
@@ -184,6 +188,11 @@ async def backlog(n: int, seal: bool, keep: bool, kill_after_s: float | None) ->
         if kill_after_s is None:
             await until(lambda: all_committed(bootstrap, orders), timeout=600, every=2.0)
             result["done_after_start_s"] = round(time.monotonic() - began, 1)
+            assert worker.process is not None
+            # CPU per order from the worker's start (recovery included): comparable on a
+            # busy machine, where orders per second are not
+            used = process_cpu_s(worker.process.pid) or 0.0
+            result["worker_cpu_ms_per_order"] = round(1000 * used / n, 2)
             result.update(_throughput(await read_told(bootstrap), n))
         else:
             await asyncio.sleep(kill_after_s)

@@ -10,7 +10,9 @@ partition this worker is about to recover: the end offset is then exact and reco
 reads everything before it. It runs after the old owner stopped writing (a rebalance
 revokes every partition first). Its key names no entry, so applying it deletes nothing.
 
-faust's resume after a recovery that read anything: see `_recovered`."""
+faust's resume after a recovery that read anything: see `_recovered`.
+
+faust's cost per input record: see `_deliver_directly`."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import faust
 from faust.types import TP, EventT
+from mode.services import WaitResults
 
 from shopfloor_runtime.settings import BrokerSettings
 
@@ -77,6 +80,7 @@ class SealedTable(faust.Table):
     ) -> None:
         self._rebalanced_at, self._recovered_events = time.monotonic(), 0
         _seek_uncommitted_too(self.app)
+        _deliver_directly(self.app)
         if self.seal:
             await self._seal(await self._nonempty_changelog_partitions())
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
@@ -155,3 +159,41 @@ def _seek_uncommitted_too(app: Any) -> None:
 
     consumer.perform_seek = perform_seek
     consumer._seeks_uncommitted = True
+
+
+def _deliver_directly(app: Any) -> None:
+    """Hand each fetched record to the streams without four asyncio tasks per record.
+
+    faust's fetch loop delivers every record as `wait_first(deliver(record),
+    suspend_flow.wait())`, so that a rebalance can abandon a delivery that waits (for
+    flow control, a full stream queue, a full producer buffer). mode's `wait_first` makes
+    a task of each of the two, and of the service's stopped and crashed events, waits
+    for the first and cancels the other three: per record, four tasks and several turns
+    of the event loop. When nothing can make the delivery wait (the flow runs, no stream
+    queue is full, the producer buffer is under its limit: the usual case), it is awaited
+    directly instead; otherwise faust's own way is kept. Installed once per consumer."""
+    consumer = app.consumer
+    if getattr(consumer, "_delivers_directly", False):
+        return
+    original = consumer.wait_first
+    suspended, flow, buffer = consumer.suspend_flow.is_set, app.flow_control, app.producer.buffer
+    channels = app.topics._topics  # the conductor's channels: every stream queue
+
+    def clear() -> bool:
+        return (
+            not suspended()
+            and flow.is_active()
+            and buffer.size <= buffer.max_messages
+            and not any(channel.queue.full() for channel in channels)
+        )
+
+    async def wait_first(*coros: Any, timeout: Any = None) -> Any:
+        if len(coros) == 2 and timeout is None and asyncio.iscoroutine(coros[0]) and clear():
+            delivery, waiting = coros
+            if asyncio.iscoroutine(waiting):
+                waiting.close()  # never started: suspend_flow.wait()
+            return WaitResults([delivery], [await delivery], False)
+        return await original(*coros, timeout=timeout)
+
+    consumer.wait_first = wait_first
+    consumer._delivers_directly = True

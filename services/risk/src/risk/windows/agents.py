@@ -1,7 +1,9 @@
 """The two agents. `rekey` reads orders.v1 (keyed by order id, so one customer's orders
-are spread over its partitions) and sends each OrderPlaced once per dimension it has a key
-for to the repartition topic, keyed by that key. `count` reads the repartition topic, so
-every order of a key is counted on one partition, against that partition's buckets.
+are spread over its partitions) in batches and sends each OrderPlaced once per dimension
+it has a key for to the partition of the repartition topic that key belongs to, the
+records of one batch bound for one partition in one message. `count` reads the
+repartition topic, so every order of a key is counted on one partition, against that
+partition's buckets.
 
 At-least-once throughout: faust commits an input offset only after flushing the producer
 (every message sent and the changelog written), so a crash repeats work, never loses it.
@@ -26,7 +28,14 @@ from risk.velocity import Tally, observe, reach_us
 from risk.windows.rules_file import RulesFile
 from risk.windows.tables import Buckets
 from risk.windows.topics import Topics
-from risk.windows.translation import KeyedOrder, keyed_orders, observed_message, order_placed
+from risk.windows.translation import (
+    KeyedOrder,
+    keyed_batch,
+    keyed_orders,
+    keyed_records,
+    observed_message,
+    order_placed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +51,37 @@ class Velocity:
         #: that waits for the counts before its first assessment (RISK_VELOCITY_WAIT_S)
         self.tell_all = tell_all
 
-    async def rekey(self, stream: AsyncIterable[Any]) -> None:
-        async for event in stream.events():  # type: ignore[attr-defined]
-            for record in self._keyed_orders(event.message):
+    async def rekey(self, stream: AsyncIterable[Any], size: int, within: float) -> None:
+        """A batch of orders.v1 records at a time, sent on as one message per partition of
+        the repartition topic holding every keyed order of the batch bound for it (faust's
+        cost is per message: one per order and dimension made the re-key most of the
+        worker's work)."""
+        async for events in stream.take_events(size, within):  # type: ignore[attr-defined]
+            by_partition: dict[int, list[KeyedOrder]] = {}
+            for event in events:
+                for record in self._keyed_orders(event.message):
+                    by_partition.setdefault(self._partition(record), []).append(record)
+            sending = [
                 await self.topics.keyed.send(
-                    key=record.table_key.encode(), value=record.model_dump()
+                    key=records[0].table_key.encode(),
+                    value=keyed_batch(records),
+                    partition=partition,
                 )
+                for partition, records in sorted(by_partition.items())
+            ]
+            # acknowledged by the broker before the batch's input offsets count as done
+            await asyncio.gather(*sending)
 
     async def count(self, stream: AsyncIterable[Any]) -> None:
         async for event in stream.events():  # type: ignore[attr-defined]
-            record = self._keyed_order(event)
-            if record is not None:
+            for record in self._keyed_records(event):
                 await self.count_one(record)
+
+    def _partition(self, record: KeyedOrder) -> int:
+        """The partition Kafka's default partitioner gives the record's key (where a
+        record per order and dimension went before batching, so the table's changelog
+        partitions keep their keys across an upgrade)."""
+        return partition_for(record.table_key.encode(), self.topics.keyed.partitions or 1)
 
     async def count_one(self, record: KeyedOrder) -> None:
         limit = getattr(self.rules.current().velocity, record.dimension)
@@ -86,12 +114,12 @@ class Velocity:
             return []
 
     @staticmethod
-    def _keyed_order(event: EventT) -> KeyedOrder | None:
+    def _keyed_records(event: EventT) -> list[KeyedOrder]:
         try:
-            return KeyedOrder.model_validate(event.value)
+            return keyed_records(event.value)
         except ValueError as error:
             _skipped(event.message, error)
-            return None
+            return []
 
 
 def _skipped(message: Message, error: Exception) -> None:
@@ -105,6 +133,11 @@ def _skipped(message: Message, error: Exception) -> None:
     )
 
 
-def register_agents(app: faust.App, topics: Topics, velocity: Velocity) -> None:
-    app.agent(topics.orders, name="risk-windows.rekey")(velocity.rekey)
+def register_agents(
+    app: faust.App, topics: Topics, velocity: Velocity, batch_size: int, batch_within_s: float
+) -> None:
+    async def rekey(stream: AsyncIterable[Any]) -> None:
+        await velocity.rekey(stream, batch_size, batch_within_s)
+
+    app.agent(topics.orders, name="risk-windows.rekey")(rekey)
     app.agent(topics.keyed, name="risk-windows.count")(velocity.count)

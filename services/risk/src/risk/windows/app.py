@@ -28,7 +28,8 @@ def create_app(settings: WindowsSettings) -> faust.App:
     topics = declare_topics(app, settings)
     buckets = Buckets(velocity_table(app, topics, settings), settings.bucket_s)
     rules = RulesFile(settings.rules_file, settings.rules_check_s)
-    register_agents(app, topics, Velocity(topics, buckets, rules, settings.tell == "all"))
+    velocity = Velocity(topics, buckets, rules, settings.tell == "all")
+    register_agents(app, topics, velocity, settings.batch_size, settings.batch_within_s)
     return app
 
 

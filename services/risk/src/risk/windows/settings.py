@@ -49,6 +49,15 @@ class WindowsSettings(BaseSettings):
         "(every order's count, for a risk service told to wait for them, "
         "RISK_VELOCITY_WAIT_S > 0)",
     )
+    batch_size: int = Field(
+        1000, gt=0, description="orders.v1 records the re-key takes from its stream at once"
+    )
+    batch_within_s: float = Field(
+        0.05,
+        gt=0,
+        description="how long the re-key waits for a batch to fill: the delay it adds to a "
+        "count at low traffic",
+    )
     rules_check_s: float = Field(
         1.0, ge=0, description="how often the rules file's mtime is looked at"
     )

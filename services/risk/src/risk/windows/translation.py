@@ -4,6 +4,7 @@ that carries it to the partition of its key, and the message that tells a count.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +41,27 @@ class KeyedOrder(BaseModel):
     @property
     def placed(self) -> Placed:
         return Placed(self.placed_at_us, self.order_id, self.customer_id, self.event_id)
+
+
+class KeyedBatch(BaseModel):
+    """The repartition topic's value: the keyed orders of one input batch bound for one
+    partition (all their keys belong to it)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    orders: list[KeyedOrder]
+
+
+def keyed_batch(records: list[KeyedOrder]) -> dict[str, Any]:
+    return {"orders": [record.model_dump() for record in records]}
+
+
+def keyed_records(value: Any) -> list[KeyedOrder]:
+    """A repartition message's keyed orders: a batch, or one record as written before
+    batching (still on the topic during an upgrade). Raises ValueError."""
+    if isinstance(value, dict) and "orders" in value:
+        return KeyedBatch.model_validate(value).orders
+    return [KeyedOrder.model_validate(value)]
 
 
 def order_placed(raw: bytes | None) -> tuple[InboundEnvelope, OrderPlaced] | None:
