@@ -1,5 +1,5 @@
 """The analytics worker's capacity on the embedded broker: events per second one worker
-and two workers apply from a backlog of recorded traffic (the real event mix, about 8
+and two workers apply from a backlog of recorded traffic (the real event mix, about 11
 events per order, `analytics.harness.traffic`), and the speed of `python -m analytics
 rebuild` over a recorded log of at least 1,000,000 events.
 

@@ -116,6 +116,24 @@ class ItemPicked(Strict):
     picked_at: AwareDatetime
 
 
+class ScanRefused(Strict):
+    """A picker's scan the service refused: a wrong item, a bin that does not hold it, a
+    serial not reserved for the wave or picked already, more than is left to pick. A
+    picking mistake the scanner caught; with ItemPicked it gives the picking accuracy
+    (accepted scans / all scans). Keyed by wave id, like ItemPicked. Added in issue #11:
+    scans refused before then were never published."""
+
+    wave_id: str
+    warehouse: str
+    picker: str
+    bin: str
+    sku: str
+    qty: int = Field(gt=0)
+    serial: str | None = None
+    reason: str = Field(description="the refusal the scanner showed")
+    refused_at: AwareDatetime
+
+
 class ShipmentPulled(Strict):
     """An order cancelled or held by risk before dispatch left its shipment (and wave):
     picked units go back to their bins. A held order gets a new shipment when released."""

@@ -88,6 +88,7 @@ _SPECS = [
             fulfilment.ShipmentUnallocated,
             fulfilment.WaveReleased,
             fulfilment.ItemPicked,
+            fulfilment.ScanRefused,
             fulfilment.ShipmentPulled,
             fulfilment.ShipmentFlagged,
             fulfilment.ShipmentPacked,

@@ -65,6 +65,27 @@ def test_the_operations_and_warehouse_dashboards(client):
     assert any(d["paid_shipped_p50_s"] for d in warehouse["daily"])
 
 
+def test_the_warehouse_dashboard_shows_picking_accuracy_overall_and_by_day(client):
+    days = {"from": "2026-11-02", "to": "2026-11-04"}
+    board = client.get("/dashboards/warehouse", params=days).json()
+    figure = client.get("/figures/accuracy", params=days).json()
+    assert board["accuracy"] == {
+        k: v for k, v in figure.items() if k not in ("from", "to", "by_day")
+    }
+    assert (
+        board["picking_accuracy"]
+        == figure["accuracy"]
+        == round(figure["picks"] / (figure["picks"] + figure["refused_scans"]), 6)
+    )
+    assert 0 < figure["accuracy"] < 1 and 0 < figure["pack_check_rate"] < 1
+    by_day = figure["by_day"]
+    assert [d["day"] for d in by_day] == [d["day"] for d in board["daily"]]
+    assert [d["accuracy"] for d in by_day] == [d["picking_accuracy"] for d in board["daily"]]
+    assert sum(d["picks"] for d in by_day) == figure["picks"]
+    assert sum(d["flagged"] for d in by_day) == figure["flagged"] > 0
+    assert by_day[-1]["accuracy"] is None  # no scan on the last day: no rate, not 0 %
+
+
 def test_bad_ranges_and_roles_are_refused_with_the_field(client):
     backwards = client.get("/figures/sales", params={"from": "2026-11-05", "to": "2026-11-01"})
     assert backwards.status_code == 422

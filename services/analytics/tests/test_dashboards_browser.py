@@ -141,6 +141,12 @@ def test_each_page_draws_the_numbers_the_api_returns(served, browser, role, tmp_
     else:
         assert tile("backlog") == f"{api['backlog']:,}"
         assert tile("on_time_rate") == share(api["on_time_rate"])
+        assert tile("picking_accuracy") == share(api["picking_accuracy"]) != "–"
+        assert tile("pack_check_rate") == share(api["accuracy"]["pack_check_rate"]) != "–"
+        assert chart("picking_accuracy")["values"] == [
+            None if d["picking_accuracy"] is None else 100 * d["picking_accuracy"]
+            for d in api["daily"]
+        ]
         assert chart("shipments_per_day")["values"] == [d["shipments"] for d in api["daily"]]
         assert chart("by_warehouse")["labels"] == list(api["by_warehouse"])
         assert (

@@ -52,6 +52,8 @@ def interleaved_otherwise(messages: list[Message], seed: int) -> list[Message]:
 
 def test_the_same_events_in_other_batches_and_interleavings_give_identical_figures(recorded):
     _, clean = run(recorded)
+    for family in ("picking", "pack_checks"):  # with mistakes in them: refused, flagged
+        assert any(wrong for _, (_, wrong) in clean[family]), family
     for batch, seed in ((1, 1), (37, 2), (4000, 3)):
         _, other = run(interleaved_otherwise(recorded, seed), batch)
         assert other == clean
@@ -109,3 +111,35 @@ def test_the_figures_count_what_the_traffic_holds(recorded):
     assert classes == sorted(classes) and set(classes) == {"A", "B", "C"}
     flagged = sum(1 for n in range(300) if n % 17 == 0)
     assert report.exceptions(processor.figures, everything)["by_rule"] == {"order.large": flagged}
+    accuracy = report.accuracy(processor.figures, everything)
+    assert accuracy == picking_in(recorded)
+    assert accuracy["refused_scans"] > 0 and 0 < accuracy["accuracy"] < 1
+    assert accuracy["flagged"] > 0 and 0 < accuracy["pack_check_rate"] < 1
+
+
+def picking_in(messages: list[Message]) -> dict[str, Any]:
+    """Scans and pack checks counted from the traffic directly: a scan is a run of
+    ItemPicked of one wave with the same picker, bin, SKU, serial and time."""
+    import json
+
+    from analytics.report import rate
+
+    scans: set[tuple[Any, ...]] = set()
+    counts: dict[str, int] = defaultdict(int)
+    for _, key, value in messages:
+        envelope = json.loads(value)
+        p, kind = envelope["payload"], envelope["event_type"]
+        if kind == "ItemPicked":
+            scans.add((key, p["picker"], p["bin"], p["sku"], p.get("serial"), p["picked_at"]))
+        counts[kind] += 1
+    picks, wrong = len(scans), counts["ScanRefused"]
+    packed, flagged = counts["ShipmentPacked"], counts["ShipmentFlagged"]
+    assert picks < counts["ItemPicked"]  # some scans filled two lines
+    return {
+        "accuracy": rate(picks, picks + wrong),
+        "picks": picks,
+        "refused_scans": wrong,
+        "pack_check_rate": rate(packed, packed + flagged),
+        "pack_checks": packed + flagged,
+        "flagged": flagged,
+    }

@@ -120,6 +120,14 @@ def test_scans_refuse_wrong_items_bins_and_quantities_and_count_against_accuracy
     app.pick(wave.id, "picker-1", "B-01-3", "TEE-M", 3, None)
     assert app.get_wave(wave.id).status == "picked"
     assert all(feed.shipment_of(o).status == "picked" for o in orders)
+    # published with the wave's picks (same key): analytics' picking accuracy, 3 of 4 wrong
+    published = [p for e in app.events.get(wave.id) if (p := to_contract(e))]
+    refused = [p for key, p in published if isinstance(p, contract.ScanRefused)]
+    assert {key for key, p in published} == {str(wave.id)}
+    assert [p.reason[:12] for p in refused] == ["wrong item: ", "bin B-09-9 d", "quantity 4 i"]
+    assert (refused[0].picker, refused[0].sku, refused[0].warehouse) == ("picker-1", "CAP-RED", BER)
+    picked = [p for _, p in published if isinstance(p, contract.ItemPicked)]
+    assert len(picked) == 3 and len({p.picked_at for p in picked}) == 1  # one scan, 3 lines
 
 
 def test_serialized_units_are_picked_by_their_reserved_serial(feed):

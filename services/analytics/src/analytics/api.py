@@ -146,6 +146,14 @@ def create_api(view: View) -> FastAPI:
         r = days(since, until)
         return {**span(r), **report.tickets(view.figures, r)}
 
+    @api.get("/figures/accuracy", responses=error_responses(422))
+    def accuracy(since: From = None, until: To = None) -> dict[str, Any]:
+        """Picking accuracy (accepted scans / all scans, as fulfilment counts it) and
+        the pack check's pass rate, for the range and by day (of the scan or check)."""
+        r = days(since, until)
+        f = view.figures
+        return {**span(r), **report.accuracy(f, r), "by_day": report.accuracy_by_day(f, r)}
+
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @api.get(
@@ -164,8 +172,8 @@ def create_api(view: View) -> FastAPI:
         """One role's figures for the range, with the day-by-day series its charts
         draw: management (GMV, margin, growth on the period before), operations
         (conversion, AOV, repurchase, exceptions), warehouse (processing times, on-time
-        shipping, backlog, alerts). A browser (Accept: text/html) gets the page that
-        draws them and updates itself every 5 s."""
+        shipping, picking accuracy, backlog, alerts). A browser (Accept: text/html)
+        gets the page that draws them and updates itself every 5 s."""
         r = days(since, until)
         if _wants_html(request):
             page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
@@ -267,11 +275,13 @@ def _operations(view: View, r: report.Range) -> dict[str, Any]:
 
 def _warehouse(view: View, r: report.Range) -> dict[str, Any]:
     shipping = report.shipping(view.figures, r)
+    accuracy = report.accuracy(view.figures, r)
     daily = []
     for day in r.days():
         one = report.Range(day, day)
         stage = report.stages(view.figures, one)["paid_shipped"]
         ship = report.shipping(view.figures, one)
+        picking = report.accuracy(view.figures, one)
         daily.append(
             {
                 "day": day_date(day).isoformat(),
@@ -279,11 +289,15 @@ def _warehouse(view: View, r: report.Range) -> dict[str, Any]:
                 "paid_shipped_p90_s": stage["p90_s"],
                 "shipments": ship["shipments"],
                 "on_time_rate": ship["on_time_rate"],
+                "picking_accuracy": picking["accuracy"],
+                "pack_check_rate": picking["pack_check_rate"],
             }
         )
     return {
         "stages": report.stages(view.figures, r),
         "on_time_rate": shipping["on_time_rate"],
+        "picking_accuracy": accuracy["accuracy"],
+        "accuracy": accuracy,
         "shipments": shipping["shipments"],
         "backlog": shipping["backlog"],
         "by_warehouse": shipping["by_warehouse"],

@@ -1,12 +1,13 @@
 """The state analytics keeps per entity (an order, the shipments under one fulfilment
-key, a SKU's receipts, a ticket): plain JSON, the value of one faust table key. Every
-state carries its own watermark per topic (`w`: the highest envelope position applied
-from that topic), so an event is applied to it at most once however often it arrives:
-a redelivery, a re-publish, the replay after a SIGKILL. The watermark and the state
-change travel in one changelog record, so no crash can separate them.
+key or the scans of one wave, a SKU's receipts, a ticket): plain JSON, the value of one
+faust table key. Every state carries its own watermark per topic (`w`: the highest
+envelope position applied from that topic), so an event is applied to it at most once
+however often it arrives: a redelivery, a re-publish, the replay after a SIGKILL. The
+watermark and the state change travel in one changelog record, so no crash can
+separate them.
 
-Each field is set by one event type from one topic, so the state does not depend on
-how events of different topics interleave (an OrderAssessed before or after its
+Each field is set by the events of one topic, so the state does not depend on how
+events of different topics interleave (an OrderAssessed before or after its
 OrderPaid gives the same state)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from analytics.facts import Fact
-from analytics.timeutil import parse_us
+from analytics.timeutil import day_of, parse_us
 
 State = dict[str, Any]
 
@@ -135,6 +136,46 @@ def _dispatched(s: State, p: dict[str, Any], f: Fact) -> None:
     )
 
 
+def _tally(s: State, field: str, at: int, wrong: bool) -> None:
+    """One more right (or wrong) in `field`'s [right, wrong] pair for the day of `at`."""
+    tally = dict(s.get(field, {}))
+    day = str(day_of(at))
+    pair = list(tally.get(day, (0, 0)))
+    pair[int(wrong)] += 1
+    tally[day] = pair
+    s[field] = tally
+
+
+def _packed(s: State, p: dict[str, Any], f: Fact) -> None:
+    """A pack check passed (the shipment is then labelled and dispatched)."""
+    _tally(s, "checks", parse_us(p["packed_at"]), wrong=False)
+
+
+def _flagged(s: State, p: dict[str, Any], f: Fact) -> None:
+    """A pack check failed: a wrong or missing item, or a wrong weight."""
+    _tally(s, "checks", parse_us(p["at"]), wrong=True)
+
+
+# -- fulfilment.v1, wave keys (kind "shipping" too: the scans of one wave) ---------------
+
+
+def _picked(s: State, p: dict[str, Any], f: Fact) -> None:
+    """An accepted scan. Fulfilment publishes one ItemPicked per pick-list line a scan
+    filled, one after another in one transaction (the same picker, bin, SKU, serial and
+    time), so an event that repeats the previous one's scan is the same scan, and is not
+    counted again: picking accuracy counts scans, as fulfilment does, not lines."""
+    at = parse_us(p["picked_at"])
+    scan = [str(p["picker"]), str(p["bin"]), str(p["sku"]), p.get("serial"), at]
+    if scan != s.get("scan"):
+        _tally(s, "scans", at, wrong=False)
+    s["scan"] = scan
+
+
+def _scan_refused(s: State, p: dict[str, Any], f: Fact) -> None:
+    _tally(s, "scans", parse_us(p["refused_at"]), wrong=True)
+    s["scan"] = None
+
+
 # -- inventory.v1 (kind "stock": one SKU's receipts) ---------------------------------------
 
 
@@ -172,6 +213,10 @@ REDUCERS: dict[str, Callable[[State, dict[str, Any], Fact], None]] = {
     "OrderAssessed": _assessed,
     "ShipmentAllocated": _allocated,
     "ShipmentDispatched": _dispatched,
+    "ShipmentPacked": _packed,
+    "ShipmentFlagged": _flagged,
+    "ItemPicked": _picked,
+    "ScanRefused": _scan_refused,
     "StockReceived": _received,
     "TicketOpened": _opened,
     "TicketResolved": _resolved,

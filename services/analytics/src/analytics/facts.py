@@ -36,7 +36,19 @@ READ: dict[str, tuple[str, frozenset[str]]] = {
         ),
     ),
     RISK.name: ("order", frozenset({"OrderAssessed"})),
-    FULFILMENT.name: ("shipping", frozenset({"ShipmentAllocated", "ShipmentDispatched"})),
+    FULFILMENT.name: (
+        "shipping",
+        frozenset(
+            {
+                "ShipmentAllocated",
+                "ShipmentFlagged",
+                "ShipmentPacked",
+                "ShipmentDispatched",
+                "ItemPicked",
+                "ScanRefused",
+            }
+        ),
+    ),
     INVENTORY.name: ("stock", frozenset({"StockReceived"})),
     SERVICE_DESK.name: ("ticket", frozenset({"TicketOpened", "TicketResolved"})),
 }

@@ -21,6 +21,8 @@ Families, each key's first element the day (days since the epoch, UTC) where it 
 | exceptions | day assessed, rule, level | orders |
 | backlog | () | confirmed orders not shipped nor cancelled |
 | shipments | day dispatched, warehouse, carrier | shipments, on time, orders |
+| picking | day scanned | scans accepted, scans refused |
+| pack_checks | day checked | checks passed, checks failed (shipment flagged) |
 | cost | sku | units with a cost, cost cents |
 | tickets | day opened, type, channel | opened, resolved, breached |
 """
@@ -104,7 +106,11 @@ def _order(s: State) -> Contribution:
 
 
 def _shipping(s: State) -> Contribution:
-    out: Contribution = []
+    out: Contribution = [
+        (family, (int(day),), (right, wrong))
+        for family, field in (("picking", "scans"), ("pack_checks", "checks"))
+        for day, (right, wrong) in s.get(field, {}).items()
+    ]
     for one in s.get("shipments", {}).values():
         dispatched = one.get("dispatched")
         if dispatched is None:

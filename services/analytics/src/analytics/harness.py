@@ -2,10 +2,12 @@
 services' relays would publish it (contract-valid envelopes, each topic's positions
 chained per partition, every key on its murmur2 partition), in event-time order.
 
-Per order, about 8 events: OrderPlaced, StockReserved (which analytics skips),
-OrderAssessed (some flagged), OrderPaid, OrderConfirmed, ShipmentDispatched,
-OrderShipped, OrderDelivered; some orders are cancelled instead, some refunded after a
-return, some open a ticket; every SKU has a stock receipt with a unit cost."""
+Per order, about 11 events: OrderPlaced, StockReserved (which analytics skips),
+OrderAssessed (some flagged), OrderPaid, OrderConfirmed, an ItemPicked per line (in waves
+of ten orders; some scans refused first, some scans filling two pick-list lines),
+ShipmentPacked (some flagged at the pack check first), ShipmentDispatched, OrderShipped,
+OrderDelivered; some orders are cancelled instead, some refunded after a return, some
+open a ticket; every SKU has a stock receipt with a unit cost."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ from decimal import Decimal
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel
-from shopfloor_contracts.fulfilment import ShipmentDispatched, ShipmentLine
+from shopfloor_contracts.fulfilment import (
+    ItemPicked,
+    ScanRefused,
+    ShipmentDispatched,
+    ShipmentFlagged,
+    ShipmentLine,
+    ShipmentPacked,
+)
 from shopfloor_contracts.inventory import ReservedLine, StockReceived, StockReserved
 from shopfloor_contracts.orders import (
     OrderCancelled,
@@ -220,12 +229,15 @@ def _order(
     promised = paid_at + timedelta(hours=24)
     carrier = rnd.choice(CARRIERS)
     shipment_id = f"ship-{order_id}"
+    warehouse = rnd.choice(WAREHOUSES)
+    _pick(rec, n, order_id, shipment_id, warehouse, lines, shipped_at - timedelta(hours=1))
+    _pack(rec, n, order_id, shipment_id, lines, shipped_at - timedelta(minutes=10))
     rec.emit(
         order_id,
         ShipmentDispatched(
             shipment_id=shipment_id,
             order_ids=[order_id],
-            warehouse=rnd.choice(WAREHOUSES),
+            warehouse=warehouse,
             carrier=carrier,
             service="standard",
             tracking_number=f"TRK{n:08d}",
@@ -290,6 +302,82 @@ def _order(
             resolved + timedelta(minutes=1),
             "order",
         )
+
+
+def _pick(
+    rec: Recorder,
+    n: int,
+    order_id: str,
+    shipment_id: str,
+    warehouse: str,
+    lines: list[OrderLine],
+    at: datetime,
+) -> None:
+    """One scan per line, 20 s apart, in the order's wave (ten orders a wave, keyed by
+    wave id as fulfilment publishes picks). About one scan in 31 names the wrong bin
+    first and is refused (the dev stack's pickers: 3 %); every 9th order's last line (of
+    2 or more units) is one scan that fulfilment publishes as two ItemPicked, as it does
+    for a scan that fills two pick-list lines: the same picker, bin, SKU and time, one
+    after the other."""
+    wave = f"wave-{warehouse}-{n // 10:05d}"
+    picker = f"picker-{n // 10 % 4 + 1:02d}"
+    for i, li in enumerate(lines):
+        at += timedelta(seconds=20)
+        number = int(li.sku.removeprefix("SKU-"))
+        bin_code = f"B-{number % 5 + 1:02d}-{number % 7 + 1}"
+        if (3 * n + i) % 31 == 2:
+            refused = ScanRefused(
+                wave_id=wave,
+                warehouse=warehouse,
+                picker=picker,
+                bin="B-09-9",
+                sku=li.sku,
+                qty=li.qty,
+                reason=f"bin B-09-9 does not hold {li.sku} for this wave (its bin: {bin_code})",
+                refused_at=at,
+            )
+            rec.emit(wave, refused, at, "fulfilment")
+            at += timedelta(seconds=5)
+        split = i == len(lines) - 1 and n % 9 == 4 and li.qty > 1
+        for qty in (1, li.qty - 1) if split else (li.qty,):
+            picked = ItemPicked(
+                wave_id=wave,
+                shipment_id=shipment_id,
+                order_id=order_id,
+                picker=picker,
+                bin=bin_code,
+                sku=li.sku,
+                qty=qty,
+                picked_at=at,
+            )
+            rec.emit(wave, picked, at, "fulfilment")
+
+
+def _pack(
+    rec: Recorder, n: int, order_id: str, shipment_id: str, lines: list[OrderLine], at: datetime
+) -> None:
+    """The pack check, then packed; every 47th shipment fails it first (flagged: a wrong
+    weight, or every other time a missing item) and passes 3 minutes later."""
+    expected = 500 * sum(li.qty for li in lines)
+    if n % 47 == 7:
+        missing = n % 94 == 7
+        flagged = ShipmentFlagged(
+            shipment_id=shipment_id,
+            order_ids=[order_id],
+            reason=f"rescan does not match: missing 1x {lines[0].sku}"
+            if missing
+            else f"weight {expected * 13 // 10} g is outside 5% of the expected {expected} g",
+            expected_grams=expected,
+            measured_grams=expected - 500 if missing else expected * 13 // 10,
+            missing=[ShipmentLine(order_id=order_id, sku=lines[0].sku, qty=1)] if missing else [],
+            at=at,
+        )
+        rec.emit(order_id, flagged, at, "fulfilment")
+        at += timedelta(minutes=3)
+    packed = ShipmentPacked(
+        shipment_id=shipment_id, order_ids=[order_id], weight_grams=expected, packed_at=at
+    )
+    rec.emit(order_id, packed, at, "fulfilment")
 
 
 def _ticket(ticket: str, customer: str, order_id: str, opened: datetime) -> TicketOpened:

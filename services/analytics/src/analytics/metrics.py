@@ -1,7 +1,8 @@
 """The key figures as Prometheus metrics, read from the figures at scrape time (so they
 are never out of step with the API): today's and the last 30 days' orders, GMV and
-margin, the funnel's rates, stage time percentiles, the backlog, the active alerts, and
-the worker's own counts. "Today" is the newest event day (event time)."""
+margin, the funnel's rates, stage time percentiles, picking accuracy and pack checks
+passed, the backlog, the active alerts, and the worker's own counts. "Today" is the
+newest event day (event time)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,16 @@ class FiguresCollector(Collector):
         stage_s = GaugeMetricFamily(
             "analytics_stage_seconds", "Stage time percentiles", labels=["window", "stage", "q"]
         )
+        accuracy = GaugeMetricFamily(
+            "analytics_accuracy_ratio",
+            "Picking accuracy (accepted scans / scans) and pack checks passed (/ checks)",
+            labels=["window", "check"],
+        )
         for name, r in windows.items():
+            picking = report.accuracy(self.figures, r)
+            for check, key in (("picking", "accuracy"), ("pack", "pack_check_rate")):
+                if picking[key] is not None:
+                    accuracy.add_metric([name, check], picking[key])
             totals = report.totals(self.figures, r)
             orders.add_metric([name], totals["orders"])
             gmv.add_metric([name], float(totals["gmv"]))
@@ -60,7 +70,7 @@ class FiguresCollector(Collector):
                     value = stages[stage][f"{q}_s"]
                     if value is not None:
                         stage_s.add_metric([name, stage, q], value)
-        yield from (orders, gmv, aov, margin, rates, stage_s)
+        yield from (orders, gmv, aov, margin, rates, stage_s, accuracy)
         shipping = report.shipping(self.figures, windows["day"])
         yield GaugeMetricFamily(
             "analytics_backlog_orders", "Confirmed orders not shipped", value=shipping["backlog"]

@@ -1,5 +1,6 @@
 """The figures as people read them, computed from `Figures` for a range of days: sales,
-margin, the funnel, stage times, ABC, customer segments, exceptions, tickets. Money is
+margin, the funnel, stage times, ABC, customer segments, exceptions, tickets, shipping,
+picking accuracy. Money is
 computed in integer cents and Decimal, shown as strings with two decimals; a rate is a
 share 0..1 (None when its base is zero)."""
 
@@ -287,3 +288,30 @@ def shipping(f: Figures, r: Range) -> dict[str, Any]:
         "by_warehouse": dict(by_warehouse),
         "backlog": backlog,
     }
+
+
+def accuracy(f: Figures, r: Range) -> dict[str, Any]:
+    """Picking accuracy as fulfilment reports it (its `GET /pickers/stats`, the dev
+    stack's "accuracy 98.0%"): accepted scans / all scans, a refused scan being a picking
+    mistake the scanner caught; by the day of the scan. And the pack check's pass rate:
+    checks passed / checks made, a failed one (the shipment flagged) being a mistake
+    that got past the scanner (a wrong or missing item, a wrong weight)."""
+    picks = refused = passed = flagged = 0
+    for _, (right, wrong) in f.between("picking", r.first, r.last):
+        picks += right
+        refused += wrong
+    for _, (right, wrong) in f.between("pack_checks", r.first, r.last):
+        passed += right
+        flagged += wrong
+    return {
+        "accuracy": rate(picks, picks + refused),
+        "picks": picks,
+        "refused_scans": refused,
+        "pack_check_rate": rate(passed, passed + flagged),
+        "pack_checks": passed + flagged,
+        "flagged": flagged,
+    }
+
+
+def accuracy_by_day(f: Figures, r: Range) -> list[dict[str, Any]]:
+    return [{"day": day_date(day).isoformat(), **accuracy(f, Range(day, day))} for day in r.days()]

@@ -475,6 +475,7 @@ class FulfilmentApplication(ServiceApplication):
                 done = found.pick(picker, bin_code, sku, qty, serial, now)
             except Refused as refusal:
                 who.scan_refused(str(refusal), now)
+                found.refuse_scan(picker, bin_code, sku, qty, serial, str(refusal), now)
                 return found, refusal
             who.scanned(qty, now)
             for sid in done:

@@ -908,6 +908,42 @@ class Wave(CheapCopy, Aggregate):
             have = self.picked_serials.get(line, [])
             self.picked_serials = {**self.picked_serials, line: [*have, serial]}
 
+    def refuse_scan(
+        self,
+        picker: str,
+        bin_code: str,
+        sku: str,
+        qty: int,
+        serial: str | None,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """Record a scan `pick` refused, to be published: the wave itself is unchanged."""
+        self._scan_refused(
+            warehouse=self.warehouse,
+            picker=picker,
+            bin=bin_code,
+            sku=sku,
+            qty=qty,
+            serial=serial,
+            reason=reason,
+            at=at,
+        )
+
+    @event("ScanRefused")
+    def _scan_refused(
+        self,
+        warehouse: str,
+        picker: str,
+        bin: str,
+        sku: str,
+        qty: int,
+        serial: str | None,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        pass  # a fact for analysts (picking accuracy); the picker counts it too
+
     def complete_shipments(self) -> set[str]:
         by_shipment: dict[str, bool] = {}
         for ln in self.live_lines():

@@ -162,6 +162,20 @@ _EVENTS: dict[type, Callable[[Any], tuple[str, BaseModel]]] = {
             picked_at=e.at,
         ),
     ),
+    Wave.ScanRefused: lambda e: (
+        str(e.originator_id),
+        contract.ScanRefused(
+            wave_id=str(e.originator_id),
+            warehouse=e.warehouse,
+            picker=e.picker,
+            bin=e.bin,
+            sku=e.sku,
+            qty=e.qty,
+            serial=e.serial,
+            reason=e.reason,
+            refused_at=e.at,
+        ),
+    ),
     Shipment.Pulled: lambda e: (
         e.order_ids[0],
         contract.ShipmentPulled(

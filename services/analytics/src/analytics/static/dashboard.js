@@ -44,12 +44,15 @@
       kpis: [
         ["backlog", "Backlog (orders)", (d) => d.backlog, count],
         ["on_time_rate", "Shipped on time", (d) => d.on_time_rate, share],
+        ["picking_accuracy", "Picking accuracy", (d) => d.picking_accuracy, share],
+        ["pack_check_rate", "Pack checks passed", (d) => d.accuracy.pack_check_rate, share],
         ["shipments", "Shipments", (d) => d.shipments, count],
         ["paid_shipped_p90", "Paid → shipped p90", (d) => d.stages.paid_shipped.p90_s, seconds],
         ["alerts", "Active alerts", (d) => d.alerts.length, count],
       ],
       charts: [
         ["paid_shipped", "Paid → shipped per day, p50 (h)", "line", (d) => ({ labels: d.daily.map((x) => x.day), values: d.daily.map((x) => (x.paid_shipped_p50_s === null ? null : x.paid_shipped_p50_s / 3600)) })],
+        ["picking_accuracy", "Picking accuracy per day (%)", "line", (d) => ({ labels: d.daily.map((x) => x.day), values: d.daily.map((x) => (x.picking_accuracy === null ? null : 100 * x.picking_accuracy)) })],
         ["shipments_per_day", "Shipments per day", "bar", (d) => ({ labels: d.daily.map((x) => x.day), values: d.daily.map((x) => x.shipments) })],
         ["by_warehouse", "Shipments by warehouse", "bar", (d) => ({ labels: Object.keys(d.by_warehouse), values: Object.values(d.by_warehouse) })],
       ],
