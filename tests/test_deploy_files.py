@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from analytics.settings import AnalyticsSettings
-from shopfloor_devstack.parts import parts
+from shopfloor_devstack.parts import parts, standalone
 from shopfloor_runtime.registry import ServiceSpec, services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +92,20 @@ def test_compose_runs_every_worker_make_run_starts_beside_its_service(spec: Serv
         assert f'command: ["python", "-m", "{companion.module}"]' in entry, entry
         assert any(f"dockerfile: services/{spec.name}/Dockerfile" in ln for ln in entry), entry
         assert not [ln for ln in entry if ln.startswith("ports:")], "a worker serves no port"
+
+
+@pytest.mark.parametrize("name", sorted(standalone(s.name for s in SPECS)))
+def test_compose_runs_every_worker_of_its_own_make_run_starts_on_its_port(name: str) -> None:
+    worker = standalone(s.name for s in SPECS)[name].worker
+    assert worker is not None
+    entry = compose_services().get(name)
+    assert entry is not None, f"{name} is missing from deploy/compose.yaml"
+    port = worker.default_port
+    assert f'ports: ["127.0.0.1:{port}:{port}"]' in entry, entry
+    assert any(f"dockerfile: services/{name}/Dockerfile" in ln for ln in entry), entry
+    image = (ROOT / f"services/{name}/Dockerfile").read_text()
+    assert re.search(rf'^CMD \["python", "-m", "{worker.module}"\]', image, re.M)
+    assert f"{name}:{port}" in prometheus_targets()
 
 
 #: the analytics worker serves an API and metrics but is no store-backed service of the

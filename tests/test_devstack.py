@@ -8,15 +8,27 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from analytics.alerts import AlertBook
+from analytics.api import View, create_api
+from analytics.devstack import figures_so_far
+from analytics.figures import Figures
+from analytics.harness import traffic
+from analytics.processing import Processor
+from analytics.rules import AnalyticsRules
+from analytics.settings import AnalyticsSettings
 from shopfloor_devstack import cli, parts, scenario
 from shopfloor_devstack.progress import Progress, take
 from shopfloor_devstack.simulator import Simulator
+from shopfloor_devstack.stack import Stack, StackConfig, StackError
 from shopfloor_runtime.registry import services
+from shopfloor_runtime.testing import free_port
 
 PLACED = re.compile(r"simulator: (\d+) placed")
 
@@ -124,3 +136,102 @@ def test_the_run_help_lists_every_installed_service_with_its_port_variable(
     text = " ".join(capsys.readouterr().out.split())
     for spec in services():
         assert f"{spec.port_variable} (default {spec.default_port})" in text
+    assert "ANALYTICS_API__PORT (default 8006)" in text  # a worker with an API of its own
+
+
+def test_analytics_is_a_part_of_its_own_that_starts_its_worker() -> None:
+    """Analytics is a faust worker, not a store-backed service of the registry: its part
+    stands alone and names the process the stack starts beside the services."""
+    names = [spec.name for spec in services()]
+    assert "analytics" not in names and "analytics" not in parts.parts(names)
+    part = parts.standalone(names)["analytics"]
+    assert part.worker is not None and part.probe is not None and part.traffic is None
+    assert part.worker.module == "analytics"
+    assert part.worker.port_variable == "ANALYTICS_API__PORT"
+    assert part.worker.default_port == AnalyticsSettings().api.port == 8006
+    assert part.worker.data_dir_variable == "ANALYTICS_DATADIR"
+    assert ("dashboards", "/dashboards/management") in part.worker.links
+
+
+def test_the_stack_runs_the_analytics_worker_on_its_port_with_a_data_dir_of_its_own(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "SHOPFLOOR_DATA_DIR": str(tmp_path),
+        "SHOPFLOOR_BROKER_PORT": "19092",
+        "ANALYTICS_API__PORT": "18006",
+    }
+    stack = Stack(StackConfig.from_env(env))
+    [worker] = [w for w in stack.workers if w.name == "analytics"]
+    assert (worker.name, worker.module, worker.port) == ("analytics", "analytics", 18006)
+    assert worker.log_path == tmp_path / "logs" / "analytics.log"
+    assert worker in stack.children and stack.urls["analytics"] == "http://127.0.0.1:18006"
+    assert stack.probes["analytics"].label == "analytics"
+    started = stack._worker_env(worker)
+    assert started["ANALYTICS_BROKER__BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+    assert (started["ANALYTICS_API__HOST"], started["ANALYTICS_API__PORT"]) == (
+        "127.0.0.1",
+        "18006",
+    )
+    assert started["ANALYTICS_DATADIR"] == str((tmp_path / "analytics").resolve())
+
+
+async def test_a_worker_that_cannot_start_is_one_line_naming_its_log(tmp_path: Path) -> None:
+    """The process the stack starts is `python -m analytics` with the stack's broker (here
+    one nobody listens on): its last word is the stack's error."""
+    env = {"SHOPFLOOR_DATA_DIR": str(tmp_path), "SHOPFLOOR_BROKER_PORT": str(free_port())}
+    env["ANALYTICS_API__PORT"] = str(free_port())
+    stack = Stack(StackConfig.from_env(env))
+    [worker] = [w for w in stack.workers if w.name == "analytics"]
+    worker.log_path.parent.mkdir(parents=True)
+    await worker.start(stack._worker_env(worker))
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            with pytest.raises(StackError) as failed:
+                await worker.wait_ready(client, timeout=60)
+    finally:
+        await worker.stop(5, asyncio.Event())
+    said = str(failed.value)
+    assert said.startswith("the analytics worker exited with code 1: analytics: the broker at ")
+    assert said.endswith(f"(while starting; log: {worker.log_path})")
+
+
+async def test_the_analytics_probe_reads_events_orders_gmv_and_alerts_from_its_api() -> None:
+    processor = Processor({}, Figures())
+    messages = traffic(40, datetime(2026, 11, 2, 8, 0, tzinfo=UTC), seed=3)
+    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
+    book = AlertBook()
+    book.apply(
+        "AlertRaised",
+        {
+            "alert_id": "backlog",
+            "rule": "backlog",
+            "level": "yellow",
+            "summary": "backlog 250 orders, limit 200",
+            "figures": {"backlog": 250},
+            "raised_at": "2026-11-02T09:00:00+00:00",
+            "as_of": "2026-11-02",
+        },
+    )
+
+    async def ready() -> bool:
+        return True
+
+    view = View(
+        figures=processor.figures,
+        progress=lambda: processor.progress,
+        rules=AnalyticsRules,
+        status=dict,
+        ready=ready,
+        alerts=lambda: book,
+    )
+    transport = httpx.ASGITransport(app=create_api(view))
+    async with httpx.AsyncClient(transport=transport) as client:
+        summary = (await client.get("http://analytics.test/figures/summary")).json()
+        reading = await figures_so_far(client, "http://analytics.test")
+    applied, gmv = processor.progress.applied, summary["totals"]["gmv"]
+    assert applied > 0 and summary["totals"]["orders"] == 40
+    assert reading == (
+        f"{applied} events applied, 40 orders, GMV €{Decimal(gmv):,}, "
+        "1 active alert (backlog yellow)"
+    )

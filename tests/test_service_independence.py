@@ -8,6 +8,7 @@ import ast
 import subprocess
 import sys
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from shopfloor_runtime.registry import services
@@ -60,9 +61,12 @@ def test_every_service_builds_with_httpx_the_broker_wheel_and_the_devstack_missi
 
 def test_no_service_or_runtime_module_imports_dev_only_packages() -> None:
     """Except the one module per service that only the dev stack loads (its
-    `shopfloor.devstack` part) and the pytest plugin, which starts the embedded broker."""
+    `shopfloor.devstack` part, also for a worker of its own such as analytics) and the
+    pytest plugin, which starts the embedded broker."""
     allowed = {ROOT / "runtime/src/shopfloor_runtime/testing.py"}
     allowed |= {ROOT / f"services/{s.name}/src/{s.package}/devstack.py" for s in services()}
+    packages = {point.module.split(".")[0] for point in entry_points(group="shopfloor.devstack")}
+    allowed |= {path for pkg in packages for path in ROOT.glob(f"services/*/src/{pkg}/devstack.py")}
     sources = [*ROOT.glob("runtime/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]
     offenders = [
         f"{path.relative_to(ROOT)} imports {module}"

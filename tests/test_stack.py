@@ -1,8 +1,9 @@
 """`shopfloor run` end to end: the stack starts every service (and risk's velocity
-worker), takes simulated traffic (orders confirmed once inventory reserved their stock and
-risk cleared them; a brushing burst held), stops cleanly on
-Ctrl-C with nothing left running, and a second run resumes both services from the data
-directory while their relays refill the new, empty broker."""
+worker, and the analytics worker on its own port), takes simulated traffic (orders
+confirmed once inventory reserved their stock and risk cleared them; a brushing burst
+held; analytics counting them), stops cleanly on Ctrl-C with nothing left running, and a
+second run resumes both services from the data directory while their relays refill the
+new, empty broker, which analytics reads again from the start."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import NoReturn
 
 import httpx
 import pytest
+from shopfloor_devstack.parts import standalone
 from shopfloor_runtime.ports import port_in_use
 from shopfloor_runtime.registry import services
 from shopfloor_runtime.testing import free_port
@@ -30,6 +32,8 @@ pytestmark = pytest.mark.integration
 #: Every registered service is started by the stack; this test reads order and inventory.
 SPECS = services()
 SERVICES = tuple(spec.name for spec in SPECS)
+#: the workers with an API of their own (analytics), by their port variable
+WORKERS = {p.worker.port_variable for p in standalone(SERVICES).values() if p.worker is not None}
 READY = re.compile(r"^([a-z][a-z-]*) +http://127\.0\.0\.1:(\d+) +docs .*/docs +metrics .*/metrics")
 PLACED = re.compile(r"simulator: (\d+) placed")
 QUIET = re.compile(r"simulator off$")
@@ -40,6 +44,11 @@ EVENTS = re.compile(  # other services' counts and probes may come between
 STOPPED = re.compile(r"stopped\. simulator placed (\d+)")
 WORKER = re.compile(r"^risk-windows +velocity windows .*\(log .*risk-windows\.log\)")
 HELD = re.compile(r"exceptions: (\d+) open \((\d+) held\)")
+ANALYTICS = re.compile(
+    r"^analytics +http://127\.0\.0\.1:(\d+) +dashboards \S+/dashboards/management .*"
+    r"\(log .*analytics\.log\)"
+)
+FIGURES = re.compile(r"analytics: (\d+) events applied, (\d+) orders, GMV €")
 
 Check = Callable[[re.Match[str]], bool]
 
@@ -145,7 +154,7 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
     broker_port, order_port, inventory_port = free_port(), free_port(), free_port()
     ports = (broker_port, order_port, inventory_port)
     orders, inventory = f"http://127.0.0.1:{order_port}", f"http://127.0.0.1:{inventory_port}"
-    others = {spec.port_variable: free_port() for spec in SPECS}
+    others = {variable: free_port() for variable in (*(s.port_variable for s in SPECS), *WORKERS)}
     ports = (*ports, *others.values())
     env = {
         **os.environ,
@@ -161,12 +170,17 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
         first = RunningStack(env)
         stacks.append(first)
         assert_both_ready(first, orders, inventory)
+        analytics = f"http://127.0.0.1:{first.wait_for(ANALYTICS)[1]}"  # its own API and port
         first.wait_for(WORKER)  # risk's velocity worker runs beside its service
         first.wait_for(PLACED, lambda m: int(m[1]) > 0)
         # Confirmed needs the whole story: placed -> inventory reserved, risk cleared -> paid.
         first.wait_for(EVENTS, lambda m: int(m[2]) > 0 and status_count(m[3], "confirmed") > 0, 45)
         # The simulated brushing burst trips velocity: its orders past the limit are held.
         first.wait_for(HELD, lambda m: int(m[2]) > 0, 45)
+        # The analytics worker read what the services published, and its dashboards answer.
+        first.wait_for(FIGURES, lambda m: int(m[1]) > 0 and int(m[2]) > 0, 30)
+        board = httpx.get(f"{analytics}/dashboards/management", timeout=10)
+        assert board.status_code == 200 and board.json()["orders"] > 0, board.text
         counts = httpx.get(f"{orders}/orders/counts", timeout=10).json()
         assert counts.get("confirmed", 0) + counts.get("shipped", 0) > 0, counts
         seen_in_first_run = order_ids(orders)
@@ -185,11 +199,14 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
         second = RunningStack({**env, "SHOPFLOOR_SIM_RATE": "0"})
         stacks.append(second)
         assert_both_ready(second, orders, inventory)
+        second.wait_for(ANALYTICS)
         second.wait_for(QUIET)
         second.wait_for(
             EVENTS, lambda m: int(m[1]) >= order_published and int(m[2]) >= inventory_published, 45
         )
         assert seen_in_first_run <= order_ids(orders)
+        # every order placed in the first run, read again from the refilled broker
+        second.wait_for(FIGURES, lambda m: int(m[2]) >= placed, 45)
         assert_stock_kept(inventory, stock_in_first_run)
         assert second.interrupt() == 0, "\n".join(second.output)
         assert_nothing_left(data_dir, *ports)

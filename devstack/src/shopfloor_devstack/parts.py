@@ -6,6 +6,10 @@ The part lives in the service's own package (it knows the service's API, statuse
 rules), in a module only the dev stack imports, so no service image loads it. The dev
 stack hands every part the same `World` (the simulated shop) and an `Http` to its own
 service; a new service edits nothing in here.
+
+A part may also stand alone, for a process that is no store-backed service of that
+registry but serves an API of its own (the analytics faust worker): its entry point names
+no `shopfloor.services` entry, and its `Part.worker` tells the stack how to start it.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol
 
 import httpx
+from pydantic_settings import BaseSettings
 
 from shopfloor_devstack.errors import StackError
 
@@ -145,6 +150,34 @@ class Companion:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """A process with an HTTP API of its own that is no registry service (the analytics
+    faust worker): started beside the services, announced with its links once it answers
+    `/ready`, watched like them, stopped with the companions. Its settings class gives its
+    variable prefix and default port, as a service's does (<prefix>API__PORT moves it)."""
+
+    module: str  # `python -m <module>`
+    #: the stack sets <prefix>BROKER__BOOTSTRAP_SERVERS, <prefix>API__HOST, <prefix>API__PORT
+    settings: type[BaseSettings]
+    #: the variable naming its data directory, set to <data dir>/<name> (None: it keeps none)
+    data_dir_variable: str | None = None
+    #: what its start line shows after its URL: (label, path), e.g. ("docs", "/docs")
+    links: tuple[tuple[str, str], ...] = (("docs", "/docs"), ("metrics", "/metrics"))
+
+    @property
+    def env_prefix(self) -> str:
+        return str(self.settings.model_config.get("env_prefix", ""))
+
+    @property
+    def default_port(self) -> int:
+        return int(self.settings.model_fields["api"].default.port)
+
+    @property
+    def port_variable(self) -> str:
+        return f"{self.env_prefix}API__PORT"
+
+
+@dataclass(frozen=True)
 class Part:
     """One service's share of the dev stack; every piece may be missing."""
 
@@ -154,23 +187,48 @@ class Part:
     #: settings the dev stack gives the service so a demo moves at a watchable pace
     #: (env var -> value, e.g. a 30 s wave window instead of 5 min); the environment wins
     pace: Mapping[str, str] = field(default_factory=dict)
+    #: only in a part of its own (no registry service by its name): the process it starts
+    worker: Worker | None = None
 
 
 def parts(names: Iterable[str]) -> dict[str, Part]:
     """The parts of the services `names`, in that order; a service without one has none."""
     points = {point.name: point for point in entry_points(group=GROUP)}
-    found: dict[str, Part] = {}
-    for name in names:
-        if name not in points:
-            continue
-        try:
-            part = points[name].load()
-        except Exception as error:  # noqa: BLE001 - any import failure: one line, not a trace
+    found = {name: _load(points[name]) for name in names if name in points}
+    for name, part in found.items():
+        if part.worker is not None:
             raise StackError(
-                f"cannot load the dev-stack part of {name} ({points[name].value}): "
-                f"{type(error).__name__}: {error}"
-            ) from error
-        if not isinstance(part, Part):
-            raise StackError(f"entry point {GROUP} {name} must name a Part, got {part!r}")
-        found[name] = part
+                f"the dev-stack part of the {name} service names a worker: a service's own "
+                "workers are its companions"
+            )
     return found
+
+
+def standalone(services: Iterable[str]) -> dict[str, Part]:
+    """The parts that name none of the installed `services`, by name, in port order: each
+    starts a worker of its own (`Part.worker`)."""
+    known = set(services)
+    found: list[tuple[int, str, Part]] = []
+    for point in entry_points(group=GROUP):
+        if point.name in known:
+            continue
+        part = _load(point)
+        if part.worker is None:
+            raise StackError(
+                f"entry point {GROUP} {point.name} names no installed service and starts no worker"
+            )
+        found.append((part.worker.default_port, point.name, part))
+    return {name: part for _, name, part in sorted(found, key=lambda one: one[:2])}
+
+
+def _load(point: EntryPoint) -> Part:
+    try:
+        part = point.load()
+    except Exception as error:  # noqa: BLE001 - any import failure: one line, not a trace
+        raise StackError(
+            f"cannot load the dev-stack part of {point.name} ({point.value}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(part, Part):
+        raise StackError(f"entry point {GROUP} {point.name} must name a Part, got {part!r}")
+    return part

@@ -6,7 +6,7 @@ that cannot be read this time shows as `?`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -45,15 +45,18 @@ async def take(
     probes: Mapping[str, Probe],
     elapsed_s: float,
     simulator: str | None,
+    publishing: Collection[str] | None = None,
 ) -> Progress:
     """Ask every service at once; `urls` maps service names to their base URLs, `probes`
-    service names to what their progress probe reads."""
+    service names to what their progress probe reads, `publishing` names the ones whose
+    published events are counted (default: all; a worker without a relay has none)."""
+    counted = [name for name in urls if publishing is None or name in publishing]
     published, readings = await asyncio.gather(
-        asyncio.gather(*(_or_none(events_published(client, url)) for url in urls.values())),
+        asyncio.gather(*(_or_none(events_published(client, urls[name])) for name in counted)),
         asyncio.gather(*(_or_none(p.read(client, urls[name])) for name, p in probes.items())),
     )
     probed = dict(zip((p.label for p in probes.values()), readings, strict=True))
-    return Progress(elapsed_s, simulator, dict(zip(urls, published, strict=True)), probed)
+    return Progress(elapsed_s, simulator, dict(zip(counted, published, strict=True)), probed)
 
 
 async def events_published(client: httpx.AsyncClient, url: str) -> int:

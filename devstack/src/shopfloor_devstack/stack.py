@@ -1,9 +1,11 @@
 """`shopfloor run`: the whole system on one machine.
 
 Starts the embedded broker, then every installed service (the `shopfloor.services`
-registry) as its own process, waits until each answers /ready, drives traffic through the
-simulator (each service's dev-stack part) and prints a progress line every couple of
-seconds. Ctrl-C or SIGTERM stops the simulator, then the services, then the broker. Every
+registry) and every stand-alone worker with an API of its own (a dev-stack part with a
+`worker`: analytics) as its own process, waits until each answers /ready, starts the
+services' companion workers, drives traffic through the simulator (each service's
+dev-stack part) and prints a progress line every couple of seconds. Ctrl-C or SIGTERM
+stops the simulator, then the workers, then the services, then the broker. Every
 child runs in its own session, so a Ctrl-C sent to the terminal's process group reaches
 only the supervisor, which then stops the children in that order.
 State lives in the data directory; the next run resumes from it.
@@ -18,7 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -75,8 +77,10 @@ class StackConfig:
     data_dir: Path
     broker_port: int
     sim_rate: float
-    ports: dict[str, int]
+    ports: dict[str, int]  # every service's and stand-alone worker's, by name
     services: tuple[ServiceSpec, ...]
+    #: the dev-stack parts that start a worker of their own (`parts.standalone`), by name
+    standalone: Mapping[str, parts.Part] = field(default_factory=dict)
     ready_timeout_s: float = 60.0
     stop_timeout_s: float = 10.0
     progress_every_s: float = 2.0
@@ -93,16 +97,24 @@ class StackConfig:
         cls,
         environ: Mapping[str, str] = os.environ,
         services: tuple[ServiceSpec, ...] | None = None,
+        standalone: Mapping[str, parts.Part] | None = None,
     ) -> StackConfig:
         """SHOPFLOOR_DATA_DIR, SHOPFLOOR_BROKER_PORT, SHOPFLOOR_SIM_RATE and each
-        service's own <PREFIX>API__PORT (default: its settings' port)."""
+        service's and stand-alone worker's own <PREFIX>API__PORT (default: its settings'
+        port)."""
         services = installed() if services is None else services
+        if standalone is None:
+            standalone = parts.standalone(s.name for s in services)
+        workers = {name: p.worker for name, p in standalone.items() if p.worker is not None}
+        ports = {s.name: env_port(environ, s.port_variable, s.default_port) for s in services}
+        ports |= {n: env_port(environ, w.port_variable, w.default_port) for n, w in workers.items()}
         return cls(
             data_dir=Path(environ.get("SHOPFLOOR_DATA_DIR") or "data"),
             broker_port=env_port(environ, "SHOPFLOOR_BROKER_PORT", 9092),
             sim_rate=env_number(environ, "SHOPFLOOR_SIM_RATE", 5.0),
-            ports={s.name: env_port(environ, s.port_variable, s.default_port) for s in services},
+            ports=ports,
             services=services,
+            standalone=standalone,
         )
 
     @property
@@ -190,14 +202,10 @@ class ChildProcess:
             os.killpg(self.process.pid, sig)
 
 
-class ServiceProcess(ChildProcess):
-    """A service: its API on `port`, ready when /ready answers 200."""
+class ApiProcess(ChildProcess):
+    """A child with an HTTP API on `port`, ready when /ready answers 200."""
 
-    kind = "service"
-
-    def __init__(self, spec: ServiceSpec, port: int, log_path: Path) -> None:
-        super().__init__(spec.name, spec.package, log_path)
-        self.spec, self.port = spec, port
+    port: int
 
     @property
     def url(self) -> str:
@@ -210,7 +218,7 @@ class ServiceProcess(ChildProcess):
                 raise StackError(f"{gone} (while starting; log: {self.log_path})")
             if asyncio.get_running_loop().time() > deadline:
                 raise StackError(
-                    f"the {self.spec.name} service did not become ready on "
+                    f"the {self.name} {self.kind} did not become ready on "
                     f"{self.url}/ready within {timeout:.0f}s; see {self.log_path}"
                 )
             await asyncio.sleep(0.2)
@@ -220,6 +228,26 @@ class ServiceProcess(ChildProcess):
             return (await client.get(f"{self.url}/ready")).status_code == 200
         except httpx.HTTPError:
             return False
+
+
+class ServiceProcess(ApiProcess):
+    """A service of the registry."""
+
+    kind = "service"
+
+    def __init__(self, spec: ServiceSpec, port: int, log_path: Path) -> None:
+        super().__init__(spec.name, spec.package, log_path)
+        self.spec, self.port = spec, port
+
+
+class WorkerProcess(ApiProcess):
+    """A stand-alone worker with an API of its own (`parts.Worker`)."""
+
+    kind = "worker"
+
+    def __init__(self, name: str, worker: parts.Worker, port: int, log_path: Path) -> None:
+        super().__init__(name, worker.module, log_path)
+        self.worker, self.port = worker, port
 
 
 class CompanionProcess(ChildProcess):
@@ -243,7 +271,12 @@ class Stack:
         self.services = [
             ServiceProcess(s, config.ports[s.name], logs / f"{s.name}.log") for s in config.services
         ]
-        self.parts = parts.parts(s.spec.name for s in self.services)
+        self.workers = [
+            WorkerProcess(name, p.worker, config.ports[name], logs / f"{name}.log")
+            for name, p in config.standalone.items()
+            if p.worker is not None
+        ]
+        self.parts = {**parts.parts(s.spec.name for s in self.services), **config.standalone}
         self.companions = [
             CompanionProcess(c, logs / f"{c.name}.log")
             for s in self.services
@@ -251,12 +284,16 @@ class Stack:
             for c in self.parts[s.spec.name].companions
         ]
         self.probes = {n: p.probe for n, p in self.parts.items() if p.probe is not None}
-        urls = {s.spec.name: s.url for s in self.services}
-        self.simulator = Simulator(scenario.world(config.sim_rate, urls), self.parts)
+        self.simulator = Simulator(scenario.world(config.sim_rate, self.urls), self.parts)
         self.interrupted = False
         self._hurry = asyncio.Event()
         self._broker_start: asyncio.Future[EmbeddedBroker] | None = None
         self._simulating: asyncio.Task[None] | None = None
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Every API of the stack by name: the services', then the workers'."""
+        return {p.name: p.url for p in [*self.services, *self.workers]}
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -300,10 +337,17 @@ class Stack:
         await self._start_broker()
         for service in self.services:
             await service.start(self._service_env(service))
+        # beside the services, not after them: a worker of its own reads the topics they
+        # fill, whenever they do, and its start (a faust group join) overlaps theirs
+        for worker in self.workers:
+            await worker.start(self._worker_env(worker))
         async with httpx.AsyncClient(timeout=5.0) as client:
             for service in self.services:
                 await service.wait_ready(client, self.config.ready_timeout_s)
                 self._announce(service)
+            for worker in self.workers:
+                await worker.wait_ready(client, self.config.ready_timeout_s)
+                self._announce_worker(worker)
             for companion in self.companions:
                 await companion.start(self._companion_env(companion.companion))
                 self.say(
@@ -317,6 +361,7 @@ class Stack:
         # Checked before anything starts, so a taken port leaves nothing half-running.
         taken = [(self.config.broker_port, "the embedded broker", "SHOPFLOOR_BROKER_PORT")]
         taken += [(s.port, f"the {s.spec.name} API", s.spec.port_variable) for s in self.services]
+        taken += [(w.port, f"the {w.name} API", w.worker.port_variable) for w in self.workers]
         for port, what, variable in taken:
             if port_in_use(HOST, port):
                 raise StackError(
@@ -352,6 +397,20 @@ class Stack:
             "PYTHONUNBUFFERED": "1",  # so the log's last line is there when a service dies
         }
 
+    def _worker_env(self, worker: WorkerProcess) -> dict[str, str]:
+        prefix, variable = worker.worker.env_prefix, worker.worker.data_dir_variable
+        env = {
+            **self.parts[worker.name].pace,
+            **os.environ,
+            f"{prefix}BROKER__BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            f"{prefix}API__HOST": HOST,
+            f"{prefix}API__PORT": str(worker.port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if variable:
+            env[variable] = str((self.config.data_dir / worker.name).resolve())
+        return env
+
     def _companion_env(self, companion: parts.Companion) -> dict[str, str]:
         env = {
             **os.environ,
@@ -371,13 +430,14 @@ class Stack:
             f"(log {service.log_path})"
         )
 
+    def _announce_worker(self, worker: WorkerProcess) -> None:
+        url = worker.url
+        links = "  ".join(f"{label} {url}{path}" for label, path in worker.worker.links)
+        self.say(f"{self._label(worker.name)}{url}  {links}  (log {worker.log_path})")
+
     def _label(self, name: str) -> str:
         """`name` padded so the addresses of the broker and every service line up."""
-        names = (
-            "broker",
-            *(s.spec.name for s in self.services),
-            *(c.name for c in self.companions),
-        )
+        names = ("broker", *(c.name for c in self.children))
         width = max(len(n) for n in names)
         return name.ljust(width + 1)
 
@@ -414,7 +474,7 @@ class Stack:
 
     @property
     def children(self) -> list[ChildProcess]:
-        return [*self.services, *self.companions]
+        return [*self.services, *self.workers, *self.companions]
 
     def _check_alive(self) -> None:
         for child in self.children:
@@ -431,18 +491,20 @@ class Stack:
             raise StackError(f"the traffic simulator failed: {_first(task.exception())!r}")
 
     async def _progress(self, client: httpx.AsyncClient, elapsed: float) -> Progress:
-        urls = {s.spec.name: s.url for s in self.services}
         sim = self.simulator.progress() if self.simulator.on else None
-        return await take(client, urls, self.probes, elapsed, sim)
+        publishing = [s.spec.name for s in self.services]  # a worker has no outbox relay
+        return await take(client, self.urls, self.probes, elapsed, sim, publishing)
 
     async def _stop_all(self) -> None:
         """Simulator first (no traffic into stopping services), then services, then broker."""
         if self._simulating is not None:
             self._simulating.cancel()
             await asyncio.gather(self._simulating, return_exceptions=True)
-        # the workers first: they feed their services, not the other way round
+        # the workers first: companions feed their services, not the other way round, and
+        # a worker of its own feeds none
         await asyncio.gather(
-            *(c.stop(self.config.stop_timeout_s, self._hurry) for c in self.companions)
+            *(w.stop(self.config.stop_timeout_s, self._hurry) for w in self.workers),
+            *(c.stop(self.config.stop_timeout_s, self._hurry) for c in self.companions),
         )
         await asyncio.gather(
             *(s.stop(self.config.stop_timeout_s, self._hurry) for s in self.services)
