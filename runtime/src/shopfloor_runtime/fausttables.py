@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 #: A tombstone's key that names no entry: applied on recovery, it deletes nothing.
 SEAL_KEY = b'"~seal"'
 
+#: the largest batch of records sent to one partition at once (faust's default: 16 KiB)
+PRODUCER_BATCH_BYTES = 512 * 1024
+
 #: faust's fetcher asks for records with a 1 s timeout; a fetch begun before the flow
 #: stopped has returned after this long.
 FETCH_SETTLE_S = 1.5
@@ -52,6 +55,10 @@ def worker_options(
         # exactly_once needs Kafka transactions: the embedded broker has none
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
+        # aiokafka holds one open batch per partition and makes a send wait for the
+        # sender once it is full: faust's 16 KiB (about 30 table records) made the
+        # changelog writes of a batch wait for the broker again and again
+        "producer_max_batch_size": PRODUCER_BATCH_BYTES,
         # no standby copies: with the memory store a standby is read again from the start
         # when it becomes active, so it would only double the changelog reads
         "table_standby_replicas": 0,
