@@ -44,7 +44,7 @@ from bench.harness import (
     write_results,
 )
 
-SCENARIOS = ("one-worker", "two-workers", "rebuild")
+SCENARIOS = ("one-worker", "two-workers", "steady", "rebalance", "rebuild")
 BAR_WORKER = 10_000
 BAR_REBUILD = 20_000
 
@@ -134,6 +134,156 @@ async def workers_scenario(n: int, messages: list[Message], timeout: float) -> d
     }
 
 
+class Paced:
+    """Publishes recorded traffic at a steady rate of orders per second (the traffic's own
+    mix of events per order), in ticks of 100 ms, and remembers when each count of
+    events had been published, so a worker's count can be turned into a lag in seconds:
+    how long ago the newest event it has applied was published."""
+
+    def __init__(self, bootstrap: str, messages: list[Message], events_per_s: float) -> None:
+        self.bootstrap, self.messages, self.events_per_s = bootstrap, messages, events_per_s
+        self.sent = 0
+        self.timeline: list[tuple[int, float]] = [(0, time.perf_counter())]
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        settings = BrokerSettings(bootstrap_servers=self.bootstrap)
+        producer = brokerlib.producer(settings)
+        await producer.start()
+        began = time.perf_counter()
+        try:
+            while self.sent < len(self.messages):
+                due = min(
+                    len(self.messages), int((time.perf_counter() - began) * self.events_per_s)
+                )
+                if due > self.sent:
+                    batch = self.messages[self.sent : due]
+                    sent = [await producer.send(t, v, key=k) for t, k, v in batch]
+                    await asyncio.gather(*sent)
+                    self.sent = due
+                    self.timeline.append((due, time.perf_counter()))
+                await asyncio.sleep(0.1)
+        finally:
+            await producer.stop()
+            self.done.set()
+
+    def lag_s(self, counted: int, now: float) -> float:
+        """Seconds since the `counted`-th event was published (0 when all are counted)."""
+        if counted >= self.sent:
+            return 0.0
+        for published, at in self.timeline:
+            if published > counted:
+                return now - at
+        return 0.0
+
+
+async def paced_scenario(
+    name: str,
+    messages: list[Message],
+    orders_per_s: float,
+    events_per_order: float,
+    timeout: float,
+    joins: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """One worker ready on empty topics, then the traffic published at `orders_per_s`;
+    the lag sampled every 0.25 s until the worker has applied everything. `joins`: a
+    second worker joins that many seconds in and leaves (SIGTERM) at the second mark;
+    the longest time nothing was applied while events waited is the rebalance stall."""
+    with tempfile.TemporaryDirectory(prefix="bench-analytics-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        with EmbeddedBroker(port=free_port(), log_path=tmp / "tansu.log") as broker:
+            bootstrap = broker.bootstrap_servers
+            await brokerlib.ensure_topics(
+                BrokerSettings(bootstrap_servers=bootstrap), sorted({t for t, _, _ in messages})
+            )
+            first, port = worker(bootstrap, tmp, "worker-0")
+            running = [(first, port)]
+            try:
+                async with httpx.AsyncClient() as client:
+                    await _ready(client, port, timeout)
+                    paced = Paced(bootstrap, messages, orders_per_s * events_per_order)
+                    publishing = asyncio.create_task(paced.run())
+                    began = time.perf_counter()
+                    samples: list[tuple[float, int, float]] = []  # (t, counted, lag s)
+                    second: tuple[subprocess.Popen[bytes], int] | None = None
+                    while True:
+                        now = time.perf_counter()
+                        t = now - began
+                        if joins and second is None and t >= joins[0]:
+                            second = worker(bootstrap, tmp, "worker-1")
+                            running.append(second)
+                        if joins and second is not None and t >= joins[1]:
+                            second[0].terminate()
+                        done = sum([await counted(client, p) for _, p in running])
+                        samples.append((t, done, paced.lag_s(done, now)))
+                        if paced.done.is_set() and done >= len(messages):
+                            break
+                        if t > timeout:
+                            raise BenchError(
+                                f"{name}: {done} of {len(messages)} events after "
+                                f"{timeout:.0f}s; logs in {tmp}"
+                            )
+                        print(
+                            f"  [{name}] {t:5.1f}s published {paced.sent:>9,} "
+                            f"applied {done:>9,} lag {samples[-1][2]:5.1f}s",
+                            end="\r",
+                            flush=True,
+                        )
+                        await asyncio.sleep(0.25)
+                    await publishing
+            finally:
+                for process, _ in running:
+                    if process.poll() is None:
+                        process.terminate()
+                for process, _ in running:
+                    process.wait(30)
+    publish_s = paced.timeline[-1][1] - paced.timeline[0][1]
+    lags = sorted(lag for _, _, lag in samples)
+    result: dict[str, Any] = {
+        "scenario": name,
+        "events": len(messages),
+        "offered_orders_per_s": orders_per_s,
+        "offered_events_per_s": round(orders_per_s * events_per_order),
+        "published_events_per_s": round(len(messages) / publish_s),
+        "lag_s_p50": round(lags[len(lags) // 2], 2),
+        "lag_s_p99": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 2),
+        "lag_s_max": round(lags[-1], 2),
+        "lag_s_at_end_of_publishing": round(
+            max((lag for t, _, lag in samples if t <= publish_s), default=0.0), 2
+        ),
+        "drained_s_after_publishing": round(samples[-1][0] - publish_s, 2),
+    }
+    if joins:
+        result["joins_at_s"], result["leaves_at_s"] = joins
+        result["longest_stall_s"] = round(_longest_stall(samples, paced), 2)
+    return result
+
+
+def _longest_stall(samples: list[tuple[float, int, float]], paced: Paced) -> float:
+    """The longest run of samples in which the count did not move though events waited."""
+    longest, since = 0.0, None
+    for (t0, c0, lag0), (t1, c1, _) in zip(samples, samples[1:], strict=False):
+        if c1 == c0 and lag0 > 0:
+            since = t0 if since is None else since
+            longest = max(longest, t1 - since)
+        else:
+            since = None
+    return longest
+
+
+async def _ready(client: httpx.AsyncClient, port: int, timeout: float) -> None:
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        try:
+            answer = await client.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+            if answer.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.25)
+    raise BenchError(f"worker on port {port} not ready after {timeout:.0f}s")
+
+
 async def rebuild_scenario(messages: list[Message], timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-analytics-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -181,6 +331,28 @@ async def main(args: argparse.Namespace) -> int:
                 result = await workers_scenario(n, backlog, args.timeout)
                 print(f"\n{scenario}: {result}")
                 results.append(result)
+    paced = [s for s in ("steady", "rebalance") if s in wanted]
+    if paced:
+        seconds = args.steady_seconds
+        if "steady" in wanted:
+            for rate in (args.rate, args.rate / 2):
+                n = int(rate * seconds)
+                part = traffic(n, datetime.now(UTC).replace(microsecond=0), seed=3)
+                result = await paced_scenario(
+                    f"steady {rate:g} orders/s", part, rate, len(part) / n, args.timeout
+                )
+                print(f"\n{result['scenario']}: {result}")
+                results.append(result)
+        if "rebalance" in wanted:
+            rate = args.rate / 4
+            n = int(rate * seconds)
+            part = traffic(n, datetime.now(UTC).replace(microsecond=0), seed=4)
+            joins = (seconds / 3, 2 * seconds / 3)
+            result = await paced_scenario(
+                f"rebalance at {rate:g} orders/s", part, rate, len(part) / n, args.timeout, joins
+            )
+            print(f"\n{result['scenario']}: {result}")
+            results.append(result)
     if "rebuild" in wanted:
         began = time.perf_counter()
         log = traffic(args.rebuild_orders, start, seed=2)
@@ -192,6 +364,8 @@ async def main(args: argparse.Namespace) -> int:
     print("| scenario | events | events/s (from start) | events/s (applying) | cores |")
     print("|---|---:|---:|---:|---|")
     for r in results:
+        if "lag_s_p50" in r:
+            continue
         per_s = r.get("events_per_s_from_start", r.get("events_per_s"))
         print(
             f"| {r['scenario']} | {r['events']:,} | {per_s:,} | "
@@ -207,6 +381,21 @@ async def main(args: argparse.Namespace) -> int:
         if r["scenario"] == "rebuild":
             verdict = "met" if r["events_per_s"] >= BAR_REBUILD else "MISSED"
             print(f"bar: rebuild >= {BAR_REBUILD:,} events/s: {r['events_per_s']:,} -> {verdict}")
+    lagging = [r for r in results if "lag_s_p50" in r]
+    if lagging:
+        print()
+        print(
+            "| scenario | offered events/s | published events/s | lag p50 / p99 / max s "
+            "| drained after publishing s | stall s |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in lagging:
+            print(
+                f"| {r['scenario']} | {r['offered_events_per_s']:,} "
+                f"| {r['published_events_per_s']:,} | "
+                f"{r['lag_s_p50']} / {r['lag_s_p99']} / {r['lag_s_max']} | "
+                f"{r['drained_s_after_publishing']} | {r.get('longest_stall_s', '-')} |"
+            )
     out = write_results(
         "analytics", utc_stamp(), {"machine": info, "code": source_version(), "results": results}
     )
@@ -220,6 +409,10 @@ def cli() -> int:
     parser.add_argument("--orders", type=int, default=25_000, help="backlog orders (25000)")
     parser.add_argument(
         "--rebuild-orders", type=int, default=128_000, help="orders in the rebuild log (128000)"
+    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="steady: orders/s (1000)")
+    parser.add_argument(
+        "--steady-seconds", type=float, default=60.0, help="steady, rebalance: seconds (60)"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()

@@ -3,13 +3,18 @@ its thresholds from, with one readable line for whatever is wrong with the file.
 
 from __future__ import annotations
 
+import logging
+import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger(__name__)
 
 
 class RulesFileError(ValueError):
@@ -33,3 +38,46 @@ def load_rules_file(path: Path | None, model: type[M]) -> M:
         where = ".".join(str(p) for p in first["loc"]) or "the file"
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise RulesFileError(f"{path}: {where}: {first['msg']}{more}") from None
+
+
+class WatchedRules(Generic[M]):
+    """The rules in force from a file that may change while the service runs: read again
+    whenever its mtime changes (looked at no more often than every `check_s`). A file
+    that cannot be used is logged in one line and the rules in force stay; only the
+    first read, at start, raises RulesFileError (a service must not start on a typo)."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        model: type[M],
+        check_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path, self.model, self.check_s, self.clock = path, model, check_s, clock
+        self._mtime = _mtime(path) if path is not None else None
+        self._checked_at = clock()
+        self.rules: M = load_rules_file(path, model)
+
+    def current(self) -> M:
+        """The rules in force, read again first if the file changed."""
+        now = self.clock()
+        if self.path is None or now - self._checked_at < self.check_s:
+            return self.rules
+        self._checked_at = now
+        mtime = _mtime(self.path)
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self.rules = load_rules_file(self.path, self.model)
+            except RulesFileError as error:
+                log.error("rules not changed: %s", error)
+            else:
+                log.info("rules loaded again from %s", self.path)
+        return self.rules
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None  # load_rules_file says why, in one line

@@ -76,7 +76,7 @@ def serve(settings: AnalyticsSettings) -> None:
     view = View(
         figures=analytics.processor.figures,
         progress=lambda: analytics.progress,
-        rules=lambda: rules,
+        rules=rules.current,
         status=status,
         ready=ready,
         alerts=lambda: worker.alerts.book,

@@ -50,6 +50,8 @@ To = Annotated[Day | None, Query(alias="to", description="last day, included")]
 
 
 def create_api(view: View) -> FastAPI:
+    """Every route is `async def`: it runs on the worker's event loop between two of the
+    agent's batches, never in a thread beside it while the figures change."""
     api = FastAPI(
         title="shopfloor analytics",
         description="Business figures and stage times from every public topic (event time).",
@@ -78,7 +80,7 @@ def create_api(view: View) -> FastAPI:
         return {"from": day_date(r.first).isoformat(), "to": day_date(r.last).isoformat()}
 
     @api.get("/figures/summary", responses=error_responses(422))
-    def summary(since: From = None, until: To = None) -> dict[str, Any]:
+    async def summary(since: From = None, until: To = None) -> dict[str, Any]:
         """Orders, GMV and AOV, margin, the funnel and the stage times, for the range
         (default: the 30 days up to the newest event)."""
         r = days(since, until)
@@ -93,7 +95,7 @@ def create_api(view: View) -> FastAPI:
         }
 
     @api.get("/figures/sales", responses=error_responses(422))
-    def sales(
+    async def sales(
         since: From = None, until: To = None, by: Literal["channel", "hour", "day"] = "channel"
     ) -> dict[str, Any]:
         """Orders, GMV, average order value, discount and units by channel, hour of
@@ -102,32 +104,32 @@ def create_api(view: View) -> FastAPI:
         return {**span(r), "by": by, "rows": report.sales(view.figures, r, by)}
 
     @api.get("/figures/funnel", responses=error_responses(422))
-    def funnel(since: From = None, until: To = None) -> dict[str, Any]:
+    async def funnel(since: From = None, until: To = None) -> dict[str, Any]:
         """Placed -> paid -> shipped -> delivered for the orders placed in the range;
         cancellation, return and repurchase rates."""
         r = days(since, until)
         return {**span(r), **report.funnel(view.figures, r)}
 
     @api.get("/figures/stages", responses=error_responses(422))
-    def stages(since: From = None, until: To = None) -> dict[str, Any]:
+    async def stages(since: From = None, until: To = None) -> dict[str, Any]:
         """placed->paid, paid->shipped, shipped->delivered: count, mean, p50/p90/p99
         (within 1 %), variance and coefficient of variation, by the day a stage ended."""
         r = days(since, until)
         return {**span(r), "stages": report.stages(view.figures, r)}
 
     @api.get("/figures/margin", responses=error_responses(422))
-    def margin(since: From = None, until: To = None) -> dict[str, Any]:
+    async def margin(since: From = None, until: To = None) -> dict[str, Any]:
         r = days(since, until)
         return {**span(r), **report.margin(view.figures, r, view.rules())}
 
     @api.get("/figures/abc", responses=error_responses(422))
-    def abc(since: From = None, until: To = None) -> dict[str, Any]:
+    async def abc(since: From = None, until: To = None) -> dict[str, Any]:
         """SKUs by revenue with their ABC class (thresholds from the rules)."""
         r = days(since, until)
         return {**span(r), "skus": report.abc(view.figures, r, view.rules())}
 
     @api.get("/figures/segments", responses=error_responses(422))
-    def segments(
+    async def segments(
         at: Annotated[Day | None, Query(description="as of this day (default: newest)")] = None,
     ) -> dict[str, Any]:
         """Customers new / active / dormant / VIP as of a day."""
@@ -136,18 +138,18 @@ def create_api(view: View) -> FastAPI:
         return {"at": day.isoformat(), "segments": counts}
 
     @api.get("/figures/exceptions", responses=error_responses(422))
-    def exceptions(since: From = None, until: To = None) -> dict[str, Any]:
+    async def exceptions(since: From = None, until: To = None) -> dict[str, Any]:
         """Orders flagged by risk, by rule, level and day (of the latest assessment)."""
         r = days(since, until)
         return {**span(r), **report.exceptions(view.figures, r)}
 
     @api.get("/figures/tickets", responses=error_responses(422))
-    def tickets(since: From = None, until: To = None) -> dict[str, Any]:
+    async def tickets(since: From = None, until: To = None) -> dict[str, Any]:
         r = days(since, until)
         return {**span(r), **report.tickets(view.figures, r)}
 
     @api.get("/figures/accuracy", responses=error_responses(422))
-    def accuracy(since: From = None, until: To = None) -> dict[str, Any]:
+    async def accuracy(since: From = None, until: To = None) -> dict[str, Any]:
         """Picking accuracy (accepted scans / all scans, as fulfilment counts it) and
         the pack check's pass rate, for the range and by day (of the scan or check)."""
         r = days(since, until)
@@ -163,7 +165,7 @@ def create_api(view: View) -> FastAPI:
             200: {"content": {"application/json": {}, "text/html": {}}},
         },
     )
-    def dashboard(
+    async def dashboard(
         request: Request,
         role: Literal["management", "operations", "warehouse"],
         since: From = None,
@@ -181,7 +183,7 @@ def create_api(view: View) -> FastAPI:
         return {"role": role, **span(r), **DASHBOARDS[role](view, r)}
 
     @api.get("/alerts", responses=error_responses(422))
-    def alerts(
+    async def alerts(
         level: Literal["yellow", "orange", "red", "needs_action"] | None = None,
         status: Literal["active", "cleared"] | None = None,
     ) -> list[dict[str, Any]]:
@@ -195,13 +197,13 @@ def create_api(view: View) -> FastAPI:
         ]
 
     @api.get("/figures")
-    def everything() -> dict[str, Any]:
+    async def everything() -> dict[str, Any]:
         """Every figure this worker holds, as sorted lists (family -> [key, vector]):
         two workers that saw the same events answer the same."""
         return {"families": view.figures.snapshot()}
 
     @api.get("/progress")
-    def progress() -> dict[str, Any]:
+    async def progress() -> dict[str, Any]:
         """What the worker applied since it started, and the newest event time per topic."""
         p = view.progress()
         return {

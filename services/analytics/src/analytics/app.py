@@ -19,8 +19,8 @@ from faust.types import EventT
 from shopfloor_contracts.topics import ANALYTICS, ORDERS, dlq_topic
 from shopfloor_runtime.chain import partition_for
 from shopfloor_runtime.deadletters import letter_headers
-from shopfloor_runtime.fausttables import SealedTable, worker_options
-from shopfloor_runtime.rulesfile import load_rules_file
+from shopfloor_runtime.fausttables import SealedTable, raw_topic, worker_options
+from shopfloor_runtime.rulesfile import WatchedRules
 
 from analytics.alerting import AlertPublisher
 from analytics.entities import State
@@ -112,7 +112,7 @@ class Worker:
     app: faust.App
     analytics: Analytics
     alerts: AlertPublisher
-    rules: AnalyticsRules
+    rules: WatchedRules[AnalyticsRules]
 
 
 def create_app(settings: AnalyticsSettings) -> Worker:
@@ -140,7 +140,7 @@ def create_app(settings: AnalyticsSettings) -> Worker:
     assert isinstance(table, EntityTable)
     figures = Figures()
     table.figures = figures
-    source = app.topic(*TOPICS, key_serializer="raw", value_serializer="raw")
+    source = raw_topic(app, *TOPICS)
     dead = app.topic(dlq_topic(SERVICE), key_serializer="raw", value_serializer="raw")
     analytics = Analytics(table, figures, dead)
 
@@ -149,13 +149,14 @@ def create_app(settings: AnalyticsSettings) -> Worker:
 
     app.agent(source, name="analytics.apply")(consume)
 
-    rules = load_rules_file(settings.rules_file, AnalyticsRules)
+    rules = WatchedRules(settings.rules_file, AnalyticsRules, settings.rules_check_s)
     alerts = AlertPublisher(
         app.topic(ANALYTICS.name, key_serializer="raw", value_serializer="raw"),
         settings.broker,
         figures,
         lambda: analytics.progress,
-        lambda: rules,
+        rules.current,
     )
-    app.timer(rules.alerts.check_s, on_leader=True, name="analytics.alerts")(alerts.tick)
+    # the interval is set once: a new check_s in the rules file takes a restart
+    app.timer(rules.current().alerts.check_s, on_leader=True, name="analytics.alerts")(alerts.tick)
     return Worker(app, analytics, alerts, rules)

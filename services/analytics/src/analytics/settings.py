@@ -39,4 +39,7 @@ class AnalyticsSettings(BaseSettings):
     rules_file: Path | None = Field(
         None, description="TOML file of rules over the defaults (README: analytics)"
     )
+    rules_check_s: float = Field(
+        2.0, ge=0, description="how often the rules file's mtime is looked at (reloaded on change)"
+    )
     log_level: str = "info"

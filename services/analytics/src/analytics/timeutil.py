@@ -13,7 +13,8 @@ _HOUR_US = 3_600_000_000
 def micros(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError("a time without a time zone")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    since = moment - _EPOCH  # integer arithmetic: a third of dividing by a timedelta
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def parse_us(text: object) -> int:

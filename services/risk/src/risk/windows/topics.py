@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TopicT
 from shopfloor_contracts.topics import ORDERS, RISK_VELOCITY
+from shopfloor_runtime.fausttables import raw_topic
 
 from risk.windows.settings import WindowsSettings
 
@@ -22,7 +23,7 @@ class Topics:
 
 def declare_topics(app: faust.App, settings: WindowsSettings) -> Topics:
     return Topics(
-        orders=app.topic(ORDERS.name, key_serializer="raw", value_serializer="raw"),
+        orders=raw_topic(app, ORDERS.name),
         # faust creates it (internal); its partitions are the table's changelog's, one
         # to one: a key's records and its buckets live on the same partition number
         keyed=app.topic(
