@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from analytics.app import PARTITIONS
 from analytics.harness import Message, traffic
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime import broker as brokerlib
+from shopfloor_runtime.chain import partition_for
 from shopfloor_runtime.settings import BrokerSettings
 from shopfloor_runtime.testing import free_port
 
@@ -44,6 +47,8 @@ from bench.harness import (
     write_results,
 )
 
+#: the worker's consumer group (its faust app id, generation 0)
+GROUP = "analytics"
 SCENARIOS = ("one-worker", "two-workers", "steady", "rebalance", "rebuild")
 BAR_WORKER = 10_000
 BAR_REBUILD = 20_000
@@ -206,6 +211,8 @@ async def paced_scenario(
                     began = time.perf_counter()
                     samples: list[tuple[float, int, float]] = []  # (t, counted, lag s)
                     second: tuple[subprocess.Popen[bytes], int] | None = None
+                    seen: dict[int, int] = {}
+                    ends = _ends(messages)
                     while True:
                         now = time.perf_counter()
                         t = now - began
@@ -214,9 +221,16 @@ async def paced_scenario(
                             running.append(second)
                         if joins and second is not None and t >= joins[1]:
                             second[0].terminate()
-                        done = sum([await counted(client, p) for _, p in running])
+                        for _, p in running:
+                            # a worker that left keeps the count it reached: what it
+                            # applied stays applied
+                            seen[p] = max(seen.get(p, 0), await counted(client, p))
+                        done = sum(seen.values())
                         samples.append((t, done, paced.lag_s(done, now)))
-                        if paced.done.is_set() and done >= len(messages):
+                        # with a rebalance some events are applied twice (repeats,
+                        # changing nothing): done when the group committed them all
+                        caught_up = paced.done.is_set() and done >= len(messages)
+                        if caught_up and (not joins or await _all_committed(bootstrap, ends)):
                             break
                         if t > timeout:
                             raise BenchError(
@@ -255,11 +269,18 @@ async def paced_scenario(
     }
     if joins:
         result["joins_at_s"], result["leaves_at_s"] = joins
-        result["longest_stall_s"] = round(_longest_stall(samples, paced), 2)
+        join_at, leave_at = joins
+        result["longest_stall_s"] = round(_longest_stall(samples), 2)
+        result["stall_s_at_join"] = round(
+            _longest_stall([x for x in samples if join_at <= x[0] < leave_at]), 2
+        )
+        result["stall_s_at_leave"] = round(
+            _longest_stall([x for x in samples if x[0] >= leave_at]), 2
+        )
     return result
 
 
-def _longest_stall(samples: list[tuple[float, int, float]], paced: Paced) -> float:
+def _longest_stall(samples: list[tuple[float, int, float]]) -> float:
     """The longest run of samples in which the count did not move though events waited."""
     longest, since = 0.0, None
     for (t0, c0, lag0), (t1, c1, _) in zip(samples, samples[1:], strict=False):
@@ -269,6 +290,27 @@ def _longest_stall(samples: list[tuple[float, int, float]], paced: Paced) -> flo
         else:
             since = None
     return longest
+
+
+def _ends(messages: list[Message]) -> dict[tuple[str, int], int]:
+    """Records per topic partition: where the group's committed offsets stand at the end."""
+    ends: dict[tuple[str, int], int] = {}
+    for topic, key, _ in messages:
+        tp = (topic, partition_for(key, PARTITIONS))
+        ends[tp] = ends.get(tp, 0) + 1
+    return ends
+
+
+async def _all_committed(bootstrap: str, ends: dict[tuple[str, int], int]) -> bool:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP)
+    await consumer.start()
+    try:
+        for (topic, partition), end in ends.items():
+            if (await consumer.committed(TopicPartition(topic, partition)) or 0) < end:
+                return False
+        return True
+    finally:
+        await consumer.stop()
 
 
 async def _ready(client: httpx.AsyncClient, port: int, timeout: float) -> None:
@@ -394,7 +436,8 @@ async def main(args: argparse.Namespace) -> int:
                 f"| {r['scenario']} | {r['offered_events_per_s']:,} "
                 f"| {r['published_events_per_s']:,} | "
                 f"{r['lag_s_p50']} / {r['lag_s_p99']} / {r['lag_s_max']} | "
-                f"{r['drained_s_after_publishing']} | {r.get('longest_stall_s', '-')} |"
+                f"{r['drained_s_after_publishing']} | {r.get('longest_stall_s', '-')} "
+                f"(join {r.get('stall_s_at_join', '-')}, leave {r.get('stall_s_at_leave', '-')}) |"
             )
     out = write_results(
         "analytics", utc_stamp(), {"machine": info, "code": source_version(), "results": results}
