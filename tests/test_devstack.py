@@ -15,13 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from analytics.alerts import AlertBook
-from analytics.api import View, create_api
+from analytics.api import create_api
 from analytics.devstack import figures_so_far
-from analytics.figures import Figures
-from analytics.harness import traffic
-from analytics.processing import Processor
-from analytics.rules import AnalyticsRules
+from analytics.harness import recorded_view, traffic
 from analytics.settings import AnalyticsSettings
 from shopfloor_devstack import cli, parts, scenario
 from shopfloor_devstack.progress import Progress, take
@@ -197,39 +193,22 @@ async def test_a_worker_that_cannot_start_is_one_line_naming_its_log(tmp_path: P
 
 
 async def test_the_analytics_probe_reads_events_orders_gmv_and_alerts_from_its_api() -> None:
-    processor = Processor({}, Figures())
-    messages = traffic(40, datetime(2026, 11, 2, 8, 0, tzinfo=UTC), seed=3)
-    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
-    book = AlertBook()
-    book.apply(
-        "AlertRaised",
-        {
-            "alert_id": "backlog",
-            "rule": "backlog",
-            "level": "yellow",
-            "summary": "backlog 250 orders, limit 200",
-            "figures": {"backlog": 250},
-            "raised_at": "2026-11-02T09:00:00+00:00",
-            "as_of": "2026-11-02",
-        },
-    )
-
-    async def ready() -> bool:
-        return True
-
-    view = View(
-        figures=processor.figures,
-        progress=lambda: processor.progress,
-        rules=AnalyticsRules,
-        status=dict,
-        ready=ready,
-        alerts=lambda: book,
-    )
+    alert = {
+        "alert_id": "backlog",
+        "rule": "backlog",
+        "level": "yellow",
+        "summary": "backlog 250 orders, limit 200",
+        "figures": {"backlog": 250},
+        "raised_at": "2026-11-02T09:00:00+00:00",
+        "as_of": "2026-11-02",
+    }
+    view = recorded_view(traffic(40, datetime(2026, 11, 2, 8, 0, tzinfo=UTC), seed=3), [alert])
+    progress = view.progress()
     transport = httpx.ASGITransport(app=create_api(view))
     async with httpx.AsyncClient(transport=transport) as client:
         summary = (await client.get("http://analytics.test/figures/summary")).json()
         reading = await figures_so_far(client, "http://analytics.test")
-    applied, gmv = processor.progress.applied, summary["totals"]["gmv"]
+    applied, gmv = progress.applied, summary["totals"]["gmv"]
     assert applied > 0 and summary["totals"]["orders"] == 40
     assert reading == (
         f"{applied} events applied, 40 orders, GMV €{Decimal(gmv):,}, "

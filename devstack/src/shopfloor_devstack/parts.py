@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import httpx
 from pydantic_settings import BaseSettings
+from shopfloor_runtime.registry import SettingsPort
 
 from shopfloor_devstack.errors import StackError
 
@@ -150,7 +151,7 @@ class Companion:
 
 
 @dataclass(frozen=True)
-class Worker:
+class Worker(SettingsPort):
     """A process with an HTTP API of its own that is no registry service (the analytics
     faust worker): started beside the services, announced with its links once it answers
     `/ready`, watched like them, stopped with the companions. Its settings class gives its
@@ -163,18 +164,6 @@ class Worker:
     data_dir_variable: str | None = None
     #: what its start line shows after its URL: (label, path), e.g. ("docs", "/docs")
     links: tuple[tuple[str, str], ...] = (("docs", "/docs"), ("metrics", "/metrics"))
-
-    @property
-    def env_prefix(self) -> str:
-        return str(self.settings.model_config.get("env_prefix", ""))
-
-    @property
-    def default_port(self) -> int:
-        return int(self.settings.model_fields["api"].default.port)
-
-    @property
-    def port_variable(self) -> str:
-        return f"{self.env_prefix}API__PORT"
 
 
 @dataclass(frozen=True)

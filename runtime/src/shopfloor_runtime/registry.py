@@ -15,8 +15,28 @@ from pydantic_settings import BaseSettings
 GROUP = "shopfloor.services"
 
 
+class SettingsPort:
+    """The variable prefix and API port of a process, read from its settings class (the
+    one place a port is written): for registry services and the dev stack's workers."""
+
+    settings: type[BaseSettings]
+
+    @property
+    def env_prefix(self) -> str:
+        return str(self.settings.model_config.get("env_prefix", ""))
+
+    @property
+    def default_port(self) -> int:
+        """The API port its settings default to."""
+        return int(self.settings.model_fields["api"].default.port)
+
+    @property
+    def port_variable(self) -> str:
+        return f"{self.env_prefix}API__PORT"
+
+
 @dataclass(frozen=True)
-class ServiceSpec:
+class ServiceSpec(SettingsPort):
     """What the tools need to know of one service."""
 
     name: str  # as on topics and dead letters: "order", "service-desk"
@@ -35,19 +55,6 @@ class ServiceSpec:
             build=service,
             description=service.description,
         )
-
-    @property
-    def env_prefix(self) -> str:
-        return str(self.settings.model_config.get("env_prefix", ""))
-
-    @property
-    def default_port(self) -> int:
-        """The API port its settings default to (the one place a port is written)."""
-        return int(self.settings.model_fields["api"].default.port)
-
-    @property
-    def port_variable(self) -> str:
-        return f"{self.env_prefix}API__PORT"
 
 
 def services() -> list[ServiceSpec]:

@@ -7,12 +7,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from analytics.alerts import AlertBook
-from analytics.api import View, create_api
-from analytics.figures import Figures
-from analytics.harness import traffic
-from analytics.processing import Processor
-from analytics.rules import AnalyticsRules
+from analytics.api import create_api
+from analytics.harness import recorded_view, traffic
 from fastapi.testclient import TestClient
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -20,21 +16,7 @@ START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    processor = Processor({}, Figures())
-    messages = traffic(400, START, seed=4)
-    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
-
-    async def ready() -> bool:
-        return True
-
-    view = View(
-        figures=processor.figures,
-        progress=lambda: processor.progress,
-        rules=AnalyticsRules,
-        status=lambda: {"partitions": [0, 1, 2, 3, 4, 5], "entities": len(processor.table)},
-        ready=ready,
-        alerts=AlertBook,
-    )
+    view = recorded_view(traffic(400, START, seed=4))
     return TestClient(create_api(view))
 
 

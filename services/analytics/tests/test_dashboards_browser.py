@@ -20,12 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from analytics.alerts import AlertBook
-from analytics.api import View, create_api
-from analytics.figures import Figures
-from analytics.harness import traffic
-from analytics.processing import Processor
-from analytics.rules import AnalyticsRules
+from analytics.api import create_api
+from analytics.harness import recorded_view, traffic
 from shopfloor_runtime.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -36,35 +32,18 @@ ROLES = ("management", "operations", "warehouse")
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    processor = Processor({}, Figures())
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=24)
-    messages = traffic(3000, start, seed=9, spacing_s=600)  # three weeks of orders
-    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
-    book = AlertBook()
-    book.apply(
-        "AlertRaised",
-        {
-            "alert_id": "backlog",
-            "rule": "backlog",
-            "level": "yellow",
-            "summary": "412 confirmed orders not shipped: 41.2 % of the daily capacity",
-            "figures": {"unshipped": "412"},
-            "raised_at": "2026-12-04T10:00:00+00:00",
-            "as_of": "2026-12-04",
-        },
-    )
-
-    async def ready() -> bool:
-        return True
-
-    view = View(
-        figures=processor.figures,
-        progress=lambda: processor.progress,
-        rules=AnalyticsRules,
-        status=lambda: {},
-        ready=ready,
-        alerts=lambda: book,
-    )
+    alert = {
+        "alert_id": "backlog",
+        "rule": "backlog",
+        "level": "yellow",
+        "summary": "412 confirmed orders not shipped: 41.2 % of the daily capacity",
+        "figures": {"unshipped": "412"},
+        "raised_at": "2026-12-04T10:00:00+00:00",
+        "as_of": "2026-12-04",
+    }
+    # three weeks of orders
+    view = recorded_view(traffic(3000, start, seed=9, spacing_s=600), [alert])
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_api(view), host="127.0.0.1", port=port, log_level="warning")

@@ -12,10 +12,11 @@ open a ticket; every SKU has a stock receipt with a unit cost."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel
@@ -42,8 +43,14 @@ from shopfloor_contracts.orders import (
 from shopfloor_contracts.registry import EVENTS
 from shopfloor_contracts.risk import OrderAssessed, Reason
 from shopfloor_contracts.service_desk import TicketOpened, TicketResolved
-from shopfloor_contracts.topics import TOPICS
+from shopfloor_contracts.topics import ORDERS, TOPICS
 from shopfloor_runtime.chain import partition_for
+
+from analytics.alerts import AlertBook
+from analytics.api import View
+from analytics.figures import Figures
+from analytics.processing import Processor
+from analytics.rules import AnalyticsRules
 
 NAMESPACE = UUID("6f1c3a52-8d0e-4f4b-9a57-0d6c1b2e7a10")
 Message = tuple[str, bytes, bytes]  # topic, key, value
@@ -405,3 +412,30 @@ def by_topic(messages: list[Message]) -> Iterator[tuple[str, list[Message]]]:
 
 def expected_orders(messages: list[Message]) -> int:
     return sum(1 for _, _, v in messages if b'"event_type":"OrderPlaced"' in v)
+
+
+def recorded_view(messages: list[Message], alerts: Sequence[dict[str, Any]] = ()) -> View:
+    """What the API reads, built from recorded traffic without a worker or a broker
+    (the API tests, the browser test, the dev stack's probe test): the figures of
+    `messages` applied in one go, and an alert book holding `alerts` (AlertRaised
+    payloads)."""
+    processor = Processor({}, Figures())
+    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
+    book = AlertBook()
+    for alert in alerts:
+        book.apply("AlertRaised", alert)
+
+    async def ready() -> bool:
+        return True
+
+    return View(
+        figures=processor.figures,
+        progress=lambda: processor.progress,
+        rules=AnalyticsRules,
+        status=lambda: {
+            "partitions": list(range(ORDERS.partitions)),
+            "entities": len(processor.table),
+        },
+        ready=ready,
+        alerts=lambda: book,
+    )
