@@ -7,6 +7,7 @@ are identical. Each run on a broker of its own."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -19,7 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+from analytics.figures import Figures
 from analytics.harness import Message, traffic
+from analytics.processing import Processor
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.settings import BrokerSettings
@@ -174,6 +177,58 @@ async def test_a_clean_run_a_killed_worker_and_a_republish_give_identical_figure
         await publish(broker.bootstrap_servers, by_topic["orders.v1"])
         republished = await settled(process, clean)
     assert republished == clean
+
+
+def expected_figures(messages: list[Message]) -> dict[str, Any]:
+    """`GET /figures` of a worker that applied `messages`: the processor's own figures,
+    as JSON (the worker runs the same code; test_exactly_once shows batching and order
+    change nothing)."""
+    processor = Processor({}, Figures())
+    processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
+    return json.loads(json.dumps({"families": processor.figures.snapshot()}))
+
+
+async def test_a_worker_that_joins_and_leaves_mid_stream_changes_no_figure(
+    recorded: list[Message], tmp_path: Path
+) -> None:
+    """Two rebalances under a live stream: partitions, their entity tables and their
+    uncommitted input move to the second worker and back; afterwards the first worker
+    alone holds exactly the figures of the traffic (nothing lost, nothing counted twice)."""
+    expected = expected_figures(recorded)
+    async with worker_on(tmp_path, "first") as (broker, first):
+        first.start()
+        await first.ready(90)
+        producing = asyncio.create_task(publish(broker.bootstrap_servers, recorded, rate=1500))
+        await until("a quarter of the orders counted", lambda: _over(placed(first), ORDERS // 4))
+        second = ServiceProcess(
+            "analytics",
+            {
+                "ANALYTICS_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "ANALYTICS_DATADIR": str(tmp_path / "data-second"),
+            },
+            tmp_path,
+        ).start()
+        try:
+            await second.ready(90)  # joined, its share of the table recovered
+            held = await until("the second worker holds partitions", lambda: _holds(second))
+            assert 0 < len(held) < 6
+            await until("the second worker applies its share", lambda: _applied(second))
+            assert second.stop() == 0  # SIGTERM: it leaves the group
+        finally:
+            second.kill()
+        await producing
+        after = await settled(first, expected)
+    assert after == expected
+
+
+async def _holds(process: ServiceProcess) -> list[int]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return list((await client.get(f"{process.url}/progress")).json()["partitions"])
+
+
+async def _applied(process: ServiceProcess) -> int:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return int((await client.get(f"{process.url}/progress")).json()["applied"])
 
 
 async def rebuild(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
