@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import pytest
 from eventsourcing.domain import Aggregate, event
@@ -86,3 +87,33 @@ async def test_a_broker_that_lost_its_data_is_refilled_and_nothing_is_skipped_or
     seen = seen_orders(app)
     assert sorted(seen) == sorted(first + second)  # every order once: no skip, no repeat
     assert service.relay.published > 2 * 40  # the first 40 orders' events went out twice
+
+
+async def test_a_consumer_that_rejoined_before_its_topic_came_back_gets_its_partitions(
+    own_broker, tmp_path, caplog
+):
+    """The race behind a flaky run of the test above: the broker comes back empty, the
+    consumer rejoins its group while `orders.v1` does not exist (so it is assigned
+    nothing), and only then does the relay refill the topic. The consumer must notice
+    the topic's partitions on its own and rejoin for them, within seconds (measured
+    with aiokafka's default metadata age of 5 minutes: nothing in 90 s)."""
+    service = order_service(own_broker, tmp_path / "order", relay={"incarnation_check_s": 0.3})
+    app, consumer = listener(own_broker, tmp_path / "listener")
+    first = place_paid_orders(service, 5)
+
+    async with running(service.relay.run):
+        await eventually(lambda: service.relay.published >= 5)
+    caplog.set_level(logging.WARNING, logger="aiokafka.coordinator.assignors.range")
+    async with running(consumer.run):
+        await eventually(lambda: len(seen_orders(app)) == 5)
+        own_broker.stop()
+        own_broker.start()  # same address, empty: no topics, no offsets, no group
+
+        def rejoined_without_the_topic() -> bool:
+            return "No partition metadata for topic orders.v1" in caplog.text
+
+        await eventually(rejoined_without_the_topic, timeout=30)
+        second = place_paid_orders(service, 5)
+        async with running(service.relay.run):  # refills orders.v1, then the new orders
+            await eventually(lambda: len(seen_orders(app)) >= 10, timeout=30)
+    assert sorted(seen_orders(app)) == sorted(first + second)

@@ -32,6 +32,9 @@ from shopfloor_runtime.redrive import redrive
 from shopfloor_runtime.settings import BrokerSettings, ConsumerSettings
 from shopfloor_runtime.store import ServiceApplication
 
+#: how old this consumer's view of the topics may grow before it is read again
+METADATA_MAX_AGE_MS = 5_000
+
 log = logging.getLogger(__name__)
 
 
@@ -80,6 +83,11 @@ class TrackedConsumer:
             # Partition n of every topic (same key, same count) goes to one member: a
             # worker sees all of an order's messages, and owns its shard (fulfilment).
             partition_assignment_strategy=(RangePartitionAssignor,),
+            # A topic that appears after the group formed (a broker that lost its data,
+            # refilled by the relays) is assigned only once this consumer's metadata shows
+            # its partitions; aiokafka's default of 5 minutes left a consumer that rejoined
+            # before the refill without partitions that long (a flaky broker-loss test)
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         await self._dlq.start()
         await self._consumer.start()
