@@ -43,8 +43,9 @@ def load_rules_file(path: Path | None, model: type[M]) -> M:
 class WatchedRules(Generic[M]):
     """The rules in force from a file that may change while the service runs: read again
     whenever its mtime changes (looked at no more often than every `check_s`). A file
-    that cannot be used is logged in one line and the rules in force stay; only the
-    first read, at start, raises RulesFileError (a service must not start on a typo)."""
+    that cannot be used is logged in one line and the rules in force stay. At start, an
+    unusable file raises RulesFileError (a service must not start on a typo), or with
+    `strict=False` is logged and the defaults hold until the file is mended."""
 
     def __init__(
         self,
@@ -52,11 +53,18 @@ class WatchedRules(Generic[M]):
         model: type[M],
         check_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        strict: bool = True,
     ) -> None:
         self.path, self.model, self.check_s, self.clock = path, model, check_s, clock
         self._mtime = _mtime(path) if path is not None else None
         self._checked_at = clock()
-        self.rules: M = load_rules_file(path, model)
+        try:
+            self.rules: M = load_rules_file(path, model)
+        except RulesFileError as error:
+            if strict:
+                raise
+            log.error("rules not loaded, the defaults hold: %s", error)
+            self.rules = model()
 
     def current(self) -> M:
         """The rules in force, read again first if the file changed."""
