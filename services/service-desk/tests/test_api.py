@@ -186,3 +186,78 @@ def test_a_return_through_the_api_from_request_to_receipt(service, service_feed,
         json={"lines": [{"sku": "TEE-M", "qty": 3, "condition": "resellable"}]},
     )
     assert too_many.status_code == 409
+
+
+def test_an_agent_escalates_by_hand_through_the_api_and_must_say_why(service, client):
+    tid = client.post("/tickets", json=ticket_body(type="complaint")).json()["ticket_id"]
+    for missing in ({"agent": "ana"}, {"agent": "ana", "reason": "   "}):
+        refused = client.post(f"/tickets/{tid}/escalate", json=missing)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "reason"
+    assert client.get(f"/tickets/{tid}").json()["level"] == "ordinary"  # nothing changed
+    up = client.post(f"/tickets/{tid}/escalate", json={"agent": "ana", "reason": "legal threat"})
+    assert up.status_code == 200, up.text
+    assert (up.json()["level"], up.json()["queue"]) == ("difficult", "escalations")
+    top = client.post(f"/tickets/{tid}/escalate", json={"agent": "bo", "reason": "still angry"})
+    assert (top.json()["level"], top.json()["specialist"]) == ("extreme", "mira.complaints")
+    steps = [
+        s for s in client.get(f"/tickets/{tid}").json()["timeline"] if s["event"] == "Escalated"
+    ]
+    assert [(s["to_level"], s["reason"], s["by"], s["automatic"]) for s in steps] == [
+        ("difficult", "legal threat", "ana", False),
+        ("extreme", "still angry", "bo", False),
+    ]
+    beyond = client.post(f"/tickets/{tid}/escalate", json={"agent": "bo", "reason": "more"})
+    assert beyond.status_code == 409 and "last level" in beyond.json()["detail"]
+    unknown = "00000000-0000-0000-0000-000000000000"
+    gone = client.post(f"/tickets/{unknown}/escalate", json={"agent": "ana", "reason": "why"})
+    assert gone.status_code == 404
+
+
+def test_the_queue_view_filters_by_level(service, client):
+    for customer, ups in (("c-ord", 0), ("c-diff", 1), ("c-ext", 2)):
+        tid = client.post("/tickets", json=ticket_body(customer_id=customer)).json()["ticket_id"]
+        for _ in range(ups):
+            client.post(f"/tickets/{tid}/escalate", json={"agent": "ana", "reason": "tough"})
+    service.catch_up()
+
+    def at(level):
+        return [t["customer_id"] for t in client.get("/tickets", params={"level": level}).json()]
+
+    assert (at("ordinary"), at("difficult"), at("extreme")) == (["c-ord"], ["c-diff"], ["c-ext"])
+    [extreme] = client.get("/tickets", params={"level": "extreme", "status": "open"}).json()
+    assert (extreme["queue"], extreme["specialist"]) == ("specialists", "sam.specialist")
+    assert client.get("/tickets", params={"level": "urgent"}).status_code == 422
+
+
+def test_kpis_per_type_and_only_for_the_days_asked(service, client, clock):
+    def answered(kind, customer, wait):
+        tid = client.post("/tickets", json=ticket_body(type=kind, customer_id=customer)).json()[
+            "ticket_id"
+        ]
+        clock.advance(timedelta(seconds=wait))
+        client.post(
+            f"/tickets/{tid}/messages", json={"author": "agent", "agent": "ana", "body": "ok"}
+        )
+        return tid
+
+    first_day = clock.now().date().isoformat()  # 2026-01-01
+    client.post(f"/tickets/{answered('delivery', 'c-d1', 20)}/resolve", json={"agent": "ana"})
+    answered("delivery", "c-d2", 40)
+    answered("payment", "c-p1", 100)  # past the chat's 90 s: a breach
+    clock.advance(timedelta(days=2))
+    last_day = clock.now().date().isoformat()  # 2026-01-03
+    answered("payment", "c-p2", 10)
+    service.catch_up()
+
+    early = client.get("/kpis", params={"from": first_day, "to": first_day}).json()
+    assert (early["from"], early["to"], early["tickets"]) == (first_day, first_day, 3)
+    assert set(early["by_type"]) == {"delivery", "payment"}
+    delivery, payment = early["by_type"]["delivery"], early["by_type"]["payment"]
+    assert (delivery["tickets"], delivery["first_response_s"]) == (2, {"p50": 20.0, "p90": 40.0})
+    assert (delivery["resolution_rate"], delivery["sla_breach_rate"]) == (0.5, 0.0)
+    assert (payment["tickets"], payment["sla_breach_rate"]) == (1, 1.0)
+    late = client.get("/kpis", params={"from": last_day, "to": last_day}).json()
+    assert late["tickets"] == 1 and late["by_type"]["payment"]["first_response_s"]["p50"] == 10.0
+    assert client.get("/kpis", params={"from": first_day, "to": last_day}).json()["tickets"] == 4
+    backwards = client.get("/kpis", params={"from": last_day, "to": first_day})
+    assert backwards.status_code == 422 and "is after to" in backwards.text

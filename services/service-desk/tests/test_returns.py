@@ -108,6 +108,10 @@ def test_a_received_return_refunds_its_lines_once(feed):
     assert received.received[0]["warehouse"] == "WH-BER"  # where it shipped from
     again = feed.app.receive_return(ret.id, [dict(x) for x in received.received])
     assert again.refund_amount == "20.00"
+    notes = [m["body"] for m in feed.app.get_ticket(UUID(ret.ticket)).messages]
+    assert [n for n in notes if "received" in n] == [
+        f"Return {ret.id} received (1x TEE-M resellable, 1x TEE-M damaged); refund 20.00."
+    ]  # what is paid back, noted once
     payloads = [p.payload for e in feed.app.events.get(ret.id) for p in to_outbound(e)]
     assert [type(p).__name__ for p in payloads] == ["ReturnAuthorized", "ReturnReceived"]
 
@@ -328,4 +332,6 @@ def test_a_receipt_refused_for_money_can_be_received_with_what_is_left(feed):
     line = [{"sku": "TEE-M", "qty": 1, "condition": "resellable", "serials": []}]
     with pytest.raises(RuleBroken, match="more than the 20.00 the standard pays"):
         feed.app.receive_return(ret.id, line, Decimal("25.00"))
-    assert feed.app.receive_return(ret.id, line, Decimal("5.00")).refund_amount == "5.00"
+    assert feed.app.receive_return(ret.id, line, Decimal("5")).refund_amount == "5.00"
+    note = feed.app.get_ticket(UUID(ret.ticket)).messages[-1]["body"]
+    assert note == f"Return {ret.id} received (1x TEE-M resellable); refund 5.00."

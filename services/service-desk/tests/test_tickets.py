@@ -243,17 +243,55 @@ def test_a_ticket_is_rated_once_and_a_resolved_ticket_takes_no_messages(feed):
         reply(app, ticket)
 
 
+def resolved_event(app, ticket):
+    [resolved] = [e for e in app.events.get(ticket.id) if type(e) is Ticket.Resolved]
+    return resolved
+
+
 def test_resolution_time_leaves_out_the_wait_for_the_customer(feed, clock):
     app = feed.app
-    ticket, _ = contact(app, customer="cust-time")
-    clock.advance(timedelta(minutes=10))
+    ticket, _ = contact(app, customer="cust-time")  # order_status: resolved within 4 h
+    clock.advance(timedelta(minutes=1))
     reply(app, ticket, waiting=True)
-    clock.advance(timedelta(hours=2))
+    clock.advance(timedelta(hours=5))
     app.add_message(ticket.id, "customer", None, "Here it is.", None, False, None)
-    clock.advance(timedelta(minutes=5))
+    clock.advance(timedelta(minutes=14))
     app.resolve_ticket(ticket.id, "ana", "sorted")
-    [resolved] = [e for e in app.events.get(ticket.id) if type(e) is Ticket.Resolved]
+    resolved = resolved_event(app, ticket)
     assert resolved.resolution_s == 15 * 60 and not resolved.breached
+
+
+def test_a_ticket_resolved_while_waiting_for_the_customer_is_not_late_for_the_wait(feed, clock):
+    app = feed.app
+    ticket, _ = contact(app, customer="cust-gone")  # order_status: resolved within 4 h
+    clock.advance(timedelta(minutes=1))
+    reply(app, ticket, body="Which order do you mean?", waiting=True)
+    clock.advance(timedelta(hours=5))  # no answer: the agent closes it
+    app.resolve_ticket(ticket.id, "ana", "no answer")
+    resolved = resolved_event(app, ticket)
+    assert resolved.resolution_s == 60 and not resolved.breached
+    assert not app.get_ticket(ticket.id).breached
+
+
+def test_a_late_answer_or_resolution_is_a_breach_even_before_the_timer_ticks(feed, clock):
+    app = feed.app
+    ticket, _ = contact(app, customer="cust-late-reply")  # chat: answered within 90 s
+    clock.advance(timedelta(seconds=91))
+    answered = reply(app, ticket)  # the timer has not ticked since the deadline
+    assert answered.breached and answered.level == "ordinary"  # answered: not escalated
+    assert app.miss_deadlines([str(ticket.id)]) == 0
+    clock.advance(timedelta(hours=4))  # order_status: 4 h, not ticked either
+    app.resolve_ticket(ticket.id, "ana", "sorted")
+    assert resolved_event(app, ticket).breached
+    steps = [type(e).__name__ for e in app.events.get(ticket.id)]
+    assert steps == [
+        "Opened",
+        "CustomerWrote",
+        "FirstResponseMissed",
+        "AgentReplied",
+        "ResolutionMissed",
+        "Resolved",
+    ]
 
 
 def test_an_orders_status_never_goes_back_when_the_topics_interleave(feed):

@@ -433,7 +433,7 @@ class DeskApplication(ServiceApplication):
                     kept = ", ".join(
                         f"{ln['qty']}x {ln['sku']} {ln['condition']}" for ln in received
                     )
-                    text = f"Return {return_id} received ({kept}); refund {refund}."
+                    text = f"Return {return_id} received ({kept}); refund {found.refund_amount}."
                     ticket.note(f"return:{return_id}:received", text, now)
             return found
 

@@ -170,11 +170,15 @@ class Ticket(CheapCopy, Aggregate):
         at: datetime,
     ) -> bool:
         """An agent answers; the first answer stops the first-response timer. `waiting`:
-        the ball is in the customer's court, the resolution timer pauses."""
+        the ball is in the customer's court, the resolution timer pauses. A first answer
+        after the target is a missed deadline even if the timer has not ticked since (it
+        counts as a breach; the answered ticket is not escalated)."""
         self._writable()
         if message_id is not None and message_id in self.seen:
             return False
         first = self.answered_at is None
+        if first and not self.first_missed and at > self.first_response_due:
+            self._first_missed(due=self.first_response_due, at=at)
         elapsed = max((at - self.opened_at).total_seconds(), 0.0)
         self._agent_replied(
             message_id=message_id,
@@ -320,15 +324,20 @@ class Ticket(CheapCopy, Aggregate):
     # -- resolution and rating --------------------------------------------------------------
 
     def resolve(self, agent: str, note: str, at: datetime) -> None:
+        """Resolved. Later than the target (pushed back by a wait for the customer
+        still going on) is a missed deadline even if the timer has not ticked since."""
         if self.status == RESOLVED:
             raise Refused(f"ticket {self.id} is resolved already")
-        waiting = (at - self.paused_at).total_seconds() if self.paused_at else 0.0
-        spent = (at - self.opened_at).total_seconds() - self.paused_s - max(waiting, 0.0)
+        waiting = max((at - self.paused_at).total_seconds(), 0.0) if self.paused_at else 0.0
+        spent = (at - self.opened_at).total_seconds() - self.paused_s - waiting
+        due = self.resolution_due + timedelta(seconds=waiting)
+        if not self.resolution_missed and at > due:
+            self._resolution_missed(due=due, at=at)
         self._resolved(
             agent=agent,
             note=note,
             resolution_s=max(spent, 0.0),
-            breached=self.resolution_missed or self.first_missed or at > self.resolution_due,
+            breached=self.breached,
             at=at,
         )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shopfloor_runtime.projection import Projector, ts
@@ -270,7 +270,7 @@ class DeskQueries:
                 by["agent"].setdefault(agent, []).append(row)
         return {
             "from": since.date().isoformat(),
-            "to": until.date().isoformat(),
+            "to": (until - timedelta(microseconds=1)).date().isoformat(),  # the last day in
             **_figures(rows),
             **{
                 f"by_{k}": {name: _figures(v) for name, v in sorted(g.items())}
