@@ -64,10 +64,9 @@ def serve(settings: AnalyticsSettings) -> None:
         return True  # the API starts only once the table is recovered
 
     def status() -> dict[str, object]:
-        table = analytics.processor.table
-        held = table.held_partitions() if hasattr(table, "held_partitions") else set()
+        table = analytics.table
         return {
-            "partitions": sorted(held),
+            "partitions": sorted(table.held_partitions()),
             "entities": len(table),
             "generation": generation,
             "consumer_group": settings.app_id,

@@ -48,6 +48,7 @@ from shopfloor_runtime.chain import partition_for
 
 from analytics.alerts import AlertBook
 from analytics.api import View
+from analytics.entities import State
 from analytics.figures import Figures
 from analytics.processing import Processor
 from analytics.rules import AnalyticsRules
@@ -419,7 +420,8 @@ def recorded_view(messages: list[Message], alerts: Sequence[dict[str, Any]] = ()
     (the API tests, the browser test, the dev stack's probe test): the figures of
     `messages` applied in one go, and an alert book holding `alerts` (AlertRaised
     payloads)."""
-    processor = Processor({}, Figures())
+    table: dict[str, State] = {}
+    processor = Processor(table, Figures())
     processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
     book = AlertBook()
     for alert in alerts:
@@ -434,7 +436,7 @@ def recorded_view(messages: list[Message], alerts: Sequence[dict[str, Any]] = ()
         rules=AnalyticsRules,
         status=lambda: {
             "partitions": list(range(ORDERS.partitions)),
-            "entities": len(processor.table),
+            "entities": len(table),
         },
         ready=ready,
         alerts=lambda: book,

@@ -5,15 +5,23 @@ given (a faust table in the worker, a dict in tests and in `rebuild`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from analytics.entities import State, Unusable, apply
 from analytics.facts import Fact, Unreadable, read
 from analytics.figures import Figures
 
 T = TypeVar("T")  # what the caller knows a message by (a faust event, an offset)
+
+
+class Entities(Protocol):
+    """Where the processor keeps entity states: a dict, or the worker's table."""
+
+    def get(self, key: str, /) -> State | None: ...
+
+    def __setitem__(self, key: str, value: State, /) -> None: ...
 
 
 @dataclass
@@ -37,9 +45,7 @@ class Processor:
     without, they are left alone and built once from the table at the end (`rebuild`:
     one contribution per entity instead of two per change)."""
 
-    def __init__(
-        self, table: MutableMapping[str, Any], figures: Figures, incremental: bool = True
-    ) -> None:
+    def __init__(self, table: Entities, figures: Figures, incremental: bool = True) -> None:
         self.table, self.figures, self.incremental = table, figures, incremental
         self.progress = Progress()
 
@@ -74,7 +80,7 @@ class Processor:
                 state = new
                 self.progress.applied += 1
                 self.progress.last_event_us[fact.topic] = fact.occurred_us
-            if state is not old:
+            if state is not old and state is not None:
                 self.table[entity] = state
                 if self.incremental:
                     self.figures.replace(entity, old, state)

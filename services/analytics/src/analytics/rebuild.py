@@ -31,6 +31,7 @@ from shopfloor_contracts.topics import TOPICS as CONTRACT_TOPICS
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.settings import BrokerSettings
 
+from analytics.entities import State
 from analytics.facts import TOPICS
 from analytics.figures import Figures
 from analytics.processing import Processor
@@ -106,7 +107,8 @@ async def rebuild(
     )
     await reader.start()
     began = time.monotonic()
-    processor = Processor({}, Figures(), incremental=False)
+    table: dict[str, State] = {}
+    processor = Processor(table, Figures(), incremental=False)
     try:
         tps = [TopicPartition(t, p) for t in TOPICS for p in range(CONTRACT_TOPICS[t].partitions)]
         ends = await reader.end_offsets(tps)
@@ -128,12 +130,12 @@ async def rebuild(
     finally:
         await reader.stop()
     read_s = time.monotonic() - began
-    await _write_generation(broker, app_id, generation, group, processor.table, ends)
+    await _write_generation(broker, app_id, generation, group, table, ends)
     progress = processor.progress
     result = {
         "generation": generation,
         "events": done,
-        "entities": len(processor.table),
+        "entities": len(table),
         "rejected": progress.rejected,
         "seconds": round(time.monotonic() - began, 2),
         "read_and_apply_per_s": round(done / max(read_s, 1e-9)),
@@ -141,7 +143,7 @@ async def rebuild(
     say(
         f"analytics rebuild: {done:,} events ({progress.applied:,} applied, "
         f"{progress.duplicates:,} repeats, {progress.skipped:,} of other types, "
-        f"{progress.rejected:,} unreadable) -> {len(processor.table):,} entities in "
+        f"{progress.rejected:,} unreadable) -> {len(table):,} entities in "
         f"{result['seconds']} s ({result['read_and_apply_per_s']:,}/s read and applied); "
         f"restart the worker to use generation {generation} (consumer group {group})"
     )
