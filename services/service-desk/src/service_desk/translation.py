@@ -48,12 +48,16 @@ def _ticket(e: Any) -> BaseModel | None:
             to_level=e.to_level,
             queue=e.queue,
             specialist=e.specialist,
-            reason=e.reason,
+            # an agent's own words stay in the desk's store (the ticket's timeline): they
+            # may quote the customer, and service-desk.v1 is read by analysts
+            reason=e.reason if e.automatic else BY_HAND,
             automatic=e.automatic,
             escalated_at=e.at,
         )
     if kind is Ticket.Routed:
-        return contract.TicketRouted(ticket_id=ticket, queue=e.queue, rule=e.rule, routed_at=e.at)
+        return contract.TicketRouted(
+            ticket_id=ticket, queue=e.queue, rule=_public_rule(e.rule), routed_at=e.at
+        )
     if kind is Ticket.Resolved:
         return contract.TicketResolved(
             ticket_id=ticket,
@@ -131,3 +135,14 @@ def _return_payload(e: Any) -> Any:
             received_at=e.at,
         )
     return None
+
+
+#: what service-desk.v1 says of an agent's reason for escalating or rerouting by hand
+BY_HAND = "by hand (the reason is on the ticket)"
+
+
+def _public_rule(rule: str) -> str:
+    """A reroute as published (every `Routed` is an agent's, stored as "agent: reason"):
+    the agent without the reason."""
+    by, sep, _reason = rule.partition(": ")
+    return f"{by}: {BY_HAND}" if sep else BY_HAND
