@@ -123,7 +123,11 @@ class ShortLine(Strict):
 class OrderCancelled(Strict):
     order_id: str
     reason: Literal["customer", "operator", "payment_timeout", "reservation_rejected"]
-    detail: str
+    detail: str = Field(
+        description="the order service's words, never a person's: what ran out or timed "
+        "out, or who cancelled (\"cancelled by the customer (the words are in the order's "
+        "history)\"); what a person typed stays in the order's history"
+    )
     short_lines: list[ShortLine] = Field(default_factory=list)
     paid_amount: Money = Field(description="Paid so far; refunds are separate events")
 
@@ -132,7 +136,11 @@ class RefundIssued(Strict):
     order_id: str
     refund_id: str
     amount: Money
-    reason: str
+    reason: str = Field(
+        description='the order service\'s words: "order cancelled: customer", "return <id> '
+        'received", or for a refund given by hand "by hand (the reason is in the order\'s '
+        'history)"'
+    )
     refunded_total: Money
     fully_refunded: bool
 

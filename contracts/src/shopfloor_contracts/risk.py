@@ -60,7 +60,10 @@ class HoldReleased(Strict):
     order_id: str
     exception_id: str
     operator: str
-    comment: str
+    comment: str = Field(
+        description='always "by hand (the comment is in the exception\'s history)": an '
+        "operator's words may quote a customer, so risk keeps them"
+    )
     released_at: AwareDatetime
 
 
@@ -71,7 +74,10 @@ class OrderCancellationRequested(Strict):
     order_id: str
     exception_id: str
     operator: str
-    comment: str
+    comment: str = Field(
+        description='always "by hand (the comment is in the exception\'s history)": an '
+        "operator's words may quote a customer, so risk keeps them"
+    )
     fraud: bool = Field(description="counted towards the customer's automatic blacklisting")
     requested_at: AwareDatetime
 
@@ -82,7 +88,10 @@ class ExceptionClosed(Strict):
     order_id: str
     exception_id: str
     operator: str
-    comment: str
+    comment: str = Field(
+        description='always "by hand (the comment is in the exception\'s history)": an '
+        "operator's words may quote a customer, so risk keeps them"
+    )
     closed_at: AwareDatetime
 
 
@@ -93,7 +102,10 @@ class CustomerBlacklisted(Strict):
     entry_id: str
     kind: Literal["customer", "address", "device"]
     value: str
-    reason: str
+    reason: str = Field(
+        description="the rule's words for an automatic entry; an operator's entry reads "
+        '"by hand (the reason is on the blacklist entry)" (GET /blacklist has the words)'
+    )
     added_by: str
     automatic: bool
     added_at: AwareDatetime
@@ -104,7 +116,7 @@ class BlacklistEntryRemoved(Strict):
     kind: Literal["customer", "address", "device"]
     value: str
     removed_by: str
-    reason: str
+    reason: str = Field(description='"by hand (the reason is on the blacklist entry)"')
     removed_at: AwareDatetime
 
 

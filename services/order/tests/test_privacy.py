@@ -181,3 +181,69 @@ async def test_the_relay_chains_each_topic_on_its_own(client, service, order_bod
         assert private["position"] == twin["position"]  # one stored event, two topics
         assert private["event_id"] != twin["event_id"]
         assert (private["schema_version"], twin["schema_version"]) == (1, 2)
+
+
+# -- words people typed: in the order's history, not on orders.v1 -------------------------
+
+TYPED = "Ada Lovelace rang from +49 30 123456"
+
+
+def _public(service: Any, order_id: str, event_type: str) -> list[dict[str, Any]]:
+    return [
+        out.payload.model_dump(mode="json")
+        for out in _published(service, order_id)
+        if out.topic == "orders.v1" and type(out.payload).__name__ == event_type
+    ]
+
+
+def _history(client: Any, order_id: str, event_type: str) -> list[dict[str, Any]]:
+    events = client.get(f"/orders/{order_id}/history").json()
+    return [e["payload"] for e in events if e["event_type"] == event_type]
+
+
+def _paid(client: Any, order_body: Any) -> dict[str, Any]:
+    order = _place(client, order_body)
+    payment = {"amount": order["total"], "method": "card", "reference": "pay-1"}
+    assert client.post(f"/orders/{order['id']}/payments", json=payment).status_code == 200
+    return order
+
+
+@pytest.mark.parametrize("who", ["customer", "operator"])
+def test_a_cancellation_s_typed_words_stay_off_the_public_topic(client, service, order_body, who):
+    order = _paid(client, order_body)
+
+    body = {"reason": who, "detail": TYPED}
+    assert client.post(f"/orders/{order['id']}/cancel", json=body).status_code == 200
+
+    [cancelled] = _public(service, order["id"], "OrderCancelled")
+    said = "the customer" if who == "customer" else "an operator"
+    assert cancelled["detail"] == f"cancelled by {said} (the words are in the order's history)"
+    [refund] = _public(service, order["id"], "RefundIssued")
+    assert refund["reason"] == f"order cancelled: {who}"  # the service's own words stay
+    sent = _published(service, order["id"])
+    public = [p.payload.model_dump(mode="json") for p in sent if p.topic == "orders.v1"]
+    assert TYPED not in json.dumps(public)
+    [kept] = _history(client, order["id"], "OrderCancelled")
+    assert kept["detail"] == TYPED
+
+
+def test_a_cancellation_without_words_says_who_cancelled(client, service, order_body):
+    order = _place(client, order_body)
+
+    assert client.post(f"/orders/{order['id']}/cancel", json={"reason": "customer"}).is_success
+
+    [cancelled] = _public(service, order["id"], "OrderCancelled")
+    assert cancelled["detail"] == "cancelled by the customer"
+
+
+def test_a_refund_s_typed_reason_stays_off_the_public_topic(client, service, order_body):
+    order = _paid(client, order_body)
+
+    body = {"amount": "1.00", "reason": TYPED, "reference": "goodwill-1"}
+    assert client.post(f"/orders/{order['id']}/refunds", json=body).status_code == 200
+
+    [refund] = _public(service, order["id"], "RefundIssued")
+    assert refund["reason"] == "by hand (the reason is in the order's history)"
+    assert (refund["refund_id"], refund["amount"]) == ("goodwill-1", "1.00")
+    [kept] = _history(client, order["id"], "RefundIssued")
+    assert kept["reason"] == TYPED

@@ -4,7 +4,10 @@ statistics, and the errors a user sees."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from risk.translation import to_contract
 
 
 def flagged(service, service_feed, n=5, **kwargs):
@@ -154,3 +157,42 @@ def test_the_rules_in_force_are_shown(client):
     rules = client.get("/rules").json()
     assert rules["velocity"]["customer"] == {"limit": 4, "window_s": 600}
     assert rules["escalate_after_s"] == 1800
+
+
+def published(service):
+    """Every risk.v1 payload risk's stored events become, as the relay would send them."""
+    app = service.app
+    return [
+        found[1].model_dump(mode="json")
+        for n in app.recorder.select_notifications(start=1, limit=100_000)
+        if (found := to_contract(app.domain_event(n)))
+    ]
+
+
+TYPED = "Ada Lovelace rang from +49 30 123456"
+
+
+def test_what_operators_type_stays_in_risk_and_off_risk_v1(service, service_feed, client):
+    held, other = flagged(service, service_feed), flagged(service, service_feed)
+    ids = {e["order_id"]: e["exception_id"] for e in client.get("/exceptions").json()}
+    step = {"operator": "ops-1", "comment": TYPED}
+    assert client.post(f"/exceptions/{ids[held.order_id]}/release", json=step).is_success
+    assert client.post(f"/exceptions/{ids[other.order_id]}/cancel", json=step).is_success
+    entry = {"kind": "device", "value": "dev-9", "reason": TYPED, "added_by": "ops-1"}
+    added = client.post("/blacklist", json=entry).json()
+    removed = client.delete(
+        f"/blacklist/{added['entry_id']}", params={"removed_by": "ops-1", "reason": TYPED}
+    )
+    assert removed.is_success
+    service.catch_up()
+
+    sent = published(service)
+    assert TYPED not in json.dumps(sent)
+    comments = [p["comment"] for p in sent if "comment" in p]
+    assert comments == ["by hand (the comment is in the exception's history)"] * 2
+    entries = [p for p in sent if "entry_id" in p]
+    assert {p["reason"] for p in entries} == {"by hand (the reason is on the blacklist entry)"}
+    shown = client.get(f"/exceptions/{ids[held.order_id]}").json()
+    assert shown["history"][-1]["comment"] == TYPED
+    [gone] = client.get("/blacklist", params={"active": False}).json()
+    assert (gone["reason"], gone["removed_reason"]) == (TYPED, TYPED)

@@ -112,7 +112,7 @@ def cancellation_requested(app: OrderApplication) -> Handler:
         envelope: InboundEnvelope, event: OrderCancellationRequested, uow: UnitOfWork
     ) -> None:
         fraud = " (fraud)" if event.fraud else ""
-        detail = f"risk exception {event.exception_id}, {event.operator}{fraud}: {event.comment}"
+        detail = f"risk exception {event.exception_id}, {event.operator}{fraud}"
         app.risk_cancel(uow, event.order_id, detail[:500], str(envelope.event_id))
 
     return handle

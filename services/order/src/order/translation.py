@@ -2,7 +2,11 @@
 
 A placement becomes two messages: `OrderPlaced` on `orders.v1` (what analysts and every
 consumer may see: a destination without a person in it) and `OrderRecipientRecorded` on
-`orders.private.v1` (name, street, phone, e-mail: for fulfilment and the service desk)."""
+`orders.private.v1` (name, street, phone, e-mail: for fulfilment and the service desk).
+
+Words people typed stay off `orders.v1` too: the detail of a cancellation by the customer
+or an operator and the reason given for a refund by hand may quote anyone. On the topic
+they are replaced by the service's own words; the order's history keeps what was typed."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from shopfloor_contracts import orders_private as private
 from shopfloor_contracts.topics import ORDERS, ORDERS_PRIVATE
 from shopfloor_runtime.edge import Outbound
 
-from order.domain import Order
+from order.domain import RETURN_REFUND, Order
 from order.privacy import AddressFingerprints, postal_prefix, region
 
 
@@ -94,6 +98,32 @@ def _shipped(e: Any) -> contract.OrderShipped:
     )
 
 
+# Cancellations whose detail a person typed (`POST /orders/{id}/cancel`, or risk's
+# operator), as they read on the topic; payment timeouts and shortages keep the
+# service's own detail.
+TYPED_CANCELS = {"customer": "cancelled by the customer", "operator": "cancelled by an operator"}
+BY_RISK = "cancelled by a risk operator (risk.v1 has the exception)"
+WORDS_KEPT = " (the words are in the order's history)"
+# Refunds the service words itself: a cancelled order's, a received return's.
+SERVICE_REFUNDS = ("cancellation-", RETURN_REFUND)
+REFUND_BY_HAND = "by hand (the reason is in the order's history)"
+
+
+def _without_typed_words(domain_event: Any, payload: Any) -> Any:
+    """The payload as it goes on the public topic: what a person typed replaced."""
+    if isinstance(payload, contract.OrderCancelled) and payload.reason in TYPED_CANCELS:
+        if getattr(domain_event, "caused_by", None):  # risk's request, not the API
+            return payload.model_copy(update={"detail": BY_RISK})
+        said = TYPED_CANCELS[payload.reason]
+        typed = payload.detail not in ("", f"cancelled by {payload.reason}")
+        return payload.model_copy(update={"detail": said + (WORDS_KEPT if typed else "")})
+    if isinstance(payload, contract.RefundIssued) and not payload.refund_id.startswith(
+        SERVICE_REFUNDS
+    ):
+        return payload.model_copy(update={"reason": REFUND_BY_HAND})
+    return payload
+
+
 _BUILDERS: dict[type, Any] = {
     Order.PaymentReminderSent: _simple(
         contract.PaymentReminderSent, "customer_id", "payment_due_at"
@@ -124,12 +154,16 @@ class Translation:
     def __init__(self, fingerprints: AddressFingerprints) -> None:
         self.fingerprints = fingerprints
 
-    def to_contract(self, domain_event: Any) -> Any | None:
-        """The public contract payload for a domain event, or None for events kept inside."""
+    def to_contract(self, domain_event: Any, *, typed_words: bool = False) -> Any | None:
+        """The public contract payload for a domain event, or None for events kept inside;
+        with `typed_words`, what people typed is left in (for the order's own history)."""
         if isinstance(domain_event, Order.Placed):
             return _order_placed(domain_event, self.fingerprints)
         build: Callable[[Any], Any] | None = _BUILDERS.get(type(domain_event))
-        return None if build is None else build(domain_event)
+        if build is None:
+            return None
+        payload = build(domain_event)
+        return payload if typed_words else _without_typed_words(domain_event, payload)
 
     def to_outbound(self, domain_event: Any) -> list[Outbound]:
         """What the relay publishes for a stored event: nothing, one message, or (a
@@ -149,7 +183,7 @@ class Translation:
         """How an event appears in an order's history: its public contract form when it
         has one (the full address is on the order itself), otherwise its own name and
         fields (events that stay inside the service)."""
-        payload = self.to_contract(domain_event)
+        payload = self.to_contract(domain_event, typed_words=True)
         if payload is not None:
             return type(payload).__name__, payload.model_dump(mode="json")
         fields = {k: v for k, v in vars(domain_event).items() if k not in _HIDDEN}

@@ -1,6 +1,9 @@
 """The only module that knows both risk's domain events and the contracts. The address
 the rules read, the customer's order history and the stream processor's order lists
-stay inside; reasons name fingerprints and ids, never a person."""
+stay inside; reasons name fingerprints and ids, never a person. What operators typed
+(a comment on an exception, the reason for a blacklist entry) may quote a customer, so it
+stays inside too: the exception's history and `GET /blacklist` show it, the topic says
+only that it was done by hand."""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from shopfloor_contracts.topics import RISK
 from shopfloor_runtime.edge import on_topic
 
 from risk.domain import BlacklistEntry, Case
+
+COMMENT_KEPT = "by hand (the comment is in the exception's history)"
+REASON_KEPT = "by hand (the reason is on the blacklist entry)"
 
 
 def _assessed(e: Any) -> contract.OrderAssessed:
@@ -48,7 +54,7 @@ def _case(e: Any) -> BaseModel | None:
             order_id=e.order_id,
             exception_id=case,
             operator=e.operator,
-            comment=e.comment,
+            comment=COMMENT_KEPT,
             released_at=e.at,
         )
     if kind is Case.CancelRequested:
@@ -56,7 +62,7 @@ def _case(e: Any) -> BaseModel | None:
             order_id=e.order_id,
             exception_id=case,
             operator=e.operator,
-            comment=e.comment,
+            comment=COMMENT_KEPT,
             fraud=e.fraud,
             requested_at=e.at,
         )
@@ -65,7 +71,7 @@ def _case(e: Any) -> BaseModel | None:
             order_id=e.order_id,
             exception_id=case,
             operator=e.operator,
-            comment=e.comment,
+            comment=COMMENT_KEPT,
             closed_at=e.at,
         )
     return None
@@ -78,7 +84,7 @@ def _entry(e: Any) -> BaseModel | None:
             entry_id=entry,
             kind=e.kind,
             value=e.value,
-            reason=e.reason,
+            reason=e.reason if e.automatic else REASON_KEPT,
             added_by=e.added_by,
             automatic=e.automatic,
             added_at=e.at,
@@ -89,7 +95,7 @@ def _entry(e: Any) -> BaseModel | None:
             kind=e.kind,
             value=e.value,
             removed_by=e.removed_by,
-            reason=e.reason,
+            reason=REASON_KEPT,
             removed_at=e.at,
         )
     return None
