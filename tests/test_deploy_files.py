@@ -149,7 +149,7 @@ def analytics_samples() -> tuple[tuple[str, frozenset[tuple[str, str]]], ...]:
     messages = traffic(200, start, seed=1)
     assert processor.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages)) == []
     collector = FiguresCollector(
-        processor.figures,
+        lambda: processor.figures,
         lambda: processor.progress,
         AnalyticsRules,
         AlertBook,

@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from analytics.api import create_api
+from analytics.api import View, create_api
+from analytics.group import GroupView, Member
 from analytics.harness import recorded_view, traffic
 from shopfloor_runtime.testing import free_port
 
@@ -28,6 +30,29 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROLES = ("management", "operations", "warehouse")
+
+
+@contextmanager
+def serving(view: View) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_api(view), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -44,23 +69,8 @@ def served() -> Iterator[str]:
     }
     # three weeks of orders
     view = recorded_view(traffic(3000, start, seed=9, spacing_s=600), [alert])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_api(view), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with serving(view) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +153,32 @@ def test_each_page_draws_the_numbers_the_api_returns(served, browser, role, tmp_
     out.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out / f"analytics-{role}.png"), full_page=True)
     page.close()
+
+
+def test_a_page_says_when_its_figures_miss_a_worker_s_partitions(browser):
+    """With two workers, one that does not answer leaves its partitions out of the
+    group's figures: the page shows what it has, marked partial, naming the partitions
+    and the worker's error, instead of passing a part off as the whole."""
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    view = recorded_view(traffic(200, start, seed=4, spacing_s=600))
+    peer = "http://analytics-2:8006"
+
+    async def group() -> GroupView:
+        return GroupView(
+            view.figures,
+            6,
+            {0, 1, 2},
+            view.newest_event_us(),
+            [Member("http://analytics-1:8006", [0, 1, 2]), Member(peer, [3, 4, 5], "timeout")],
+        )
+
+    view.group = group
+    with serving(view) as url:
+        page = browser.new_page()
+        page.goto(f"{url}/dashboards/management")
+        page.wait_for_function("window.dashboard && window.dashboard.updates >= 1", timeout=15_000)
+        status = page.locator("#updated").inner_text()
+        assert "partial: partitions 3, 4, 5 of 6 not counted" in status
+        assert f"{peer}: timeout" in status
+        assert "stale" in (page.locator("#live").get_attribute("class") or "")
+        page.close()

@@ -23,6 +23,7 @@ import pytest
 from analytics.figures import Figures
 from analytics.harness import Message, traffic
 from analytics.processing import Processor
+from shopfloor_contracts.topics import ORDERS as ORDERS_TOPIC
 from shopfloor_devstack.launcher import EmbeddedBroker
 from shopfloor_runtime import broker as brokerlib
 from shopfloor_runtime.settings import BrokerSettings
@@ -30,6 +31,8 @@ from shopfloor_runtime.testing import free_port
 
 from tests.processes import ServiceProcess, until
 from tests.support import envelopes, read_topic
+
+ALL_PARTITIONS = list(range(ORDERS_TOPIC.partitions))
 
 pytestmark = pytest.mark.integration
 
@@ -75,10 +78,15 @@ async def worker_on(tmp: Path, name: str) -> AsyncIterator[tuple[EmbeddedBroker,
 
 
 async def figures(process: ServiceProcess) -> dict[str, Any]:
+    """The group's figures as this worker answers them (what they cover left out)."""
+    return {"families": (await figures_and_coverage(process))["families"]}
+
+
+async def figures_and_coverage(process: ServiceProcess) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=30) as client:
         found = await client.get(f"{process.url}/figures")
         assert found.status_code == 200, found.text
-        return found.json()
+        return dict(found.json())
 
 
 async def placed(process: ServiceProcess) -> int:
@@ -200,18 +208,11 @@ async def test_a_worker_that_joins_and_leaves_mid_stream_changes_no_figure(
         await first.ready(90)
         producing = asyncio.create_task(publish(broker.bootstrap_servers, recorded, rate=1500))
         await until("a quarter of the orders counted", lambda: _over(placed(first), ORDERS // 4))
-        second = ServiceProcess(
-            "analytics",
-            {
-                "ANALYTICS_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-                "ANALYTICS_DATADIR": str(tmp_path / "data-second"),
-            },
-            tmp_path,
-        ).start()
+        second = second_worker(broker, tmp_path)
         try:
             await second.ready(90)  # joined, its share of the table recovered
             held = await until("the second worker holds partitions", lambda: _holds(second))
-            assert 0 < len(held) < 6
+            assert 0 < len(held) < ORDERS_TOPIC.partitions
             await until("the second worker applies its share", lambda: _applied(second))
             assert second.stop() == 0  # SIGTERM: it leaves the group
         finally:
@@ -219,6 +220,69 @@ async def test_a_worker_that_joins_and_leaves_mid_stream_changes_no_figure(
         await producing
         after = await settled(first, expected)
     assert after == expected
+
+
+async def test_two_workers_each_answer_with_the_whole_group_s_figures(
+    recorded: list[Message], tmp_path: Path
+) -> None:
+    """With two workers each holds part of the partitions, and each answers for the
+    group: its own figures plus the other's, equal to the figures of the whole traffic,
+    on the API, the dashboards and the metrics alike."""
+    expected = expected_figures(recorded)
+    async with worker_on(tmp_path, "first") as (broker, first):
+        first.start()
+        await first.ready(90)
+        second = second_worker(broker, tmp_path)
+        try:
+            await second.ready(90)
+            await until("the second worker holds partitions", lambda: _holds(second))
+            await until("the first worker gave some up", lambda: _gave_up(first))
+            await publish(broker.bootstrap_servers, recorded)
+            one, two = await settled(first, expected), await settled(second, expected)
+            assert one == two == expected
+            a, b = await figures_and_coverage(first), await figures_and_coverage(second)
+            for coverage in (a["coverage"], b["coverage"]):
+                assert coverage["complete"] and coverage["partitions"] == ALL_PARTITIONS
+                shares = [set(w["partitions"]) for w in coverage["workers"]]
+                assert len(shares) == 2 and all(shares) and not shares[0] & shares[1]
+            own = await _held_figures(first)
+            assert own["partitions"] != ALL_PARTITIONS and own["families"] != a["families"]
+            async with httpx.AsyncClient(timeout=30) as client:
+                span = {"from": "2000-01-01", "to": "2100-01-01"}
+                boards = [
+                    (await client.get(f"{p.url}/dashboards/management", params=span)).json()
+                    for p in (first, second)
+                ]
+                gmv = [
+                    re.findall(r'^analytics_gmv_euros\{window="30d"\} (\S+)$', m, re.M)
+                    for m in [(await client.get(f"{p.url}/metrics")).text for p in (first, second)]
+                ]
+            assert boards[0]["gmv"] == boards[1]["gmv"] and boards[0]["orders"] == ORDERS
+            assert boards[0]["coverage"]["complete"] and boards[1]["coverage"]["complete"]
+            assert gmv[0] == gmv[1] and len(gmv[0]) == 1
+        finally:
+            second.kill()
+
+
+def second_worker(broker: EmbeddedBroker, tmp_path: Path) -> ServiceProcess:
+    """Another worker process in the same group, with its own data directory."""
+    return ServiceProcess(
+        "analytics",
+        {
+            "ANALYTICS_BROKER__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "ANALYTICS_DATADIR": str(tmp_path / "data-second"),
+        },
+        tmp_path,
+    ).start()
+
+
+async def _gave_up(process: ServiceProcess) -> bool:
+    return len(await _holds(process)) < ORDERS_TOPIC.partitions
+
+
+async def _held_figures(process: ServiceProcess) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return dict((await client.get(f"{process.url}/figures/held")).json())
 
 
 async def _holds(process: ServiceProcess) -> list[int]:

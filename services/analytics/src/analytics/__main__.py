@@ -18,7 +18,7 @@ from shopfloor_runtime.applier import first_error
 from shopfloor_runtime.broker import ensure_topics
 from shopfloor_runtime.rulesfile import RulesFileError
 
-from analytics.api import View, create_api
+from analytics.api import View, create_api, latest_day
 from analytics.app import SERVICE, create_app
 from analytics.facts import TOPICS
 from analytics.metrics import FiguresCollector
@@ -72,6 +72,7 @@ def serve(settings: AnalyticsSettings) -> None:
             "consumer_group": settings.app_id,
         }
 
+    group = worker.group
     view = View(
         figures=analytics.processor.figures,
         progress=lambda: analytics.progress,
@@ -79,9 +80,16 @@ def serve(settings: AnalyticsSettings) -> None:
         status=status,
         ready=ready,
         alerts=lambda: worker.alerts.book,
+        group=group.current,
     )
     REGISTRY.register(
-        FiguresCollector(view.figures, view.progress, view.rules, view.alerts, view.latest_day)
+        FiguresCollector(
+            lambda: group.latest().figures,
+            view.progress,
+            view.rules,
+            view.alerts,
+            lambda: latest_day(group.latest().newest_event_us),
+        )
     )
     serve_asgi(
         app,

@@ -1,14 +1,16 @@
-"""Publishing the alerts: every `check_s` the leader worker evaluates the rules on its
-figures and sends each change as AlertRaised / AlertCleared to analytics.v1 (keyed by
-alert id, positions chained per partition like every producer's), waiting for the
-broker's acknowledgement before it counts the change as made. When it starts, it reads
-analytics.v1 back to know which alerts are up and where its positions stand."""
+"""Publishing the alerts: every `check_s` the leader worker evaluates the rules on the
+group's figures (never on part of them: with a partition missing it waits) and sends each
+change as AlertRaised / AlertCleared to analytics.v1 (keyed by alert id, positions chained
+per partition like every producer's), waiting for the broker's acknowledgement before it
+counts the change as made. When it starts, it reads analytics.v1 back to know which alerts
+are up and where its positions stand; the other workers read it back every few seconds,
+to show the same alerts."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID, uuid5
 
@@ -21,8 +23,7 @@ from shopfloor_runtime.chain import partition_for
 from shopfloor_runtime.settings import BrokerSettings
 
 from analytics.alerts import AlertBook, Verdict, evaluate
-from analytics.figures import Figures
-from analytics.processing import Progress
+from analytics.group import GroupView
 from analytics.rules import AnalyticsRules
 from analytics.timeutil import day_date, day_of
 
@@ -35,12 +36,10 @@ class AlertPublisher:
         self,
         topic: TopicT,
         broker: BrokerSettings,
-        figures: Figures,
-        progress: Callable[[], Progress],
+        group: Callable[[], Awaitable[GroupView]],
         rules: Callable[[], AnalyticsRules],
     ) -> None:
-        self.topic, self.broker = topic, broker
-        self.figures, self.progress, self.rules = figures, progress, rules
+        self.topic, self.broker, self.group, self.rules = topic, broker, group, rules
         self.book = AlertBook()
         self.loaded = False
         self.position = 0  # the last position written, over all partitions
@@ -50,6 +49,7 @@ class AlertPublisher:
     async def load(self) -> None:
         """The alerts and positions as analytics.v1 holds them."""
         await brokerlib.ensure_topics(self.broker, [ANALYTICS.name])
+        book, position, chains, versions = AlertBook(), 0, dict[int, int](), dict[str, int]()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.broker.bootstrap_servers, enable_auto_commit=False
         )
@@ -59,26 +59,44 @@ class AlertPublisher:
             ends = await consumer.end_offsets(tps)
             async for record in brokerlib.records_until(consumer, ends):
                 envelope = json.loads(record.value or b"{}")
-                self.book.apply(envelope["event_type"], envelope["payload"])
-                position = int(envelope["position"])
-                self.position = max(self.position, position)
-                self.chains[record.partition] = max(self.chains.get(record.partition, 0), position)
+                book.apply(envelope["event_type"], envelope["payload"])
+                at = int(envelope["position"])
+                position = max(position, at)
+                chains[record.partition] = max(chains.get(record.partition, 0), at)
                 alert = envelope["payload"]["alert_id"]
-                self.versions[alert] = self.versions.get(alert, 0) + 1
+                versions[alert] = versions.get(alert, 0) + 1
         finally:
             await consumer.stop()
+        self.book, self.position, self.chains, self.versions = book, position, chains, versions
         self.loaded = True
-        active = [a.alert_id for a in self.book.alerts.values() if a.active]
-        log.info("alerts read back from %s: %d active %s", ANALYTICS.name, len(active), active)
+
+    def follow(self, is_leader: Callable[[], bool]) -> Callable[[], Awaitable[None]]:
+        """A timer's work for the workers that are not the leader: read the alerts back,
+        so their API shows what the leader raised. A worker that becomes the leader
+        reads them once more before it judges (its book may be a few seconds old)."""
+
+        async def read_back() -> None:
+            if is_leader():
+                return
+            await self.load()
+            self.loaded = False
+
+        return read_back
 
     async def tick(self) -> None:
         if not self.loaded:
             await self.load()
-        newest = self.progress().last_event_us.values()
-        if not newest:
+            active = [a.alert_id for a in self.book.alerts.values() if a.active]
+            log.info("alerts read back from %s: %d active %s", ANALYTICS.name, len(active), active)
+        group = await self.group()
+        if group.newest_event_us is None:
             return  # nothing seen yet: no figures to judge
-        as_of = day_of(max(newest))
-        for verdict in self.book.changes(evaluate(self.figures, self.rules().alerts, as_of)):
+        if not group.complete:
+            missing = sorted(set(range(group.partitions)) - group.covered)
+            log.warning("alerts not judged: the figures of partitions %s are missing", missing)
+            return
+        as_of = day_of(group.newest_event_us)
+        for verdict in self.book.changes(evaluate(group.figures, self.rules().alerts, as_of)):
             await self._publish(verdict, day_date(as_of).isoformat())
 
     async def _publish(self, verdict: Verdict, as_of: str) -> None:

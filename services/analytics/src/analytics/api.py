@@ -1,6 +1,7 @@
 """The HTTP API: the figures for a range of days (event time, UTC), the worker's
-progress, and the operations routes every service has. It reads the figures this
-worker holds: with one worker, every partition's."""
+progress, and the operations routes every service has. It answers with the figures of
+the whole group, whichever worker is asked (`analytics.group`): with one worker, its
+own; with more, its own plus the others'."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from shopfloor_contracts.topics import ORDERS
 from shopfloor_runtime.web import Day, error_responses, install_error_handlers, ops_router
 
 from analytics import report
 from analytics.alerts import AlertBook
 from analytics.figures import Figures
+from analytics.group import GroupView, Member
 from analytics.processing import Progress
 from analytics.rules import AnalyticsRules
 from analytics.timeutil import day_date, day_number, micros
@@ -28,7 +31,8 @@ DEFAULT_DAYS = 30
 
 @dataclass
 class View:
-    """What the API reads: the figures, the worker's progress and state, the rules."""
+    """What the API reads: this worker's figures, progress and state, the rules, and the
+    group's figures (`group`; without, this worker is taken to hold every partition)."""
 
     figures: Figures
     progress: Callable[[], Progress]
@@ -36,13 +40,31 @@ class View:
     status: Callable[[], dict[str, Any]]
     ready: Callable[[], Awaitable[bool]]
     alerts: Callable[[], AlertBook]
+    group: Callable[[], Awaitable[GroupView]] | None = None
+
+    def newest_event_us(self) -> int | None:
+        seen = self.progress().last_event_us.values()
+        return max(seen) if seen else None
 
     def latest_day(self) -> date:
-        """The day of the newest event seen (event time), today if none."""
-        seen = self.progress().last_event_us.values()
-        if not seen:
-            return date.today()
-        return day_date(max(seen) // 86_400_000_000)
+        """The day of the newest event this worker saw (event time), today if none."""
+        return latest_day(self.newest_event_us())
+
+    async def current(self) -> GroupView:
+        if self.group is not None:
+            return await self.group()
+        every = set(range(ORDERS.partitions))
+        newest = self.newest_event_us()
+        return GroupView(
+            self.figures, ORDERS.partitions, every, newest, [Member("this worker", sorted(every))]
+        )
+
+
+def latest_day(newest_event_us: int | None) -> date:
+    """The day of the newest event (event time), today if none."""
+    if newest_event_us is None:
+        return date.today()
+    return day_date(newest_event_us // 86_400_000_000)
 
 
 From = Annotated[Day | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
@@ -60,8 +82,8 @@ def create_api(view: View) -> FastAPI:
     install_error_handlers(api, {})
     api.include_router(ops_router("analytics", {"worker": view.ready}))
 
-    def days(since: date | None, until: date | None) -> report.Range:
-        last = until or view.latest_day()
+    def days(since: date | None, until: date | None, group: GroupView) -> report.Range:
+        last = until or latest_day(group.newest_event_us)
         first = since or last - timedelta(days=DEFAULT_DAYS - 1)
         if first > last:
             raise HTTPException(
@@ -83,8 +105,8 @@ def create_api(view: View) -> FastAPI:
     async def summary(since: From = None, until: To = None) -> dict[str, Any]:
         """Orders, GMV and AOV, margin, the funnel and the stage times, for the range
         (default: the 30 days up to the newest event)."""
-        r = days(since, until)
-        f, rules = view.figures, view.rules()
+        g = await view.current()
+        r, f, rules = days(since, until, g), g.figures, view.rules()
         return {
             **span(r),
             "totals": report.totals(f, r),
@@ -100,60 +122,68 @@ def create_api(view: View) -> FastAPI:
     ) -> dict[str, Any]:
         """Orders, GMV, average order value, discount and units by channel, hour of
         the day or day (of placement)."""
-        r = days(since, until)
-        return {**span(r), "by": by, "rows": report.sales(view.figures, r, by)}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), "by": by, "rows": report.sales(g.figures, r, by)}
 
     @api.get("/figures/funnel", responses=error_responses(422))
     async def funnel(since: From = None, until: To = None) -> dict[str, Any]:
         """Placed -> paid -> shipped -> delivered for the orders placed in the range;
         cancellation, return and repurchase rates."""
-        r = days(since, until)
-        return {**span(r), **report.funnel(view.figures, r)}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), **report.funnel(g.figures, r)}
 
     @api.get("/figures/stages", responses=error_responses(422))
     async def stages(since: From = None, until: To = None) -> dict[str, Any]:
         """placed->paid, paid->shipped, shipped->delivered: count, mean, p50/p90/p99
         (within 1 %), variance and coefficient of variation, by the day a stage ended."""
-        r = days(since, until)
-        return {**span(r), "stages": report.stages(view.figures, r)}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), "stages": report.stages(g.figures, r)}
 
     @api.get("/figures/margin", responses=error_responses(422))
     async def margin(since: From = None, until: To = None) -> dict[str, Any]:
-        r = days(since, until)
-        return {**span(r), **report.margin(view.figures, r, view.rules())}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), **report.margin(g.figures, r, view.rules())}
 
     @api.get("/figures/abc", responses=error_responses(422))
     async def abc(since: From = None, until: To = None) -> dict[str, Any]:
         """SKUs by revenue with their ABC class (thresholds from the rules)."""
-        r = days(since, until)
-        return {**span(r), "skus": report.abc(view.figures, r, view.rules())}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), "skus": report.abc(g.figures, r, view.rules())}
 
     @api.get("/figures/segments", responses=error_responses(422))
     async def segments(
         at: Annotated[Day | None, Query(description="as of this day (default: newest)")] = None,
     ) -> dict[str, Any]:
         """Customers new / active / dormant / VIP as of a day."""
-        day = at or view.latest_day()
-        counts = report.segments(view.figures, day_number(day), view.rules())
+        g = await view.current()
+        day = at or latest_day(g.newest_event_us)
+        counts = report.segments(g.figures, day_number(day), view.rules())
         return {"at": day.isoformat(), "segments": counts}
 
     @api.get("/figures/exceptions", responses=error_responses(422))
     async def exceptions(since: From = None, until: To = None) -> dict[str, Any]:
         """Orders flagged by risk, by rule, level and day (of the latest assessment)."""
-        r = days(since, until)
-        return {**span(r), **report.exceptions(view.figures, r)}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), **report.exceptions(g.figures, r)}
 
     @api.get("/figures/tickets", responses=error_responses(422))
     async def tickets(since: From = None, until: To = None) -> dict[str, Any]:
-        r = days(since, until)
-        return {**span(r), **report.tickets(view.figures, r)}
+        g = await view.current()
+        r = days(since, until, g)
+        return {**span(r), **report.tickets(g.figures, r)}
 
     @api.get("/figures/accuracy", responses=error_responses(422))
     async def accuracy(since: From = None, until: To = None) -> dict[str, Any]:
         """Picking accuracy (accepted scans / all scans, as fulfilment counts it) and
         the pack check's pass rate, for the range and by day (of the scan or check)."""
-        r = days(since, until)
-        f = view.figures
+        g = await view.current()
+        r, f = days(since, until, g), g.figures
         return {**span(r), **report.accuracy(f, r), "by_day": report.accuracy_by_day(f, r)}
 
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -176,11 +206,13 @@ def create_api(view: View) -> FastAPI:
         (conversion, AOV, repurchase, exceptions), warehouse (processing times, on-time
         shipping, picking accuracy, backlog, alerts). A browser (Accept: text/html)
         gets the page that draws them and updates itself every 5 s."""
-        r = days(since, until)
+        g = await view.current()
+        r = days(since, until, g)
         if _wants_html(request):
             page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
             return HTMLResponse(page.replace("{{ROLE}}", role).replace("{{TITLE}}", role))
-        return {"role": role, **span(r), **DASHBOARDS[role](view, r)}
+        board = DASHBOARDS[role](view, g.figures, r)
+        return {"role": role, **span(r), **board, "coverage": g.coverage()}
 
     @api.get("/alerts", responses=error_responses(422))
     async def alerts(
@@ -198,9 +230,21 @@ def create_api(view: View) -> FastAPI:
 
     @api.get("/figures")
     async def everything() -> dict[str, Any]:
-        """Every figure this worker holds, as sorted lists (family -> [key, vector]):
-        two workers that saw the same events answer the same."""
-        return {"families": view.figures.snapshot()}
+        """Every figure of the group, as sorted lists (family -> [key, vector]), and the
+        partitions they cover: the same events give the same figures, however many
+        workers share them."""
+        g = await view.current()
+        return {"families": g.figures.snapshot(), "coverage": g.coverage()}
+
+    @api.get("/figures/held")
+    async def held() -> dict[str, Any]:
+        """This worker's own figures and the partitions it holds: what the other
+        workers of the group add to theirs."""
+        return {
+            "partitions": view.status()["partitions"],
+            "newest_event_us": view.newest_event_us(),
+            "families": view.figures.snapshot(),
+        }
 
     @api.get("/progress")
     async def progress() -> dict[str, Any]:
@@ -214,6 +258,7 @@ def create_api(view: View) -> FastAPI:
             "batches": p.batches,
             "newest_event_us": dict(p.last_event_us),
             **view.status(),
+            "group": (await view.current()).coverage(),
         }
 
     return api
@@ -229,8 +274,8 @@ def _wants_html(request: Request) -> bool:
     return html >= 0 and (json < 0 or html < json)
 
 
-def _daily(view: View, r: report.Range) -> list[dict[str, Any]]:
-    rows = {row["day"]: row for row in report.sales(view.figures, r, "day")}
+def _daily(f: Figures, r: report.Range) -> list[dict[str, Any]]:
+    rows = {row["day"]: row for row in report.sales(f, r, "day")}
     out = []
     for day in r.days():
         iso = day_date(day).isoformat()
@@ -245,45 +290,45 @@ def _daily(view: View, r: report.Range) -> list[dict[str, Any]]:
     return out
 
 
-def _management(view: View, r: report.Range) -> dict[str, Any]:
+def _management(view: View, f: Figures, r: report.Range) -> dict[str, Any]:
     before = report.Range(r.first - len(r.days()), r.first - 1)
-    now, then = report.totals(view.figures, r), report.totals(view.figures, before)
+    now, then = report.totals(f, r), report.totals(f, before)
     growth = report.rate(Decimal(now["gmv"]) - Decimal(then["gmv"]), Decimal(then["gmv"]))
     return {
         "gmv": now["gmv"],
         "orders": now["orders"],
-        "margin": report.margin(view.figures, r, view.rules()),
+        "margin": report.margin(f, r, view.rules()),
         "previous_period": {**then, "from": day_date(before.first).isoformat()},
         "gmv_growth": growth,
-        "by_channel": report.sales(view.figures, r, "channel"),
-        "daily": _daily(view, r),
+        "by_channel": report.sales(f, r, "channel"),
+        "daily": _daily(f, r),
     }
 
 
-def _operations(view: View, r: report.Range) -> dict[str, Any]:
-    funnel = report.funnel(view.figures, r)
+def _operations(view: View, f: Figures, r: report.Range) -> dict[str, Any]:
+    funnel = report.funnel(f, r)
     return {
         "conversion": {k: funnel[k] for k in ("paid_rate", "shipped_rate", "delivered_rate")},
-        "aov": report.totals(view.figures, r)["aov"],
+        "aov": report.totals(f, r)["aov"],
         "repurchase_rate": funnel["repurchase_rate"],
         "cancellation_rate": funnel["cancellation_rate"],
         "return_rate": funnel["return_rate"],
         "funnel": funnel,
-        "exceptions": report.exceptions(view.figures, r),
-        "tickets": report.tickets(view.figures, r),
-        "daily": _daily(view, r),
+        "exceptions": report.exceptions(f, r),
+        "tickets": report.tickets(f, r),
+        "daily": _daily(f, r),
     }
 
 
-def _warehouse(view: View, r: report.Range) -> dict[str, Any]:
-    shipping = report.shipping(view.figures, r)
-    accuracy = report.accuracy(view.figures, r)
+def _warehouse(view: View, f: Figures, r: report.Range) -> dict[str, Any]:
+    shipping = report.shipping(f, r)
+    accuracy = report.accuracy(f, r)
     daily = []
     for day in r.days():
         one = report.Range(day, day)
-        stage = report.stages(view.figures, one)["paid_shipped"]
-        ship = report.shipping(view.figures, one)
-        picking = report.accuracy(view.figures, one)
+        stage = report.stages(f, one)["paid_shipped"]
+        ship = report.shipping(f, one)
+        picking = report.accuracy(f, one)
         daily.append(
             {
                 "day": day_date(day).isoformat(),
@@ -296,7 +341,7 @@ def _warehouse(view: View, r: report.Range) -> dict[str, Any]:
             }
         )
     return {
-        "stages": report.stages(view.figures, r),
+        "stages": report.stages(f, r),
         "on_time_rate": shipping["on_time_rate"],
         "picking_accuracy": accuracy["accuracy"],
         "accuracy": accuracy,
@@ -308,7 +353,7 @@ def _warehouse(view: View, r: report.Range) -> dict[str, Any]:
     }
 
 
-DASHBOARDS: dict[str, Callable[[View, report.Range], dict[str, Any]]] = {
+DASHBOARDS: dict[str, Callable[[View, Figures, report.Range], dict[str, Any]]] = {
     "management": _management,
     "operations": _operations,
     "warehouse": _warehouse,

@@ -27,6 +27,7 @@ from analytics.alerting import AlertPublisher
 from analytics.entities import State
 from analytics.facts import TOPICS, message_key_of
 from analytics.figures import Figures
+from analytics.group import GroupFigures
 from analytics.processing import Processor, Progress, Rejected
 from analytics.rules import AnalyticsRules
 from analytics.settings import AnalyticsSettings
@@ -37,6 +38,10 @@ TABLE = "entities"
 SERVICE = "analytics"
 #: every topic read has this many partitions (the contracts' layout), and so has the table
 PARTITIONS = ORDERS.partitions
+#: how often a worker that is not the leader reads back the alerts the leader raised
+ALERTS_READ_S = 5.0
+#: how often a worker beside others puts the group's figures together for its metrics
+GROUP_REFRESH_S = 5.0
 
 
 def partition_of(entity: str) -> int:
@@ -129,6 +134,7 @@ class Worker:
     analytics: Analytics
     alerts: AlertPublisher
     rules: WatchedRules[AnalyticsRules]
+    group: GroupFigures
 
 
 def create_app(settings: AnalyticsSettings) -> Worker:
@@ -144,6 +150,8 @@ def create_app(settings: AnalyticsSettings) -> Worker:
         broker_max_poll_records=settings.batch_size,
         Table=EntityTable,
         web_enabled=True,  # serves the service's own API (FastAPI, serve_asgi), not faust's
+        # what faust's assignor tells the other workers: where this one's API answers
+        canonical_url=settings.url(),
     )
     table = app.Table(
         TABLE,
@@ -168,14 +176,35 @@ def create_app(settings: AnalyticsSettings) -> Worker:
 
     app.agent(source, name="analytics.apply")(consume)
 
+    def members() -> dict[str, set[int]]:
+        """Each member's URL and the entity table's partitions it holds, as faust's
+        assignor told every member at the last rebalance."""
+        topic = table.changelog_topic_name
+        return {
+            url: set(held.get(topic, ()))
+            for url, held in app.assignor.table_metadata(topic).items()
+        }
+
+    group = GroupFigures(
+        figures,
+        settings.url(),
+        PARTITIONS,
+        table.held_partitions,
+        members,
+        lambda: max(analytics.progress.last_event_us.values(), default=None),
+        timeout_s=settings.peer_timeout_s,
+    )
     rules = WatchedRules(settings.rules_file, AnalyticsRules, settings.rules_check_s)
     alerts = AlertPublisher(
         app.topic(ANALYTICS.name, key_serializer="raw", value_serializer="raw"),
         settings.broker,
-        figures,
-        lambda: analytics.progress,
+        group.current,
         rules.current,
     )
     # the interval is set once: a new check_s in the rules file takes a restart
     app.timer(rules.current().alerts.check_s, on_leader=True, name="analytics.alerts")(alerts.tick)
-    return Worker(app, analytics, alerts, rules)
+    # the metrics of a worker beside others: the group's figures, at most this old
+    app.timer(GROUP_REFRESH_S, name="analytics.group")(group.refresh)
+    # the other workers show the alerts the leader raised: they read them back
+    app.timer(ALERTS_READ_S, name="analytics.alerts.read")(alerts.follow(app.is_leader))
+    return Worker(app, analytics, alerts, rules, group)

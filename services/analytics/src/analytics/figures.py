@@ -163,6 +163,17 @@ class Figures:
                 if not keys:
                     del self.data[family]
 
+    def copy(self) -> Figures:
+        twin = Figures()
+        twin.data = {f: {k: list(v) for k, v in keys.items()} for f, keys in self.data.items()}
+        return twin
+
+    def add_snapshot(self, snapshot: dict[str, list[list[Any]]]) -> None:
+        """Add another worker's figures (its `snapshot()`, through JSON: keys as lists)."""
+        for family, rows in snapshot.items():
+            for key, vector in rows:
+                self._add([(family, tuple(key), tuple(vector))], 1)
+
     def family(self, name: str) -> dict[Key, list[int]]:
         return self.data.get(name, {})
 

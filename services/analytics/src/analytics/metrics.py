@@ -1,8 +1,9 @@
-"""The key figures as Prometheus metrics, read from the figures at scrape time (so they
-are never out of step with the API): today's and the last 30 days' orders, GMV and
-margin, the funnel's rates, stage time percentiles, picking accuracy and pack checks
-passed, the backlog, the active alerts, and the worker's own counts. "Today" is the
-newest event day (event time)."""
+"""The key figures as Prometheus metrics, read from the group's figures at scrape time
+(with one worker its own, as they change; with more, as last put together for the API or
+the alert check, so every worker exports the group's values): today's and the last 30
+days' orders, GMV and margin, the funnel's rates, stage time percentiles, picking accuracy
+and pack checks passed, the backlog, the active alerts, and the worker's own counts.
+"Today" is the newest event day (event time)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from analytics.timeutil import day_number
 class FiguresCollector(Collector):
     def __init__(
         self,
-        figures: Figures,
+        figures: Callable[[], Figures],
         progress: Callable[[], Progress],
         rules: Callable[[], AnalyticsRules],
         alerts: Callable[[], AlertBook],
@@ -33,6 +34,7 @@ class FiguresCollector(Collector):
         self.alerts, self.today = alerts, today
 
     def collect(self) -> Iterator[Any]:
+        figures = self.figures()
         last = day_number(self.today())
         windows = {"day": report.Range(last, last), "30d": report.Range(last - 29, last)}
         orders = GaugeMetricFamily("analytics_orders", "Orders placed", labels=["window"])
@@ -51,27 +53,27 @@ class FiguresCollector(Collector):
             labels=["window", "check"],
         )
         for name, r in windows.items():
-            picking = report.accuracy(self.figures, r)
+            picking = report.accuracy(figures, r)
             for check, key in (("picking", "accuracy"), ("pack", "pack_check_rate")):
                 if picking[key] is not None:
                     accuracy.add_metric([name, check], picking[key])
-            totals = report.totals(self.figures, r)
+            totals = report.totals(figures, r)
             orders.add_metric([name], totals["orders"])
             gmv.add_metric([name], float(totals["gmv"]))
             aov.add_metric([name], float(totals["aov"] or 0))
-            margin.add_metric([name], float(report.margin(self.figures, r, self.rules())["margin"]))
-            funnel = report.funnel(self.figures, r)
+            margin.add_metric([name], float(report.margin(figures, r, self.rules())["margin"]))
+            funnel = report.funnel(figures, r)
             for key in ("paid_rate", "shipped_rate", "delivered_rate", "cancellation_rate"):
                 if funnel[key] is not None:
                     rates.add_metric([name, key.removesuffix("_rate")], funnel[key])
-            stages = report.stages(self.figures, r)
+            stages = report.stages(figures, r)
             for stage in STAGES:
                 for q in ("p50", "p90", "p99"):
                     value = stages[stage][f"{q}_s"]
                     if value is not None:
                         stage_s.add_metric([name, stage, q], value)
         yield from (orders, gmv, aov, margin, rates, stage_s, accuracy)
-        shipping = report.shipping(self.figures, windows["day"])
+        shipping = report.shipping(figures, windows["day"])
         yield GaugeMetricFamily(
             "analytics_backlog_orders", "Confirmed orders not shipped", value=shipping["backlog"]
         )

@@ -3,6 +3,7 @@ with `__`: ANALYTICS_BROKER__BOOTSTRAP_SERVERS, ANALYTICS_API__PORT)."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -42,4 +43,21 @@ class AnalyticsSettings(BaseSettings):
     rules_check_s: float = Field(
         2.0, ge=0, description="how often the rules file's mtime is looked at (reloaded on change)"
     )
+    advertised_url: str | None = Field(
+        None,
+        description="the URL the other workers of the group reach this worker's API at, to "
+        "add its figures to theirs (analytics.group); default http://<api host>:<api port>, "
+        "with this machine's host name when the API listens on every interface",
+    )
+    peer_timeout_s: float = Field(
+        2.0, gt=0, description="how long a worker waits for another's figures"
+    )
     log_level: str = "info"
+
+    def url(self) -> str:
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = self.api.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 (reading the setting, not binding)
+            host = socket.gethostname()
+        return f"http://{host}:{self.api.port}"

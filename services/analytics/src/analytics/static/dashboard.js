@@ -116,6 +116,13 @@
     }));
   }
 
+  function missing(coverage) {
+    const have = new Set(coverage.partitions);
+    const absent = [...Array(coverage.of).keys()].filter((p) => !have.has(p));
+    const why = coverage.workers.filter((w) => w.error).map((w) => `${w.worker}: ${w.error}`);
+    return `partitions ${absent.join(", ")} of ${coverage.of} not counted` + (why.length ? ` (${why.join("; ")})` : "");
+  }
+
   async function refresh() {
     const live = document.getElementById("live");
     try {
@@ -125,8 +132,12 @@
       window.dashboard.data = d;
       draw(d);
       window.dashboard.updates += 1;
-      live.classList.remove("stale");
-      document.getElementById("updated").textContent = `${d.from} – ${d.to}, updated ${new Date().toLocaleTimeString("en-GB")}`;
+      const updated = `${d.from} – ${d.to}, updated ${new Date().toLocaleTimeString("en-GB")}`;
+      const partial = d.coverage && !d.coverage.complete;
+      // with more than one worker the figures are the group's; during a rebalance, or
+      // when a worker does not answer, some partitions are missing: say so, never hide it
+      live.classList.toggle("stale", Boolean(partial));
+      document.getElementById("updated").textContent = partial ? `${updated}; partial: ${missing(d.coverage)}` : updated;
     } catch (error) {
       live.classList.add("stale");
       document.getElementById("updated").textContent = `not updated: ${error.message}`;
