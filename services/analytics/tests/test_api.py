@@ -8,7 +8,11 @@ from decimal import Decimal
 
 import pytest
 from analytics.api import create_api
+from analytics.entities import State
+from analytics.figures import Figures
 from analytics.harness import recorded_view, traffic
+from analytics.processing import Processor, Progress
+from analytics.timeutil import day_date
 from fastapi.testclient import TestClient
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -26,6 +30,24 @@ def test_the_default_range_ends_on_the_newest_event_day(client):
     assert newest > START.date()  # deliveries and tickets come days after the orders
     assert (newest - date.fromisoformat(summary["from"])).days == 29
     assert summary["totals"]["orders"] == 400
+
+
+def test_after_a_restart_the_range_still_ends_on_the_newest_event_day(client):
+    """A restarted worker recovers its figures from the table but has applied no event
+    yet: its default range (and the metrics' and alerts' "today") come from the newest
+    day its figures hold, not from the wall clock."""
+    messages = traffic(400, START, seed=4)
+    table: dict[str, State] = {}
+    applied = Processor(table, Figures())
+    applied.apply((i, t, k, v) for i, (t, k, v) in enumerate(messages))
+    newest = max(applied.progress.last_event_us.values()) // 86_400_000_000
+    recovered = Figures()
+    recovered.rebuild(table.items())  # what a restarted worker holds
+    view = recorded_view(messages)
+    view.figures, view.progress = recovered, Progress  # nothing applied since the start
+    restarted = TestClient(create_api(view)).get("/figures/summary").json()
+    assert restarted["to"] == str(day_date(newest)) == client.get("/figures/summary").json()["to"]
+    assert restarted["totals"]["orders"] == 400
 
 
 def test_the_management_dashboard_has_growth_on_the_period_before_and_a_daily_series(client):

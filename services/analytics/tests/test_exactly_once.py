@@ -110,7 +110,11 @@ def test_the_figures_count_what_the_traffic_holds(recorded):
     classes = [row["class"] for row in report.abc(processor.figures, everything, AnalyticsRules())]
     assert classes == sorted(classes) and set(classes) == {"A", "B", "C"}
     flagged = sum(1 for n in range(300) if n % 17 == 0)
-    assert report.exceptions(processor.figures, everything)["by_rule"] == {"order.large": flagged}
+    twice = sum(1 for n in range(300) if n % 34 == 0)  # flagged by two rules
+    exceptions = report.exceptions(processor.figures, everything)
+    assert exceptions["by_rule"] == {"order.large": flagged, "address.postcode": twice}
+    assert exceptions["orders"] == flagged == sum(exceptions["by_day"].values())
+    assert exceptions["by_level"] == {"ordinary": flagged}
     accuracy = report.accuracy(processor.figures, everything)
     assert accuracy == picking_in(recorded)
     assert accuracy["refused_scans"] > 0 and 0 < accuracy["accuracy"] < 1

@@ -5,6 +5,7 @@ statistics, and the errors a user sees."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from risk.translation import to_contract
@@ -141,15 +142,17 @@ def test_the_blacklist_adds_lists_and_removes_entries(service, service_feed, cli
 def test_stats_count_exceptions_by_reason_level_and_day(service, service_feed, client, clock):
     flagged(service, service_feed)
     flagged(service, service_feed)
-    odd = service_feed.order()
+    odd = service_feed.order(total=Decimal("1500.00"))
     odd.address["city"] = ""
     service_feed.assessed_order(odd)
     service.catch_up()
     day = clock.now().date().isoformat()
     stats = client.get("/exceptions/stats", params={"from": day, "to": day}).json()
-    assert stats["by_reason"] == {"velocity.customer": 2, "address.missing": 1}
-    assert stats["by_level"] == {"serious": 2, "ordinary": 1}
-    assert stats["by_day"] == {day: {"velocity.customer": 2, "address.missing": 1}}
+    reasons = {"velocity.customer": 2, "address.missing": 1, "large.amount": 1}
+    assert stats["by_reason"] == reasons
+    assert stats["by_level"] == {"serious": 3, "ordinary": 1}  # by each reason's level
+    assert stats["by_day"] == {day: reasons}
+    assert stats["orders"] == 3  # the order flagged by two rules counts once
     assert client.get("/exceptions/stats", params={"from": "2026-13-01"}).status_code == 422
 
 

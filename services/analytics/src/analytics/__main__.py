@@ -88,7 +88,7 @@ def serve(settings: AnalyticsSettings) -> None:
             view.progress,
             view.rules,
             view.alerts,
-            lambda: latest_day(group.latest().newest_event_us),
+            lambda: latest_day(group.latest()),
         )
     )
     serve_asgi(

@@ -25,7 +25,7 @@ from shopfloor_runtime.settings import BrokerSettings
 from analytics.alerts import AlertBook, Verdict, evaluate
 from analytics.group import GroupView
 from analytics.rules import AnalyticsRules
-from analytics.timeutil import day_date, day_of
+from analytics.timeutil import day_date
 
 log = logging.getLogger(__name__)
 NAMESPACE = UUID("0b6a9f8e-37c4-4d51-8f0e-5a3c2d7e9b14")
@@ -89,13 +89,13 @@ class AlertPublisher:
             active = [a.alert_id for a in self.book.alerts.values() if a.active]
             log.info("alerts read back from %s: %d active %s", ANALYTICS.name, len(active), active)
         group = await self.group()
-        if group.newest_event_us is None:
-            return  # nothing seen yet: no figures to judge
         if not group.complete:
             missing = sorted(set(range(group.partitions)) - group.covered)
             log.warning("alerts not judged: the figures of partitions %s are missing", missing)
             return
-        as_of = day_of(group.newest_event_us)
+        as_of = group.newest_day()
+        if as_of is None:
+            return  # nothing seen yet: no figures to judge
         for verdict in self.book.changes(evaluate(group.figures, self.rules().alerts, as_of)):
             await self._publish(verdict, day_date(as_of).isoformat())
 

@@ -43,12 +43,11 @@ class View:
     group: Callable[[], Awaitable[GroupView]] | None = None
 
     def newest_event_us(self) -> int | None:
+        """The newest event time of this worker's figures (recovered with them)."""
+        if self.figures.newest_us is not None:
+            return self.figures.newest_us
         seen = self.progress().last_event_us.values()
         return max(seen) if seen else None
-
-    def latest_day(self) -> date:
-        """The day of the newest event this worker saw (event time), today if none."""
-        return latest_day(self.newest_event_us())
 
     async def current(self) -> GroupView:
         if self.group is not None:
@@ -60,11 +59,10 @@ class View:
         )
 
 
-def latest_day(newest_event_us: int | None) -> date:
-    """The day of the newest event (event time), today if none."""
-    if newest_event_us is None:
-        return date.today()
-    return day_date(newest_event_us // 86_400_000_000)
+def latest_day(group: GroupView) -> date:
+    """The day of the newest event (event time); today only when there are no figures."""
+    newest = group.newest_day()
+    return date.today() if newest is None else day_date(newest)
 
 
 From = Annotated[Day | None, Query(alias="from", description="first day (YYYY-MM-DD)")]
@@ -83,7 +81,7 @@ def create_api(view: View) -> FastAPI:
     api.include_router(ops_router("analytics", {"worker": view.ready}))
 
     def days(since: date | None, until: date | None, group: GroupView) -> report.Range:
-        last = until or latest_day(group.newest_event_us)
+        last = until or latest_day(group)
         first = since or last - timedelta(days=DEFAULT_DAYS - 1)
         if first > last:
             raise HTTPException(
@@ -161,7 +159,7 @@ def create_api(view: View) -> FastAPI:
     ) -> dict[str, Any]:
         """Customers new / active / dormant / VIP as of a day."""
         g = await view.current()
-        day = at or latest_day(g.newest_event_us)
+        day = at or latest_day(g)
         counts = report.segments(g.figures, day_number(day), view.rules())
         return {"at": day.isoformat(), "segments": counts}
 

@@ -191,7 +191,7 @@ def create_app(settings: AnalyticsSettings) -> Worker:
         PARTITIONS,
         table.held_partitions,
         members,
-        lambda: max(analytics.progress.last_event_us.values(), default=None),
+        lambda: figures.newest_us,
         timeout_s=settings.peer_timeout_s,
     )
     rules = WatchedRules(settings.rules_file, AnalyticsRules, settings.rules_check_s)

@@ -37,6 +37,9 @@ def apply(state: State | None, fact: Fact) -> State | None:
     except (KeyError, TypeError, ValueError, InvalidOperation) as error:
         raise Unusable(f"{fact.event_type}: {type(error).__name__}: {error}") from None
     new["w"] = {**seen, fact.topic: fact.position}
+    # the newest event time applied to it (any order of arrival gives the same): after
+    # a restart, the figures' "now" is the newest of these (Figures.newest_us)
+    new["at"] = max(new.get("at", 0), fact.occurred_us)
     return new
 
 

@@ -18,7 +18,8 @@ Families, each key's first element the day (days since the epoch, UTC) where it 
 | stage | stage, day ended | count, sum ms, sum of squares ms^2 |
 | stage_bins | stage, day ended, sketch bin | count |
 | customer_day | customer, day | orders, spend cents |
-| exceptions | day assessed, rule, level | orders |
+| exceptions | day assessed, rule, level | orders (one per rule that fired: by rule) |
+| flagged | day assessed, level | orders (one per flagged order: totals, by level, by day) |
 | backlog | () | confirmed orders not shipped nor cancelled |
 | shipments | day dispatched, warehouse, carrier | shipments, on time, orders |
 | picking | day scanned | scans accepted, scans refused |
@@ -68,6 +69,7 @@ def _order(s: State) -> Contribution:
     if risk is not None and risk[0] == "flagged":
         day = day_of(s["assessed"])
         out.extend(("exceptions", (day, rule, risk[1] or "-"), (1,)) for rule in risk[2])
+        out.append(("flagged", (day, risk[1] or "-"), (1,)))
     placed = s.get("placed")
     if placed is None:
         return out
@@ -139,15 +141,25 @@ class Figures:
 
     def __init__(self) -> None:
         self.data: dict[str, dict[Key, list[int]]] = {}
+        #: the newest event time of the entities counted (their `at`), not a sum: the
+        #: figures' "now" (event time), right after a recovery too
+        self.newest_us: int | None = None
 
     def replace(self, entity: str, old: State | None, new: State | None) -> None:
         self._add(contribution(entity, old), -1)
         self._add(contribution(entity, new), 1)
+        self._saw(new)
 
     def rebuild(self, states: Iterable[tuple[str, State]]) -> None:
-        self.data = {}
+        self.data, self.newest_us = {}, None
         for entity, state in states:
             self._add(contribution(entity, state), 1)
+            self._saw(state)
+
+    def _saw(self, state: State | None) -> None:
+        at = state.get("at") if state else None
+        if at is not None and (self.newest_us is None or at > self.newest_us):
+            self.newest_us = at
 
     def _add(self, parts: Contribution, sign: int) -> None:
         for family, key, vector in parts:
@@ -166,6 +178,7 @@ class Figures:
     def copy(self) -> Figures:
         twin = Figures()
         twin.data = {f: {k: list(v) for k, v in keys.items()} for f, keys in self.data.items()}
+        twin.newest_us = self.newest_us
         return twin
 
     def add_snapshot(self, snapshot: dict[str, list[list[Any]]]) -> None:
@@ -183,6 +196,17 @@ class Figures:
             day = key[1] if name in ("stage", "stage_bins", "customer_day") else key[0]
             if first <= day <= last:
                 yield key, vector
+
+    def newest_day(self) -> int | None:
+        """The newest day any order, stage, shipment, scan or ticket is counted on
+        (event time), None without figures. Reads the small day-keyed families only."""
+        days = [
+            key[0]
+            for family in ("sales", "flagged", "shipments", "picking", "pack_checks", "tickets")
+            for key in self.family(family)
+        ]
+        days.extend(day for _, day in self.family("stage"))  # a delivery's, say
+        return max(days, default=None)
 
     def snapshot(self) -> dict[str, list[list[Any]]]:
         """Everything, as sorted JSON-ready lists: equal for equal figures."""

@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 
 from analytics.figures import Figures
+from analytics.timeutil import day_of
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,14 @@ class GroupView:
     covered: set[int]
     newest_event_us: int | None
     members: list[Member] = field(default_factory=list)
+
+    def newest_day(self) -> int | None:
+        """The day of the newest event applied since the workers started or, before any,
+        the newest day the figures hold (after a restart the figures are recovered from
+        the table, but no event has been applied yet)."""
+        if self.newest_event_us is not None:
+            return day_of(self.newest_event_us)
+        return self.figures.newest_day()
 
     @property
     def complete(self) -> bool:

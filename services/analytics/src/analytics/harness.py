@@ -192,7 +192,11 @@ def _order(
             level="ordinary" if flagged else None,
             hold=False,
             queue="front_line" if flagged else None,
-            reasons=[Reason(rule="order.large", level="ordinary", detail="large", inputs={})]
+            # every other flagged order trips two rules: it still counts as one exception
+            reasons=[
+                Reason(rule=rule, level="ordinary", detail=rule, inputs={})
+                for rule in ("order.large", "address.postcode")[: 2 if n % 34 == 0 else 1]
+            ]
             if flagged
             else [],
             assessed_at=t,

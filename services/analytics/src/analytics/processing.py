@@ -31,7 +31,8 @@ class Progress:
     skipped: int = 0  # event types analytics does not read
     rejected: int = 0
     batches: int = 0
-    last_event_us: dict[str, int] = field(default_factory=dict)  # topic -> occurred_at
+    #: topic -> the newest occurred_at applied (event time; a late event does not lower it)
+    last_event_us: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class Processor:
                     continue
                 state = new
                 self.progress.applied += 1
-                self.progress.last_event_us[fact.topic] = fact.occurred_us
+                seen = self.progress.last_event_us
+                seen[fact.topic] = max(seen.get(fact.topic, 0), fact.occurred_us)
             if state is not old and state is not None:
                 self.table[entity] = state
                 if self.incremental:

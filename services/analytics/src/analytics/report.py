@@ -242,14 +242,23 @@ def segments(f: Figures, at: int, rules: AnalyticsRules) -> dict[str, int]:
 
 
 def exceptions(f: Figures, r: Range) -> dict[str, Any]:
+    """Orders risk flagged (by the day of the assessment): in all, by the order's level
+    and by day, each order once; and by rule, where an order flagged by two rules counts
+    under each (so `by_rule` sums to more than `orders`)."""
     by_rule: dict[str, int] = defaultdict(int)
     by_level: dict[str, int] = defaultdict(int)
     by_day: dict[str, int] = defaultdict(int)
-    for (day, rule, level), (n,) in f.between("exceptions", r.first, r.last):
+    for (_, rule, _), (n,) in f.between("exceptions", r.first, r.last):
         by_rule[rule] += n
+    for (day, level), (n,) in f.between("flagged", r.first, r.last):
         by_level[level] += n
         by_day[day_date(day).isoformat()] += n
-    return {"by_rule": dict(by_rule), "by_level": dict(by_level), "by_day": dict(by_day)}
+    return {
+        "orders": sum(by_level.values()),
+        "by_rule": dict(by_rule),
+        "by_level": dict(by_level),
+        "by_day": dict(by_day),
+    }
 
 
 def tickets(f: Figures, r: Range) -> dict[str, Any]:

@@ -197,7 +197,9 @@ class RiskQueries:
         return found
 
     def stats(self, since: str, until: str) -> dict[str, Any]:
-        """Exceptions by reason, level and day (the day a rule first fired in each)."""
+        """Exceptions by reason, level and day (the day a rule first fired in each): an
+        order flagged by two rules counts once under each rule and under each rule's
+        level; `orders` counts each flagged order once."""
         with self.sql.transaction(write=False) as cur:
             cur.execute(
                 "SELECT day, rule, level, COUNT(*) FROM exception_reason WHERE day >= ? AND "
@@ -205,6 +207,11 @@ class RiskQueries:
                 (since, until),
             )
             rows = cur.fetchall()
+            cur.execute(
+                "SELECT COUNT(DISTINCT order_id) FROM exception_reason WHERE day >= ? AND day <= ?",
+                (since, until),
+            )
+            (orders,) = cur.fetchone()
         by_reason: dict[str, int] = {}
         by_level: dict[str, int] = {}
         by_day: dict[str, dict[str, int]] = {}
@@ -215,6 +222,7 @@ class RiskQueries:
         return {
             "from": since,
             "to": until,
+            "orders": int(orders),
             "by_reason": by_reason,
             "by_level": by_level,
             "by_day": by_day,

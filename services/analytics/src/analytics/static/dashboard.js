@@ -32,7 +32,7 @@
         ["aov", "Average order (EUR)", (d) => d.aov, money],
         ["repurchase_rate", "Repurchase", (d) => d.repurchase_rate, share],
         ["cancellation_rate", "Cancelled", (d) => d.cancellation_rate, share],
-        ["exceptions", "Risk exceptions", (d) => Object.values(d.exceptions.by_rule).reduce((a, b) => a + b, 0), count],
+        ["exceptions", "Risk exceptions", (d) => d.exceptions.orders, count],
       ],
       charts: [
         ["funnel", "Funnel (orders placed in the range)", "bar", (d) => ({ labels: ["placed", "paid", "shipped", "delivered"], values: ["placed", "paid", "shipped", "delivered"].map((k) => d.funnel[k]) })],
