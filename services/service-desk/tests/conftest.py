@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -102,8 +102,8 @@ class Feed:
         )
         return order
 
-    def dispatched(self, order: Order) -> Order:
-        now = self.app.clock.now()
+    def dispatched(self, order: Order, at: datetime | None = None) -> Order:
+        now = at or self.app.clock.now()
         lines = [
             ful.ShipmentLine(order_id=order.order_id, sku=sku, qty=qty)
             for sku, (qty, _) in order.lines.items()

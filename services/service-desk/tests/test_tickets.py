@@ -301,6 +301,21 @@ def test_an_orders_status_never_goes_back_when_the_topics_interleave(feed):
     assert record.status == "shipped"
 
 
+def test_a_late_delivery_read_before_its_promise_opens_its_ticket_when_the_promise_arrives(
+    feed, clock
+):
+    """orders.v1 and fulfilment.v1 are read independently: the delivery may come first,
+    the dispatch with its promise later. The ticket opens then, once."""
+    order = feed.paid(feed.placed(feed.order("cust-ahead")))
+    dispatched_at = clock.now()
+    clock.advance(timedelta(days=5))
+    feed.delivered(order)  # three days after a promise not known yet
+    assert tickets_of(feed.app, "cust-ahead", order.order_id, "delivery") == 0
+    feed.dispatched(order, at=dispatched_at)  # promised by dispatched_at + 2 days
+    feed.dispatched(order, at=dispatched_at)  # redelivered: still one ticket
+    assert tickets_of(feed.app, "cust-ahead", order.order_id, "delivery") == 1
+
+
 def test_a_parcel_delivered_past_the_late_standard_opens_a_ticket_with_its_offer(feed, clock):
     late = feed.dispatched(feed.paid(feed.placed(feed.order("cust-waited"))))  # promised +2 d
     on_time = feed.dispatched(feed.paid(feed.placed(feed.order("cust-fine"))))

@@ -100,6 +100,18 @@ class DeskApplication(ServiceApplication):
         offer (the same for everyone in that case)."""
         record = self._order_record(uow, order_id)
         record.record_delivered(at)
+        self._if_delivered_late(uow, order_id, record)
+
+    def shipment_promised(self, uow: UnitOfWork, order_id: str, promised_by: datetime) -> None:
+        record = self._order_record(uow, order_id)
+        record.record_promise(promised_by)
+        # orders.v1 and fulfilment.v1 are read independently: the delivery may be known
+        # before the promise it is measured against
+        self._if_delivered_late(uow, order_id, record)
+
+    def _if_delivered_late(self, uow: UnitOfWork, order_id: str, record: OrderRecord) -> None:
+        """Both the delivery and the promise known: a late delivery opens its ticket
+        (once: the ticket's source is the order)."""
         late = self.rules.late_delivery
         if record.promised_by is None or record.delivered_at is None:
             return
@@ -110,9 +122,6 @@ class DeskApplication(ServiceApplication):
                 f"{record.promised_by.date().isoformat()}: standard {late.id} offers {late.offer}."
             )
             self.ticket_from_event(uow, order_id, "delivery", f"late:{order_id}", text)
-
-    def shipment_promised(self, uow: UnitOfWork, order_id: str, promised_by: datetime) -> None:
-        self._order_record(uow, order_id).record_promise(promised_by)
 
     def refund_issued(
         self, uow: UnitOfWork, order_id: str, refund_id: str, amount: Decimal, total: Decimal
