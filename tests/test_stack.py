@@ -181,6 +181,8 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
         first.wait_for(FIGURES, lambda m: int(m[1]) > 0 and int(m[2]) > 0, 30)
         board = httpx.get(f"{analytics}/dashboards/management", timeout=10)
         assert board.status_code == 200 and board.json()["orders"] > 0, board.text
+        # the simulated purchasing books its receipts with a unit cost: the margin has one
+        assert_goods_have_a_cost(analytics)
         counts = httpx.get(f"{orders}/orders/counts", timeout=10).json()
         assert counts.get("confirmed", 0) + counts.get("shipped", 0) > 0, counts
         seen_in_first_run = order_ids(orders)
@@ -214,6 +216,16 @@ def test_the_stack_runs_stops_on_ctrl_c_and_resumes_from_its_data(tmp_path: Path
         for stack in stacks:
             stack.ensure_stopped()
         kill_strays(data_dir)
+
+
+def assert_goods_have_a_cost(analytics: str, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while True:
+        margin = httpx.get(f"{analytics}/figures/margin", timeout=10).json()
+        if float(margin["cost_of_goods"]) > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert float(margin["cost_of_goods"]) > 0 and margin["units_without_cost"] == 0, margin
 
 
 def assert_both_ready(stack: RunningStack, *urls: str) -> None:

@@ -119,6 +119,11 @@ def test_each_page_draws_the_numbers_the_api_returns(served, browser, role, tmp_
         assert daily["labels"] == [d["day"] for d in api["daily"]]
         assert daily["values"] == [float(d["gmv"]) for d in api["daily"]]
         assert chart("channel_gmv")["labels"] == [c["channel"] for c in api["by_channel"]]
+        by_channel = api["margin"]["by_channel"]
+        assert chart("channel_margin") == {
+            "labels": [c["channel"] for c in by_channel],
+            "values": [float(c["margin_before_shipping"]) for c in by_channel],
+        }
     elif role == "operations":
         assert tile("paid_rate") == share(api["conversion"]["paid_rate"])
         assert tile("aov") == money(api["aov"])

@@ -14,7 +14,9 @@ Families, each key's first element the day (days since the epoch, UTC) where it 
 | sales | day, hour, channel | orders, GMV cents, discount cents, units |
 | sku | day, sku | units, revenue cents |
 | funnel | day placed, channel | placed, paid, shipped, delivered, cancelled, returned, refunded |
-| payments | day placed, method | paid orders, paid order totals (cents) |
+| payments | day placed, method, channel | paid orders, paid order totals (cents) |
+| kept | day placed, channel | orders not cancelled, their totals, refunded (cents) |
+| kept_sku | day placed, channel, sku | units of the orders not cancelled |
 | stage | stage, day ended | count, sum ms, sum of squares ms^2 |
 | stage_bins | stage, day ended, sketch bin | count |
 | customer_day | customer, day | orders, spend cents |
@@ -94,7 +96,11 @@ def _order(s: State) -> Contribution:
         )
     )
     if "paid" in s:
-        out.append(("payments", (day, s.get("method") or "-"), (1, s["total"])))
+        out.append(("payments", (day, s.get("method") or "-", channel), (1, s["total"])))
+    if "cancelled" not in s:  # what the margin is made of: the orders that were sold
+        out.append(("kept", (day, channel), (1, s["total"], s.get("refunded", 0))))
+        for sku, qty, _ in s["lines"]:
+            out.append(("kept_sku", (day, channel, sku), (qty,)))
     out.append(("customer_day", (s["customer"], day), (1, s["total"])))
     for stage, (start, end) in _STAGE_EDGES.items():
         if start in s and end in s:

@@ -1,8 +1,9 @@
 """The key figures as Prometheus metrics, read from the group's figures at scrape time
 (with one worker its own, as they change; with more, as last put together for the API or
 the alert check, so every worker exports the group's values): today's and the last 30
-days' orders, GMV and margin, the funnel's rates, stage time percentiles, picking accuracy
-and pack checks passed, the backlog, the active alerts, and the worker's own counts.
+days' orders, GMV and margin, the funnel's rates, the repurchase rate, stage time
+percentiles, picking accuracy and pack checks passed, shipping on time, the orders risk
+flagged, the backlog, the active alerts, and the worker's own counts.
 "Today" is the newest event day (event time)."""
 
 from __future__ import annotations
@@ -52,7 +53,26 @@ class FiguresCollector(Collector):
             "Picking accuracy (accepted scans / scans) and pack checks passed (/ checks)",
             labels=["window", "check"],
         )
+        repurchase = GaugeMetricFamily(
+            "analytics_repurchase_ratio",
+            "Customers who ordered in the window with more than one order so far",
+            labels=["window"],
+        )
+        on_time = GaugeMetricFamily(
+            "analytics_on_time_ratio", "Shipments dispatched by their promise", labels=["window"]
+        )
+        flagged = GaugeMetricFamily(
+            "analytics_exception_orders",
+            "Orders risk flagged (each once), by the order's level",
+            labels=["window", "level"],
+        )
         for name, r in windows.items():
+            exceptions = report.exceptions(figures, r)
+            for level in ("ordinary", "serious"):
+                flagged.add_metric([name, level], exceptions["by_level"].get(level, 0))
+            dispatched = report.shipping(figures, r)
+            if dispatched["on_time_rate"] is not None:
+                on_time.add_metric([name], dispatched["on_time_rate"])
             picking = report.accuracy(figures, r)
             for check, key in (("picking", "accuracy"), ("pack", "pack_check_rate")):
                 if picking[key] is not None:
@@ -63,6 +83,8 @@ class FiguresCollector(Collector):
             aov.add_metric([name], float(totals["aov"] or 0))
             margin.add_metric([name], float(report.margin(figures, r, self.rules())["margin"]))
             funnel = report.funnel(figures, r)
+            if funnel["repurchase_rate"] is not None:
+                repurchase.add_metric([name], funnel["repurchase_rate"])
             for key in ("paid_rate", "shipped_rate", "delivered_rate", "cancellation_rate"):
                 if funnel[key] is not None:
                     rates.add_metric([name, key.removesuffix("_rate")], funnel[key])
@@ -73,6 +95,7 @@ class FiguresCollector(Collector):
                     if value is not None:
                         stage_s.add_metric([name, stage, q], value)
         yield from (orders, gmv, aov, margin, rates, stage_s, accuracy)
+        yield from (repurchase, on_time, flagged)
         shipping = report.shipping(figures, windows["day"])
         yield GaugeMetricFamily(
             "analytics_backlog_orders", "Confirmed orders not shipped", value=shipping["backlog"]

@@ -144,41 +144,77 @@ def _seconds(ms: Decimal | float | None) -> float | None:
     return None if ms is None else round(float(ms) / 1000, 3)
 
 
+@dataclass
+class _Channel:
+    orders: int = 0
+    revenue: int = 0  # cents, refunds taken off
+    refunds: int = 0
+    goods: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    before_shipping: Decimal = Decimal(0)
+
+
 def margin(f: Figures, r: Range, rules: AnalyticsRules) -> dict[str, Any]:
-    """Revenue less the goods' cost (weighted-average unit cost per SKU, from the stock
-    receipts that carry one), the platform commission per channel, the payment fees and
-    the shipping (per dispatched shipment, by carrier)."""
-    gmv: dict[str, int] = defaultdict(int)
-    orders = 0
-    for (_, _, channel), vector in f.between("sales", r.first, r.last):
-        orders += vector[0]
-        gmv[channel] += vector[1]
+    """What the orders placed in the range and not cancelled earned, in all and by
+    channel: their totals less refunds (revenue), less the goods' cost (weighted-average
+    unit cost per SKU, from the stock receipts that carry one), the platform commission
+    (per channel, on the revenue) and the payment fees (on every paid order, a cancelled
+    one's too: the provider keeps its fee); the shipping (per dispatched shipment, by
+    carrier, on the day of dispatch) comes off the total only, since one shipment can
+    carry orders of several channels. A returned item's cost is not given back (whether
+    it is resold is not known here)."""
     costs = {sku: (units, cents) for (sku,), (units, cents) in f.family("cost").items()}
-    goods = Decimal(0)
+    channels: dict[str, _Channel] = defaultdict(_Channel)
+    for (_, channel), (kept, totals, refunded) in f.between("kept", r.first, r.last):
+        c = channels[channel]
+        c.orders += kept
+        c.revenue += totals - refunded
+        c.refunds += refunded
     uncosted_units = 0
-    for (_, sku), (units, _) in f.between("sku", r.first, r.last):
+    for (_, channel, sku), (units,) in f.between("kept_sku", r.first, r.last):
         found = costs.get(sku)
         if found is None or not found[0]:
             uncosted_units += units
             continue
-        goods += Decimal(found[1]) / found[0] * units
-    commission = sum(
-        (Decimal(cents) * rules.commission_percent.get(channel, Decimal(0)) / 100)
-        for channel, cents in gmv.items()
-    )
-    fees = Decimal(0)
-    for (_, method), (paid, cents) in f.between("payments", r.first, r.last):
+        channels[channel].goods += Decimal(found[1]) / found[0] * units
+    for (_, method, channel), (paid, cents) in f.between("payments", r.first, r.last):
         fee = rules.payment_fees.get(method) or rules.payment_fees.get("card")
         if fee is not None:
-            fees += Decimal(cents) * fee.percent / 100 + fee.fixed * 100 * paid
+            channels[channel].fees += Decimal(cents) * fee.percent / 100 + fee.fixed * 100 * paid
+    by_channel = []
+    for channel in sorted(channels):
+        c = channels[channel]
+        percent = rules.commission_percent.get(channel, Decimal(0))
+        c.commission = Decimal(c.revenue) * percent / 100
+        c.before_shipping = Decimal(c.revenue) - c.goods - c.commission - c.fees
+        by_channel.append(
+            {
+                "channel": channel,
+                "orders": c.orders,
+                "revenue": money(c.revenue),
+                "cost_of_goods": money(c.goods),
+                "commission": money(c.commission),
+                "payment_fees": money(c.fees),
+                "margin_before_shipping": money(c.before_shipping),
+                "margin_rate_before_shipping": rate(c.before_shipping, c.revenue),
+            }
+        )
     shipping = Decimal(0)
     for (_, _, carrier), (shipments, _, _) in f.between("shipments", r.first, r.last):
         cost = rules.shipping_cost.get(carrier, rules.default_shipping_cost)
         shipping += cost * 100 * shipments
-    revenue = sum(gmv.values())
+    every = channels.values()
+    orders = sum(c.orders for c in every)
+    revenue = sum(c.revenue for c in every)
+    goods = sum((c.goods for c in every), Decimal(0))
+    commission = sum((c.commission for c in every), Decimal(0))
+    fees = sum((c.fees for c in every), Decimal(0))
     total = Decimal(revenue) - goods - commission - fees - shipping
     return {
+        "orders": orders,
         "revenue": money(revenue),
+        "refunds": money(sum(c.refunds for c in every)),
         "cost_of_goods": money(goods),
         "units_without_cost": uncosted_units,
         "commission": money(commission),
@@ -187,6 +223,7 @@ def margin(f: Figures, r: Range, rules: AnalyticsRules) -> dict[str, Any]:
         "margin": money(total),
         "margin_per_order": money(total / orders) if orders else None,
         "margin_rate": rate(total, revenue),
+        "by_channel": by_channel,
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -97,10 +98,14 @@ class PurchasingTeam:
     async def _receive(self, sku: str, qty: int) -> bool:
         """One delivery, split over the warehouses; True if all of it was booked."""
         shares = self._split(qty, len(self.world.warehouses))
+        # what the supplier charged: about 55 % of the shelf price, a little different
+        # each delivery (analytics keeps a weighted average per SKU for the margin)
+        cost = self.world.catalogue[sku] * Decimal(str(round(self._rng.uniform(0.5, 0.6), 3)))
+        unit_cost = str(cost.quantize(Decimal("0.01")))
         booked = True
         for warehouse, part in zip(self.world.warehouses, shares, strict=True):
             if part > 0:
-                body = {"sku": sku, "warehouse": warehouse, "qty": part}
+                body = {"sku": sku, "warehouse": warehouse, "qty": part, "unit_cost": unit_cost}
                 receipt = await self.http.call(
                     "receive stock", "POST", "/stock/receipts", json=body
                 )

@@ -24,6 +24,7 @@
         ["daily_gmv", "GMV per day (EUR)", "line", (d) => ({ labels: d.daily.map((x) => x.day), values: d.daily.map((x) => Number(x.gmv)) })],
         ["daily_orders", "Orders per day", "bar", (d) => ({ labels: d.daily.map((x) => x.day), values: d.daily.map((x) => x.orders) })],
         ["channel_gmv", "GMV by channel (EUR)", "bar", (d) => ({ labels: d.by_channel.map((x) => x.channel), values: d.by_channel.map((x) => Number(x.gmv)) })],
+        ["channel_margin", "Margin before shipping by channel (EUR)", "bar", (d) => ({ labels: d.margin.by_channel.map((x) => x.channel), values: d.margin.by_channel.map((x) => Number(x.margin_before_shipping)) })],
       ],
     },
     operations: {
