@@ -111,9 +111,18 @@ def test_a_blacklisted_customer_address_or_device_is_serious(kind):
     assert reason["level"] == "serious" and "chargebacks" in reason["detail"]
 
 
+def test_a_customer_address_or_device_not_on_the_blacklist_passes():
+    # the near miss: another customer's entry, or none, fires nothing
+    assert fired(facts(blacklisted={})) == {}
+
+
 def test_a_stock_shortage_is_ordinary():
     reason = fired(facts(shortage=("TEE-M (3 requested, 1 available)",)))["stock.shortage"]
     assert reason["level"] == "ordinary" and "TEE-M (3 requested" in reason["detail"]
+
+
+def test_stock_reserved_in_full_is_no_shortage():
+    assert fired(facts(shortage=())) == {}
 
 
 def test_not_shipped_in_time_is_flagged():

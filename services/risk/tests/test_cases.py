@@ -210,7 +210,10 @@ def test_paid_but_not_shipped_in_time_is_flagged_once_and_not_when_shipped(feed,
     for order in (late, on_time):
         feed.confirmed(order)
     feed.shipped(on_time)
-    clock.advance(timedelta(minutes=15))
+    clock.advance(timedelta(minutes=14, seconds=59))  # the near miss: not yet
+    assert feed.app.flag_not_shipped([late.order_id, on_time.order_id]) == 0
+    assert feed.rules(late) == []
+    clock.advance(timedelta(seconds=1))
     assert feed.app.flag_not_shipped([late.order_id, on_time.order_id]) == 1
     assert feed.app.flag_not_shipped([late.order_id]) == 0
     assert feed.rules(late) == ["fulfilment.not_shipped"] and feed.rules(on_time) == []
