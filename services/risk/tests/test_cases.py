@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from risk.domain import Case, Refused, case_id, entry_id
+from risk.rules import RiskRules
 from risk.translation import to_contract
 from shopfloor_contracts import risk as contract
 from shopfloor_runtime.testing import fresh
@@ -99,6 +100,26 @@ def test_a_released_hold_stays_released_until_a_new_serious_reason(feed):
     feed.velocity(order, "device", 5, key="dev-9")  # a new serious reason holds again
     again = feed.case(order)
     assert again.hold and again.status == "open"
+
+
+def test_an_open_exception_left_without_reasons_closes_and_lets_its_order_go(feed):
+    order = feed.assessed_order(total=Decimal("1500.00"))
+    assert feed.case(order).hold and feed.case(order).status == "open"
+    feed.app.use_rules(RiskRules(large_order={"amount": Decimal(2000)}))  # a reloaded file
+    feed.payment_rejected(order, "method_unavailable")  # a new fact: assessed again
+    case = feed.case(order)
+    assert case.reasons == [] and not case.hold
+    assert case.status == "closed"  # off the queue, not an open exception without reasons
+
+
+def test_a_new_ordinary_reason_on_a_released_exception_opens_it_again_without_a_hold(feed):
+    order = feed.assessed_order()
+    feed.velocity(order, "customer", 5)
+    feed.app.release(case_id(order.order_id), "ops-1", "known wholesaler")
+    feed.short(order)  # a reason the operator has not seen
+    case = feed.case(order)
+    assert case.status == "open" and not case.hold
+    assert [r["rule"] for r in case.reasons] == ["stock.shortage", "velocity.customer"]
 
 
 def test_operator_steps_that_do_not_fit_are_refused(feed):

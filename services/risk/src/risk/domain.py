@@ -208,7 +208,8 @@ class Case(CheapCopy, Aggregate):
     def assess(self, reasons: list[dict[str, Any]], rules: RiskRules, now: datetime) -> bool:
         """Record an assessment if the picture changed; returns whether it did. A serious
         reason holds the order, unless an operator released it with that reason already
-        (a new serious reason holds it again); a shipped or cancelled order is not held."""
+        (a new serious reason holds it again); a shipped or cancelled order is not held.
+        An open exception left without reasons closes (and lets its order go)."""
         serious = sorted({r["rule"] for r in reasons if r["level"] == "serious"})
         hold = (
             bool(set(serious) - set(self.released_rules))
@@ -220,8 +221,13 @@ class Case(CheapCopy, Aggregate):
             return False
         level = "serious" if serious else ("ordinary" if reasons else None)
         status, queue, opened_at = self.status, self.queue, self.opened_at
-        if (reasons and status in ("none", "closed")) or (hold and status == "released"):
+        fresh = {r["rule"] for r in reasons} - {r["rule"] for r in self.reasons}
+        if (reasons and status in ("none", "closed")) or (
+            status == "released" and (hold or fresh)  # a reason the operator has not seen
+        ):
             status, opened_at = "open", now
+        if not reasons and status == "open":
+            status = "closed"  # nothing left to look at (looser rules, say): off the queue
         if reasons and queue != "specialist":
             queue = "specialist" if serious else "front_line"
         assert self.placed is not None
