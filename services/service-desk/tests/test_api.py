@@ -176,6 +176,8 @@ def test_a_return_through_the_api_from_request_to_receipt(service, service_feed,
     service.catch_up()
     [listed] = client.get("/returns", params={"order_id": order.order_id}).json()
     assert (listed["status"], listed["refund_amount"]) == ("received", "20.00")
+    # the agent looking at the return sees the customer's photos
+    assert client.get(f"/returns/{ret['return_id']}").json()["photos"] == ["s3://p/1.jpg"]
     unknown = client.post(
         "/returns",
         json={"order_id": "order-x", "lines": [{"sku": "TEE-M", "qty": 1}], "reason": "damaged"},

@@ -219,6 +219,7 @@ class ReturnOut(BaseModel):
     status: str
     reason: str
     lines: dict[str, int]
+    photos: list[str] = Field(description="the references the customer sent")
     compensation: str | None
     offer: str | None
     refused: dict[str, str] | None
@@ -237,6 +238,7 @@ class ReturnOut(BaseModel):
             status=r.status,
             reason=r.reason,
             lines=r.lines,
+            photos=list(r.photos),
             compensation=r.standard,
             offer=r.offer,
             refused=r.refused,
