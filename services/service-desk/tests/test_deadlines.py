@@ -71,3 +71,20 @@ def test_a_missed_first_response_escalates_once_across_restarts_and_a_rebuilt_re
     ]
     assert levels == [("ordinary", "difficult", True), ("difficult", "extreme", True)]
     assert published(desk, ticket).count(contract.TicketEscalated) == 2
+
+
+def test_a_chat_threaded_into_an_e_mail_ticket_brings_its_deadline_forward_in_the_read_model(
+    make_service, clock
+):
+    desk = make_service(DeskService)
+    customer = fresh("cust")
+    mailed, _ = desk.app.open_ticket("email", customer, None, "order_status", "Hi", "Hi", None)
+    chatted, threaded = desk.app.open_ticket(
+        "chat", customer, None, "order_status", "Hi", "Still there?", None
+    )
+    assert threaded and chatted.id == mailed.id
+    desk.catch_up()
+    clock.advance(timedelta(seconds=90))  # chat's first response, not e-mail's 4 hours
+    assert desk.queries.due(clock.now()) == [str(mailed.id)]
+    assert desk.tick() == 1
+    assert desk.app.get_ticket(mailed.id).first_missed

@@ -150,6 +150,17 @@ def test_a_chat_without_a_reply_escalates_exactly_when_its_sla_passes(feed, cloc
     )
 
 
+def test_a_chat_into_a_ticket_the_system_opened_is_owed_a_chat_s_first_response(feed, clock):
+    order = feed.dispatched(feed.paid(feed.placed(feed.order("cust-chats"))))
+    feed.delayed(order)  # the system's ticket: first response within the system's hour
+    ticket, threaded = contact(feed.app, "cust-chats", order.order_id, kind="delivery")
+    assert threaded
+    clock.advance(timedelta(seconds=89))
+    assert feed.app.miss_deadlines([str(ticket.id)]) == 0
+    clock.advance(timedelta(seconds=1))  # chat's 90 s, not the hour
+    assert feed.app.miss_deadlines([str(ticket.id)]) == 1
+
+
 def test_a_vip_chat_escalates_sooner(feed, clock):
     app = feed.app
     feed.paid(feed.placed(feed.order("cust-gold", lines={"CAM-1": (1, "1000.00")})))

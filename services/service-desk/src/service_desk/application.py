@@ -245,6 +245,9 @@ class DeskApplication(ServiceApplication):
             if thread.open_ticket is not None:
                 ticket = self._ticket(uow, UUID(thread.open_ticket))
                 ticket.customer_wrote(message_id, body, now)
+                # a chat into a ticket the system opened is owed a chat's first response
+                target = self.rules.sla.first_response(channel, ticket.tier)
+                ticket.contacted_through(channel, now + timedelta(seconds=target), now)
                 return ticket, True
             ticket = self._open(uow, thread, channel, subject, None, now)
             ticket.customer_wrote(message_id, body, now)

@@ -143,6 +143,21 @@ class Ticket(CheapCopy, Aggregate):
         )
         return True
 
+    def contacted_through(self, channel: str, due: datetime, at: datetime) -> bool:
+        """The customer's own contact on `channel` threaded into this ticket (one the
+        system opened from an event, say): until the first answer, the first response is
+        owed by that channel's target when it is sooner. False if nothing changes."""
+        if self.status == RESOLVED or self.answered_at is not None or self.first_missed:
+            return False
+        if due >= self.first_response_due:
+            return False
+        self._first_response_moved(channel=channel, due=due, at=at)
+        return True
+
+    @event("FirstResponseMoved")
+    def _first_response_moved(self, channel: str, due: datetime, at: datetime) -> None:
+        self.first_response_due = due
+
     @event("CustomerWrote")
     def _customer_wrote(
         self,

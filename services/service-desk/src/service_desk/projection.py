@@ -101,6 +101,8 @@ def _ticket(cur: Any, e: Any) -> None:
                 "AND status = 'open'",
                 (str(e.originator_id),),
             )
+    elif kind is Ticket.FirstResponseMoved:
+        _set(cur, e, first_response_due=ts(e.due))
     elif kind is Ticket.FirstResponseMissed:
         _set(cur, e, first_missed=1)
     elif kind is Ticket.ResolutionMissed:
