@@ -132,6 +132,8 @@ def test_each_page_draws_the_numbers_the_api_returns(served, browser, role, tmp_
             api["funnel"][k] for k in ("placed", "paid", "shipped", "delivered")
         ]
         assert chart("exceptions_by_rule")["values"] == list(api["exceptions"]["by_rule"].values())
+        assert tile("exceptions") == f"{api['exceptions']['orders']:,}"
+        assert tile("satisfaction") == f"{api['tickets']['satisfaction']:.2f}"
     else:
         assert tile("backlog") == f"{api['backlog']:,}"
         assert tile("on_time_rate") == share(api["on_time_rate"])

@@ -115,6 +115,18 @@ def test_the_figures_count_what_the_traffic_holds(recorded):
     assert exceptions["by_rule"] == {"order.large": flagged, "address.postcode": twice}
     assert exceptions["orders"] == flagged == sum(exceptions["by_day"].values())
     assert exceptions["by_level"] == {"ordinary": flagged}
+    desk = [json.loads(v) for t, _, v in recorded if t == "service-desk.v1"]
+    answered = [
+        e["payload"]["first_response_s"] for e in desk if e["event_type"] == "TicketAnswered"
+    ]
+    scores = [e["payload"]["score"] for e in desk if e["event_type"] == "TicketRated"]
+    tickets = report.tickets(processor.figures, everything)
+    assert answered and scores and tickets["ratings"] == len(scores)
+    assert tickets["satisfaction"] == round(sum(scores) / len(scores), 3)
+    assert tickets["first_response_mean_s"] == pytest.approx(
+        sum(answered) / len(answered), abs=0.001
+    )
+    assert tickets["resolution_mean_s"] > 0 and tickets["resolved"] == tickets["opened"]
     accuracy = report.accuracy(processor.figures, everything)
     assert accuracy == picking_in(recorded)
     assert accuracy["refused_scans"] > 0 and 0 < accuracy["accuracy"] < 1

@@ -200,9 +200,18 @@ def _opened(s: State, p: dict[str, Any], f: Fact) -> None:
     s["channel"] = str(p["channel"])
 
 
+def _answered(s: State, p: dict[str, Any], f: Fact) -> None:
+    _first(s, "first_response_ms", round(float(p["first_response_s"]) * 1000))
+
+
 def _resolved(s: State, p: dict[str, Any], f: Fact) -> None:
     _first(s, "resolved", parse_us(p["resolved_at"]))
+    _first(s, "resolution_ms", round(float(p["resolution_s"]) * 1000))
     s["breached"] = bool(p["breached"])
+
+
+def _rated(s: State, p: dict[str, Any], f: Fact) -> None:
+    _first(s, "rating", int(p["score"]))  # once per ticket (the desk refuses a second)
 
 
 REDUCERS: dict[str, Callable[[State, dict[str, Any], Fact], None]] = {
@@ -222,5 +231,7 @@ REDUCERS: dict[str, Callable[[State, dict[str, Any], Fact], None]] = {
     "ScanRefused": _scan_refused,
     "StockReceived": _received,
     "TicketOpened": _opened,
+    "TicketAnswered": _answered,
     "TicketResolved": _resolved,
+    "TicketRated": _rated,
 }

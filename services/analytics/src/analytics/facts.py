@@ -50,7 +50,10 @@ READ: dict[str, tuple[str, frozenset[str]]] = {
         ),
     ),
     INVENTORY.name: ("stock", frozenset({"StockReceived"})),
-    SERVICE_DESK.name: ("ticket", frozenset({"TicketOpened", "TicketResolved"})),
+    SERVICE_DESK.name: (
+        "ticket",
+        frozenset({"TicketOpened", "TicketAnswered", "TicketResolved", "TicketRated"}),
+    ),
 }
 TOPICS = tuple(READ)
 

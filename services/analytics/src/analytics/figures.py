@@ -28,6 +28,7 @@ Families, each key's first element the day (days since the epoch, UTC) where it 
 | pack_checks | day checked | checks passed, checks failed (shipment flagged) |
 | cost | sku | units with a cost, cost cents |
 | tickets | day opened, type, channel | opened, resolved, breached |
+| ticket_times | day opened, type | answered, its ms, resolved, its ms, rated, score sum |
 """
 
 from __future__ import annotations
@@ -139,7 +140,20 @@ def _ticket(s: State) -> Contribution:
     if "opened" not in s:
         return []
     key = (day_of(s["opened"]), s["type"], s["channel"])
-    return [("tickets", key, (1, int("resolved" in s), int(bool(s.get("breached")))))]
+    answered, resolved = s.get("first_response_ms"), s.get("resolution_ms")
+    rating = s.get("rating")
+    times = (
+        int(answered is not None),
+        answered or 0,
+        int(resolved is not None),
+        resolved or 0,
+        int(rating is not None),
+        rating or 0,
+    )
+    out: Contribution = [("tickets", key, (1, int("resolved" in s), int(bool(s.get("breached")))))]
+    if any(times):
+        out.append(("ticket_times", key[:2], times))
+    return out
 
 
 class Figures:

@@ -42,7 +42,12 @@ from shopfloor_contracts.orders import (
 )
 from shopfloor_contracts.registry import EVENTS
 from shopfloor_contracts.risk import OrderAssessed, Reason
-from shopfloor_contracts.service_desk import TicketOpened, TicketResolved
+from shopfloor_contracts.service_desk import (
+    TicketAnswered,
+    TicketOpened,
+    TicketRated,
+    TicketResolved,
+)
 from shopfloor_contracts.topics import ORDERS, TOPICS
 from shopfloor_runtime.chain import partition_for
 
@@ -287,7 +292,20 @@ def _order(
         ticket = f"ticket-{order_id}"
         opened = delivered_at + timedelta(hours=3)
         rec.emit(ticket, _ticket(ticket, customer, order_id, opened), opened, "service-desk")
-        resolved = opened + timedelta(hours=rnd.uniform(1, 20))
+        answered = opened + timedelta(minutes=rnd.uniform(5, 300))
+        rec.emit(
+            ticket,
+            TicketAnswered(
+                ticket_id=ticket,
+                agent="agent-1",
+                first_response_s=(answered - opened).total_seconds(),
+                breached=answered - opened > timedelta(hours=4),
+                answered_at=answered,
+            ),
+            answered,
+            "service-desk",
+        )
+        resolved = answered + timedelta(hours=rnd.uniform(1, 20))
         rec.emit(
             ticket,
             TicketResolved(
@@ -300,6 +318,15 @@ def _order(
             resolved,
             "service-desk",
         )
+        if n % 2:  # every other customer rates the ticket
+            rated = resolved + timedelta(hours=1)
+            score = 1 + n % 5
+            rec.emit(
+                ticket,
+                TicketRated(ticket_id=ticket, score=score, rated_at=rated),
+                rated,
+                "service-desk",
+            )
         refunded = lines[0].unit_price
         rec.emit(
             order_id,

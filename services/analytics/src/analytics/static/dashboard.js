@@ -34,6 +34,8 @@
         ["repurchase_rate", "Repurchase", (d) => d.repurchase_rate, share],
         ["cancellation_rate", "Cancelled", (d) => d.cancellation_rate, share],
         ["exceptions", "Risk exceptions", (d) => d.exceptions.orders, count],
+        ["satisfaction", "Ticket satisfaction (1-5)", (d) => d.tickets.satisfaction, (v) => (v === null || v === undefined ? "–" : v.toFixed(2))],
+        ["first_response", "Ticket first response", (d) => d.tickets.first_response_mean_s, seconds],
       ],
       charts: [
         ["funnel", "Funnel (orders placed in the range)", "bar", (d) => ({ labels: ["placed", "paid", "shipped", "delivered"], values: ["placed", "paid", "shipped", "delivered"].map((k) => d.funnel[k]) })],
