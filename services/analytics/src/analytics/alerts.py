@@ -94,7 +94,10 @@ def _complaints(f: Figures, rules: AlertRules, as_of: int) -> Verdict:
 
     def count(first: int, last: int) -> int:
         return sum(
-            v[0] for k, v in f.between("tickets", first, last) if k[1] in rules.complaint_types
+            v[0]
+            for (_, kind, channel), v in f.between("tickets", first, last)
+            if kind in rules.complaint_types
+            and (channel != "system" or rules.complaints_include_system_tickets)
         )
 
     now, before = count(as_of - n + 1, as_of), count(as_of - 2 * n + 1, as_of - n)

@@ -55,6 +55,11 @@ class AlertRules(_Rules):
         5, ge=1, description="fewer complaints than this in the previous period: no rise judged"
     )
     complaint_types: tuple[str, ...] = ("complaint", "delivery", "product", "return")
+    complaints_include_system_tickets: bool = Field(
+        False,
+        description="count the tickets the desk opens itself from events (a delayed "
+        "shipment, a failed delivery) as complaints; by default only customers' contacts",
+    )
     variance_cv: Decimal = Field(
         Decimal("1.5"),
         gt=0,
