@@ -77,6 +77,20 @@ def test_an_ordinary_flag_goes_to_the_front_line_without_a_hold(feed):
     assert case.status == "open" and case.queue == "front_line" and not case.hold
 
 
+def test_an_order_whose_address_never_comes_is_assessed_without_it_and_again_with_it(feed, clock):
+    order = feed.order()
+    feed.placed(order)  # orders.private.v1's half is late
+    clock.advance(timedelta(seconds=59))
+    assert feed.app.assess_waiting([order.order_id]) == 0  # the near miss: not yet
+    clock.advance(timedelta(seconds=1))
+    assert feed.app.assess_waiting([order.order_id]) == 1
+    case = feed.case(order)
+    assert feed.rules(order) == ["address.unknown"] and not case.hold  # front line looks
+    assert (case.status, case.queue) == ("open", "front_line")
+    feed.recipient(order)  # it came after all: assessed again, nothing left
+    assert feed.rules(order) == [] and feed.case(order).status == "closed"
+
+
 def test_without_counts_an_order_is_assessed_after_the_wait(feed, clock):
     feed.app.velocity_wait_s = 5.0  # told to wait for the counts
     order = feed.order()

@@ -41,6 +41,7 @@ class RiskApplication(ServiceApplication):
     #: how long the first assessment waits for the velocity counts (0: it does not wait;
     #: the counts assess the order again when they come)
     velocity_wait_s = 0.0
+    address_wait_s = 60.0
 
     def __init__(
         self, rules: RiskRules, env: dict[str, str] | None = None, clock: Clock | None = None
@@ -103,7 +104,7 @@ class RiskApplication(ServiceApplication):
 
     def _reassess(self, uow: UnitOfWork, case: Case) -> None:
         now = self.clock.now()
-        if not case.ready(now, self.velocity_wait_s):
+        if not case.ready(now, self.velocity_wait_s, self.address_wait_s):
             return
         assert case.placed is not None
         customer = self._customer(uow, case.placed["customer_id"])
@@ -137,7 +138,8 @@ class RiskApplication(ServiceApplication):
     # -- timers -------------------------------------------------------------------------------
 
     def assess_waiting(self, order_ids: list[str]) -> int:
-        """Orders placed a while ago whose counts never came: assess them without."""
+        """Orders placed a while ago whose counts or address never came: assess them
+        without."""
         return self._each(order_ids, self._assess_now)
 
     def _assess_now(self, uow: UnitOfWork, order_id: str) -> bool:

@@ -71,8 +71,9 @@ def assess(facts: Facts, rules: RiskRules) -> list[dict[str, Any]]:
 
 def _address(facts: Facts, rules: RiskRules) -> list[dict[str, Any]]:
     address = facts.address
-    if address is None:
-        return []
+    if address is None:  # assessed without it: it did not come in time
+        detail = "no recipient address received for the order (orders.private.v1)"
+        return [reason(rules, "address.unknown", detail)]
     country = str(address.get("country") or "").upper()
     shape = rules.countries.get(country)
     if shape is None:

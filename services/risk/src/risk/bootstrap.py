@@ -41,6 +41,7 @@ class RiskService(Service[Settings, RiskApplication]):
         self._rules_mtime = self._mtime()
         app = RiskApplication(rules, env, self.clock)
         app.velocity_wait_s = self.settings.velocity_wait_s
+        app.address_wait_s = self.settings.address_wait_s
         return app
 
     def translation(self) -> Translate:
@@ -70,9 +71,11 @@ class RiskService(Service[Settings, RiskApplication]):
         app, now = self.app, self.clock.now()
         rules = app.rules
         done = 0
-        if app.velocity_wait_s > 0:  # without a wait, the consumer assesses every case it can
-            waiting = self.queries.waiting_assessment(now - timedelta(seconds=app.velocity_wait_s))
-            done = app.assess_waiting(waiting)
+        # placed a while ago and never assessed: the counts (with a velocity wait) or the
+        # address did not come; assess without them (ready() says which may go)
+        wait = min(app.velocity_wait_s or app.address_wait_s, app.address_wait_s)
+        waiting = self.queries.waiting_assessment(now - timedelta(seconds=wait))
+        done = app.assess_waiting(waiting)
         due = self.queries.escalation_due(now - timedelta(seconds=rules.escalate_after_s))
         done += app.escalate_due(due)
         late = self.queries.not_shipped_due(now - timedelta(seconds=rules.not_shipped_after_s))

@@ -178,16 +178,21 @@ class Case(CheapCopy, Aggregate):
         }
         return [d for d in DIMENSIONS if keys[d]]
 
-    def ready(self, now: datetime, velocity_wait_s: float) -> bool:
+    def ready(self, now: datetime, velocity_wait_s: float, address_wait_s: float) -> bool:
         """First assessed once placement and address are known, and the counts of every
         window or `velocity_wait_s` after placement without them (0: at once; a stalled
-        stream processor delays no order for long; a late count assesses it again)."""
-        if self.placed is None or self.address is None:
+        stream processor delays no order for long; a late count assesses it again). An
+        address that does not come within `address_wait_s` is assessed without (the
+        order is never left unassessed); when it comes, the order is assessed again."""
+        if self.placed is None:
             return False
+        seen_at = datetime.fromisoformat(self.placed["seen_at"])
+        waited = (now - seen_at).total_seconds()
+        if self.address is None:
+            return bool(self.assessments) or waited >= address_wait_s
         if self.assessments or all(d in self.velocity for d in self.expected_dimensions):
             return True
-        seen_at = datetime.fromisoformat(self.placed["seen_at"])
-        return (now - seen_at).total_seconds() >= velocity_wait_s
+        return waited >= velocity_wait_s
 
     def facts(self, history: tuple[int, Decimal], blacklisted: dict[str, str]) -> Facts:
         assert self.placed is not None

@@ -21,6 +21,7 @@ SCHEMA = [
     "confirmed_at TEXT, shipped INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL "
     "DEFAULT 0, not_shipped INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS case_queue ON case_view (status, queue, opened_at)",
+    "CREATE INDEX IF NOT EXISTS case_waiting ON case_view (assessments, seen_at)",
     "CREATE TABLE IF NOT EXISTS exception_reason (order_id TEXT NOT NULL, rule TEXT NOT NULL, "
     "level TEXT NOT NULL, day TEXT NOT NULL, PRIMARY KEY (order_id, rule))",
     "CREATE TABLE IF NOT EXISTS blacklist_view (entry_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "

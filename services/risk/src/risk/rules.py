@@ -6,6 +6,7 @@ one with one readable line, keeping the rules it had. The stream processor
 
 Rule ids (each reason on OrderAssessed names one):
   address.missing, address.postcode, address.country   (orders.private.v1)
+  address.unknown   (no recipient address within RISK_ADDRESS_WAIT_S of the placement)
   payment.amount_mismatch, payment.duplicate, payment.after_cancel   (PaymentRejected)
   large.amount, large.history
   velocity.customer, velocity.address, velocity.device   (risk.velocity.v1)

@@ -18,6 +18,13 @@ class Settings(ServiceSettings):
     )
     reload_s: float = Field(2.0, gt=0, description="how often the rules file is checked")
     tick_s: float = Field(1.0, gt=0, description="how often deadlines are checked")
+    address_wait_s: float = Field(
+        60.0,
+        gt=0,
+        description="how long after the placement risk waits for the recipient's address "
+        "(orders.private.v1) before it assesses without it (rule address.unknown, ordinary: "
+        "a front-line operator looks; the order is not held for it)",
+    )
     velocity_wait_s: float = Field(
         0.0,
         ge=0,
