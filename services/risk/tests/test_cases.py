@@ -263,6 +263,19 @@ def test_history_compares_with_the_customers_earlier_orders(feed, clock):
     assert feed.rules(big) == ["large.history"]
 
 
+def test_orders_cancelled_for_fraud_do_not_raise_the_customer_s_average(feed, clock):
+    customer = "cust-pumped"
+    for _ in range(3):
+        feed.assessed_order(customer_id=customer, total=Decimal("40.00"))
+        clock.advance(timedelta(minutes=20))
+    pumped = feed.assessed_order(customer_id=customer, total=Decimal("900.00"))
+    feed.app.cancel(case_id(pumped.order_id), "ops", "stolen card", fraud=True)
+    clock.advance(timedelta(minutes=20))
+    # against 40.00 a time (not 250.00 with the fraud): 300.00 is far above
+    big = feed.assessed_order(customer_id=customer, total=Decimal("300.00"))
+    assert feed.rules(big) == ["large.history"]
+
+
 def test_payment_and_stock_facts_assess_again(feed):
     order = feed.assessed_order()
     feed.payment_rejected(order, "amount_mismatch")

@@ -384,14 +384,15 @@ class Customer(CheapCopy, Aggregate):
 
     def history_before(self, order_id: str) -> tuple[int, Decimal]:
         """Orders placed before this one (by placing time, then id), and their average
-        total: the same answer whichever order the events arrived in."""
+        total: the same answer whichever order the events arrived in. Orders cancelled
+        for fraud are no history to compare with (large ones would raise the average)."""
         mine = self.orders.get(order_id)
         if mine is None:
             return 0, Decimal(0)
         before = [
             Decimal(total)
             for other, (at, total) in self.orders.items()
-            if (at, other) < (mine[0], order_id)
+            if (at, other) < (mine[0], order_id) and other not in self.fraud
         ]
         if not before:
             return 0, Decimal(0)
