@@ -184,3 +184,20 @@ def test_the_warehouse_board_shows_picking_accuracy():
     board = json.loads((ROOT / "deploy/grafana/warehouse.json").read_text())
     exprs = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
     assert 'analytics_accuracy_ratio{window="30d",check="picking"}' in exprs
+
+
+def test_risk_and_its_velocity_worker_run_on_the_deployed_rules_file():
+    """compose mounts deploy/risk-rules.toml into both risk processes (one file: the
+    service and the worker cannot disagree on a window), and the file as shipped holds
+    the defaults, so deploying it changes nothing until an operator edits it."""
+    from risk.rules import RiskRules, load_rules
+
+    assert load_rules(DEPLOY / "risk-rules.toml") == RiskRules()
+    entries = compose_services()
+    for name, variable in (
+        ("risk", "RISK_RULES_FILE"),
+        ("risk-windows", "RISK_WINDOWS_RULES_FILE"),
+    ):
+        lines = "\n".join(entries[name])
+        assert f"{variable}: /etc/shopfloor/risk-rules.toml" in lines, name
+        assert "./risk-rules.toml:/etc/shopfloor/risk-rules.toml:ro" in lines, name
