@@ -134,6 +134,14 @@ def test_tiers_new_returning_vip(feed, clock):
     assert contact(app, customer="cust-old")[0].tier == "returning"  # spend outside the window
 
 
+def test_money_refunded_is_no_spend_toward_the_vip_tier(feed):
+    order = feed.paid(feed.placed(feed.order("cust-back", lines={"CAM-1": (1, "1000.00")})))
+    assert contact(feed.app, customer="cust-back")[0].tier == "vip"
+    feed.refunded(order, "400.00")  # 600.00 spent: under the VIP spend
+    ticket, _ = contact(feed.app, customer="cust-back", kind="payment")
+    assert ticket.tier == "new"
+
+
 def test_a_chat_without_a_reply_escalates_exactly_when_its_sla_passes(feed, clock):
     app = feed.app
     ticket, _ = contact(app, customer="cust-slow")

@@ -126,7 +126,10 @@ class DeskApplication(ServiceApplication):
     def refund_issued(
         self, uow: UnitOfWork, order_id: str, refund_id: str, amount: Decimal, total: Decimal
     ) -> None:
-        self._order_record(uow, order_id).record_refunded(total, refund_id)
+        record = self._order_record(uow, order_id)
+        record.record_refunded(total, refund_id)
+        if record.customer_id:  # money given back is no spend (the VIP tier)
+            self._customer(uow, record.customer_id).refunded(order_id, total)
         if amount > self.rules.refund_ticket_over and not refund_id.startswith(RETURN_REFUND):
             text = f"A refund of {amount} was issued on order {order_id} (refund {refund_id})."
             self.ticket_from_event(uow, order_id, "refund", f"refund:{refund_id}", text)

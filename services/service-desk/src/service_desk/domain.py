@@ -460,11 +460,34 @@ class Customer(CheapCopy, Aggregate):
         at, total, _ = self.orders[order_id]
         self.orders = {**self.orders, order_id: [at, total, paid]}
 
+    def refunded(self, order_id: str, total: Decimal) -> None:
+        """The order's refunds so far (all of them: `RefundIssued.refunded_total`)."""
+        if order_id in self.orders and self.refunds.get(order_id) != str(total):
+            self._refunded(order_id=order_id, total=str(total))
+
+    @event("Refunded")
+    def _refunded(self, order_id: str, total: str) -> None:
+        self.refunds = {**self.refunds, order_id: total}
+
+    @property
+    def refunds(self) -> dict[str, str]:
+        """Order id -> refunded so far (customers registered before refunds were kept
+        have none)."""
+        return self.__dict__.get("_refunds", {})
+
+    @refunds.setter
+    def refunds(self, value: dict[str, str]) -> None:
+        self.__dict__["_refunds"] = value
+
     def tier(self, rules: DeskRules, now: datetime) -> str:
-        """vip: paid at least the VIP spend (or orders) over the window; returning: has
-        ordered more than once; new otherwise."""
+        """vip: paid at least the VIP spend (or orders) over the window, less what was
+        refunded; returning: has ordered more than once; new otherwise."""
         since = now - timedelta(days=rules.tiers.window_days)
-        paid = [Decimal(t) for at, t, ok in self.orders.values() if ok and at >= since]
+        paid = [
+            Decimal(t) - Decimal(self.refunds.get(order, "0"))
+            for order, (at, t, ok) in self.orders.items()
+            if ok and at >= since
+        ]
         if paid and (sum(paid) >= rules.tiers.vip_spend or len(paid) >= rules.tiers.vip_orders):
             return "vip"
         return "returning" if len(self.orders) > 1 else "new"
