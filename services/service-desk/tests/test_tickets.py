@@ -134,6 +134,16 @@ def test_tiers_new_returning_vip(feed, clock):
     assert contact(app, customer="cust-old")[0].tier == "returning"  # spend outside the window
 
 
+def test_a_retried_contact_is_answered_as_the_first_time_and_taken_in_once(feed):
+    first, threaded = contact(feed.app, customer="cust-retry", message_id="m-1")
+    again, threaded_again = contact(feed.app, customer="cust-retry", message_id="m-1")
+    assert (again.id, threaded, threaded_again) == (first.id, False, False)
+    more, threaded_more = contact(feed.app, customer="cust-retry", message_id="m-2")
+    retried, threaded_retried = contact(feed.app, customer="cust-retry", message_id="m-2")
+    assert (threaded_more, threaded_retried) == (True, True)
+    assert len(feed.app.get_ticket(first.id).messages) == 2
+
+
 def test_money_refunded_is_no_spend_toward_the_vip_tier(feed):
     order = feed.paid(feed.placed(feed.order("cust-back", lines={"CAM-1": (1, "1000.00")})))
     assert contact(feed.app, customer="cust-back")[0].tier == "vip"

@@ -247,6 +247,9 @@ class DeskApplication(ServiceApplication):
             thread = self._thread(uow, customer, order_id, kind)
             if thread.open_ticket is not None:
                 ticket = self._ticket(uow, UUID(thread.open_ticket))
+                if message_id is not None and message_id in ticket.seen:
+                    # the same contact again (a client's retry): answered as the first time
+                    return ticket, ticket.seen[0] != message_id
                 ticket.customer_wrote(message_id, body, now)
                 # a chat into a ticket the system opened is owed a chat's first response
                 target = self.rules.sla.first_response(channel, ticket.tier)
