@@ -48,6 +48,13 @@ class AlertPublisher:
 
     async def load(self) -> None:
         """The alerts and positions as analytics.v1 holds them."""
+        self._take(await self._read())
+        self.loaded = True
+
+    def _take(self, state: tuple[AlertBook, int, dict[int, int], dict[str, int]]) -> None:
+        self.book, self.position, self.chains, self.versions = state
+
+    async def _read(self) -> tuple[AlertBook, int, dict[int, int], dict[str, int]]:
         await brokerlib.ensure_topics(self.broker, [ANALYTICS.name])
         book, position, chains, versions = AlertBook(), 0, dict[int, int](), dict[str, int]()
         consumer = AIOKafkaConsumer(
@@ -67,8 +74,7 @@ class AlertPublisher:
                 versions[alert] = versions.get(alert, 0) + 1
         finally:
             await consumer.stop()
-        self.book, self.position, self.chains, self.versions = book, position, chains, versions
-        self.loaded = True
+        return book, position, chains, versions
 
     def follow(self, is_leader: Callable[[], bool]) -> Callable[[], Awaitable[None]]:
         """A timer's work for the workers that are not the leader: read the alerts back,
@@ -78,8 +84,10 @@ class AlertPublisher:
         async def read_back() -> None:
             if is_leader():
                 return
-            await self.load()
-            self.loaded = False
+            state = await self._read()
+            if not is_leader():  # it may have become the leader, and published, meanwhile
+                self._take(state)
+                self.loaded = False
 
         return read_back
 

@@ -238,8 +238,10 @@ def create_api(view: View) -> FastAPI:
     async def held() -> dict[str, Any]:
         """This worker's own figures and the partitions it holds: what the other
         workers of the group add to theirs."""
+        held = view.figures.held
         return {
-            "partitions": view.status()["partitions"],
+            # the partitions the figures count (after a rebalance: once recovered)
+            "partitions": sorted(held) if held is not None else view.status()["partitions"],
             "newest_event_us": view.newest_event_us(),
             "families": view.figures.snapshot(),
         }

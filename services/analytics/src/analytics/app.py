@@ -66,6 +66,7 @@ class EntityTable(SealedTable):
             mine = list(self.entities(held))
             entities = len(mine)
             self.figures.rebuild(mine)
+            self.figures.held = set(held)  # what the figures now count, for the group
         log.info(
             "entity table recovered in %.2fs: %d entities on partitions %s",
             seconds,
@@ -163,6 +164,7 @@ def create_app(settings: AnalyticsSettings) -> Worker:
     )
     assert isinstance(table, EntityTable)
     figures = Figures()
+    figures.held = set()  # nothing counted until the table's first recovery
     table.figures = figures
     source = raw_topic(app, *TOPICS)
     dead = app.topic(dlq_topic(SERVICE), key_serializer="raw", value_serializer="raw")
@@ -187,9 +189,9 @@ def create_app(settings: AnalyticsSettings) -> Worker:
 
     group = GroupFigures(
         figures,
-        settings.url(),
+        str(app.conf.canonical_url),  # as faust's assignor names this member
         PARTITIONS,
-        table.held_partitions,
+        lambda: figures.held or set(),
         members,
         lambda: figures.newest_us,
         timeout_s=settings.peer_timeout_s,

@@ -164,6 +164,11 @@ class Figures:
         #: the newest event time of the entities counted (their `at`), not a sum: the
         #: figures' "now" (event time), right after a recovery too
         self.newest_us: int | None = None
+        #: the partitions whose entities these figures count, as a worker last rebuilt
+        #: them for its share (None: every partition, as in `rebuild` and the tests). Not
+        #: faust's assignment: that changes when a rebalance ends, the figures only once
+        #: the moved partitions are recovered
+        self.held: set[int] | None = None
 
     def replace(self, entity: str, old: State | None, new: State | None) -> None:
         self._add(contribution(entity, old), -1)
@@ -199,6 +204,7 @@ class Figures:
         twin = Figures()
         twin.data = {f: {k: list(v) for k, v in keys.items()} for f, keys in self.data.items()}
         twin.newest_us = self.newest_us
+        twin.held = None if self.held is None else set(self.held)
         return twin
 
     def add_snapshot(self, snapshot: dict[str, list[list[Any]]]) -> None:
