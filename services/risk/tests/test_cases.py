@@ -124,6 +124,7 @@ def test_an_open_exception_left_without_reasons_closes_and_lets_its_order_go(fee
     case = feed.case(order)
     assert case.reasons == [] and not case.hold
     assert case.status == "closed"  # off the queue, not an open exception without reasons
+    assert case.history[-1]["action"] == "closed" and case.history[-1]["operator"] == "risk"
 
 
 def test_a_new_ordinary_reason_on_a_released_exception_opens_it_again_without_a_hold(feed):
@@ -134,6 +135,17 @@ def test_a_new_ordinary_reason_on_a_released_exception_opens_it_again_without_a_
     case = feed.case(order)
     assert case.status == "open" and not case.hold
     assert [r["rule"] for r in case.reasons] == ["stock.shortage", "velocity.customer"]
+
+
+def test_a_reason_seen_at_release_that_comes_back_does_not_open_it_again(feed):
+    order = feed.assessed_order(total=Decimal("1500.00"))
+    feed.short(order)  # large.amount (serious) and stock.shortage (ordinary)
+    feed.app.release(case_id(order.order_id), "ops-1", "known customer, stock is coming")
+    feed.app.use_rules(RiskRules(large_order={"amount": Decimal(2000)}))
+    feed.payment_rejected(order, "method_unavailable")  # assessed again: large.amount gone
+    feed.app.use_rules(RiskRules())
+    feed.payment_rejected(order, "method_unavailable")  # ... and back: the operator saw it
+    assert feed.case(order).status == "released" and not feed.case(order).hold
 
 
 def test_operator_steps_that_do_not_fit_are_refused(feed):

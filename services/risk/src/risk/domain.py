@@ -227,6 +227,7 @@ class Case(CheapCopy, Aggregate):
         level = "serious" if serious else ("ordinary" if reasons else None)
         status, queue, opened_at = self.status, self.queue, self.opened_at
         fresh = {r["rule"] for r in reasons} - {r["rule"] for r in self.reasons}
+        fresh -= set(self.released_rules)  # seen when it was released: not new
         if (reasons and status in ("none", "closed")) or (
             status == "released" and (hold or fresh)  # a reason the operator has not seen
         ):
@@ -264,6 +265,9 @@ class Case(CheapCopy, Aggregate):
         opened_at: datetime | None,
         at: datetime,
     ) -> None:
+        if self.status == "open" and status == "closed":  # closed by the rules, not by hand
+            entry = {"action": "closed", "operator": "risk", "comment": "no reasons left", "at": at}
+            self.history = [*self.history, entry]
         self.assessments, self.reasons, self.hold = assessment, reasons, hold
         self.status, self.queue, self.opened_at = status, queue, opened_at
 
@@ -298,7 +302,9 @@ class Case(CheapCopy, Aggregate):
         self._check_open("release")
         if not self.hold:
             raise Refused("the order is not held: close the exception instead")
-        rules = sorted({r["rule"] for r in self.reasons if r["level"] == "serious"})
+        # every reason the operator saw: the serious ones hold no more, and none of them
+        # opens the exception again (a new one does)
+        rules = sorted({r["rule"] for r in self.reasons})
         self._released(
             order_id=self.order_id, operator=operator, comment=comment, rules=rules, at=now
         )

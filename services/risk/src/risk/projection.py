@@ -126,10 +126,11 @@ class RiskQueries:
             return [row[0] for row in cur.fetchall()]
 
     def waiting_assessment(self, seen_before: datetime) -> list[str]:
-        """Orders placed (as risk saw them) before then and never assessed."""
+        """Orders placed (as risk saw them) before then, never assessed, and neither
+        shipped nor cancelled (nothing left to stop), the oldest first."""
         return self._column(
             "SELECT order_id FROM case_view WHERE assessments = 0 AND seen_at IS NOT NULL "
-            "AND seen_at <= ? LIMIT 1000",
+            "AND seen_at <= ? AND shipped = 0 AND cancelled = 0 ORDER BY seen_at LIMIT 1000",
             (seen_before.isoformat(),),
         )
 
