@@ -129,7 +129,8 @@ class DeskApplication(ServiceApplication):
         record = self._order_record(uow, order_id)
         record.record_refunded(total, refund_id)
         if record.customer_id:  # money given back is no spend (the VIP tier)
-            self._customer(uow, record.customer_id).refunded(order_id, total)
+            # the most refunded so far: a refund reported late never lowers it
+            self._customer(uow, record.customer_id).refunded(order_id, Decimal(record.refunded))
         if amount > self.rules.refund_ticket_over and not refund_id.startswith(RETURN_REFUND):
             text = f"A refund of {amount} was issued on order {order_id} (refund {refund_id})."
             self.ticket_from_event(uow, order_id, "refund", f"refund:{refund_id}", text)
