@@ -152,6 +152,16 @@ def test_money_refunded_is_no_spend_toward_the_vip_tier(feed):
     assert ticket.tier == "new"
 
 
+def test_orders_refunded_in_full_do_not_count_toward_the_vip_orders(feed):
+    orders = [
+        feed.paid(feed.placed(feed.order("cust-ten", lines={"TEE-M": (1, "20.00")})))
+        for _ in range(10)
+    ]
+    assert contact(feed.app, customer="cust-ten")[0].tier == "vip"  # 10 paid orders
+    feed.refunded(orders[0], "20.00")  # one given back whole: 9 orders
+    assert contact(feed.app, customer="cust-ten", kind="payment")[0].tier == "returning"
+
+
 def test_a_chat_without_a_reply_escalates_exactly_when_its_sla_passes(feed, clock):
     app = feed.app
     ticket, _ = contact(app, customer="cust-slow")

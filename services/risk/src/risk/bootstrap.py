@@ -72,8 +72,10 @@ class RiskService(Service[Settings, RiskApplication]):
         rules = app.rules
         done = 0
         # placed a while ago and never assessed: the counts (with a velocity wait) or the
-        # address did not come; assess without them (ready() says which may go)
-        wait = min(app.velocity_wait_s or app.address_wait_s, app.address_wait_s)
+        # address did not come; assess without them (ready() says which may go). With a
+        # velocity wait, an address is waited for at least as long as the counts are (a
+        # case whose counts are still owed is not looked at again every second)
+        wait = app.velocity_wait_s or app.address_wait_s
         waiting = self.queries.waiting_assessment(now - timedelta(seconds=wait))
         done = app.assess_waiting(waiting)
         due = self.queries.escalation_due(now - timedelta(seconds=rules.escalate_after_s))

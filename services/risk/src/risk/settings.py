@@ -23,7 +23,8 @@ class Settings(ServiceSettings):
         gt=0,
         description="how long after the placement risk waits for the recipient's address "
         "(orders.private.v1) before it assesses without it (rule address.unknown, ordinary: "
-        "a front-line operator looks; the order is not held for it)",
+        "a front-line operator looks; the order is not held for it); never less than "
+        "velocity_wait_s",
     )
     velocity_wait_s: float = Field(
         0.0,

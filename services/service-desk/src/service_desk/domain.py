@@ -483,11 +483,12 @@ class Customer(CheapCopy, Aggregate):
         """vip: paid at least the VIP spend (or orders) over the window, less what was
         refunded; returning: has ordered more than once; new otherwise."""
         since = now - timedelta(days=rules.tiers.window_days)
-        paid = [
+        kept = [
             Decimal(t) - Decimal(self.refunds.get(order, "0"))
             for order, (at, t, ok) in self.orders.items()
             if ok and at >= since
         ]
+        paid = [net for net in kept if net > 0]  # an order refunded in full is no order
         if paid and (sum(paid) >= rules.tiers.vip_spend or len(paid) >= rules.tiers.vip_orders):
             return "vip"
         return "returning" if len(self.orders) > 1 else "new"
