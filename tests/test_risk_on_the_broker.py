@@ -26,9 +26,9 @@ import httpx
 import pytest
 from pydantic import BaseModel
 from risk.windows.app import TABLE
-from risk.windows.harness import WorkerProcess, read_all
+from risk.windows.harness import WorkerProcess, order, read_all
 from shopfloor_contracts.inventory import RejectedLine, ReservationRejected
-from shopfloor_contracts.orders import Destination, OrderLine, OrderPlaced, PaymentRejected
+from shopfloor_contracts.orders import PaymentRejected
 from shopfloor_contracts.orders_private import OrderRecipientRecorded, RecipientAddress
 from shopfloor_contracts.topics import ORDERS, RISK
 from shopfloor_devstack.launcher import EmbeddedBroker
@@ -85,13 +85,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 class Upstream:
     """The order service's and inventory's relays: envelopes with positions and partition
-    chains, kept so that they can be published again byte for byte."""
+    chains, built once so that the same bytes can be sent again (a re-publish)."""
 
     def __init__(self, broker: EmbeddedBroker) -> None:
-        self.order = ContractProducer(broker, producer="order")
-        self.inventory = ContractProducer(broker, producer="inventory")
+        self.order_relay = ContractProducer(broker, producer="order")
+        self.inventory_relay = ContractProducer(broker, producer="inventory")
         self.settings = broker_settings(broker)
-        self.sent: list[tuple[str, int, str, bytes]] = []
 
     def placed(
         self,
@@ -102,25 +101,8 @@ class Upstream:
         address: dict[str, str] | None = None,
     ) -> list[tuple[str, int, str, bytes]]:
         """OrderPlaced and its recipient, each order its own address and device."""
-        fingerprint, amount = fresh("addr"), Decimal(total)
-        placed = OrderPlaced(
-            order_id=order_id,
-            customer_id=customer,
-            channel="shop",
-            lines=[OrderLine(sku="TEE-M", qty=1, unit_price=amount)],
-            currency="EUR",
-            subtotal=amount,
-            discount=Decimal(0),
-            total=amount,
-            destination=Destination(
-                country="DE", postal_prefix="10", region="DE-1", address_fingerprint=fingerprint
-            ),
-            placed_at=at,
-            payment_reminder_at=at + timedelta(minutes=15),
-            payment_due_at=at + timedelta(minutes=30),
-            required_checks=["inventory", "risk"],
-            device_id=fresh("device"),
-        )
+        fingerprint = fresh("addr")
+        placed = order(order_id, customer, at, fingerprint, fresh("device"), Decimal(total))
         recipient = OrderRecipientRecorded(
             order_id=order_id,
             customer_id=customer,
@@ -129,8 +111,8 @@ class Upstream:
             placed_at=at,
         )
         return [
-            self._envelope(self.order, placed, order_id),
-            self._envelope(self.order, recipient, order_id),
+            self._envelope(self.order_relay, placed, order_id),
+            self._envelope(self.order_relay, recipient, order_id),
         ]
 
     def fact(
@@ -153,7 +135,6 @@ class Upstream:
                 await producer.send_and_wait(topic, value, key=key.encode(), partition=partition)
         finally:
             await producer.stop()
-        self.sent.extend(messages)
 
 
 async def verdicts(bootstrap: str, order_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
@@ -274,12 +255,12 @@ async def test_every_rule_upstream_facts_trip_has_a_case_and_a_near_miss(stack: 
             reason=reason,
             detail="as the payment provider said",
         )
-        messages.extend(upstream.fact(upstream.order, refused, order_id))
+        messages.extend(upstream.fact(upstream.order_relay, refused, order_id))
     short = case("stock.shortage")
     rejected = ReservationRejected(
         order_id=short, short_lines=[RejectedLine(sku="TEE-M", requested=1, available=0)]
     )
-    messages.extend(upstream.fact(upstream.inventory, rejected, short))
+    messages.extend(upstream.fact(upstream.inventory_relay, rejected, short))
 
     await upstream.send(messages)
     found = await settle(stack.bootstrap, expected)

@@ -21,7 +21,7 @@ from shopfloor_runtime.web import Day, error_responses, install_error_handlers, 
 from analytics import report
 from analytics.alerts import AlertBook
 from analytics.figures import Figures
-from analytics.group import GroupView, Member
+from analytics.group import GroupView, own_view
 from analytics.processing import Progress
 from analytics.rules import AnalyticsRules
 from analytics.timeutil import day_date, day_number, micros
@@ -44,19 +44,12 @@ class View:
 
     def newest_event_us(self) -> int | None:
         """The newest event time of this worker's figures (recovered with them)."""
-        if self.figures.newest_us is not None:
-            return self.figures.newest_us
-        seen = self.progress().last_event_us.values()
-        return max(seen) if seen else None
+        return self.figures.newest_us
 
     async def current(self) -> GroupView:
         if self.group is not None:
             return await self.group()
-        every = set(range(ORDERS.partitions))
-        newest = self.newest_event_us()
-        return GroupView(
-            self.figures, ORDERS.partitions, every, newest, [Member("this worker", sorted(every))]
-        )
+        return own_view(self.figures, ORDERS.partitions, "this worker")
 
 
 def latest_day(group: GroupView) -> date:
@@ -79,6 +72,12 @@ def create_api(view: View) -> FastAPI:
     )
     install_error_handlers(api, {})
     api.include_router(ops_router("analytics", {"worker": view.ready}))
+
+    async def scope(since: date | None, until: date | None) -> tuple[GroupView, report.Range]:
+        """The group's figures as of now, and the range asked for (default: the 30 days
+        up to their newest event)."""
+        g = await view.current()
+        return g, days(since, until, g)
 
     def days(since: date | None, until: date | None, group: GroupView) -> report.Range:
         last = until or latest_day(group)
@@ -103,8 +102,8 @@ def create_api(view: View) -> FastAPI:
     async def summary(since: From = None, until: To = None) -> dict[str, Any]:
         """Orders, GMV and AOV, margin, the funnel and the stage times, for the range
         (default: the 30 days up to the newest event)."""
-        g = await view.current()
-        r, f, rules = days(since, until, g), g.figures, view.rules()
+        g, r = await scope(since, until)
+        f, rules = g.figures, view.rules()
         return {
             **span(r),
             "totals": report.totals(f, r),
@@ -120,37 +119,32 @@ def create_api(view: View) -> FastAPI:
     ) -> dict[str, Any]:
         """Orders, GMV, average order value, discount and units by channel, hour of
         the day or day (of placement)."""
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), "by": by, "rows": report.sales(g.figures, r, by)}
 
     @api.get("/figures/funnel", responses=error_responses(422))
     async def funnel(since: From = None, until: To = None) -> dict[str, Any]:
         """Placed -> paid -> shipped -> delivered for the orders placed in the range;
         cancellation, return and repurchase rates."""
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), **report.funnel(g.figures, r)}
 
     @api.get("/figures/stages", responses=error_responses(422))
     async def stages(since: From = None, until: To = None) -> dict[str, Any]:
         """placed->paid, paid->shipped, shipped->delivered: count, mean, p50/p90/p99
         (within 1 %), variance and coefficient of variation, by the day a stage ended."""
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), "stages": report.stages(g.figures, r)}
 
     @api.get("/figures/margin", responses=error_responses(422))
     async def margin(since: From = None, until: To = None) -> dict[str, Any]:
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), **report.margin(g.figures, r, view.rules())}
 
     @api.get("/figures/abc", responses=error_responses(422))
     async def abc(since: From = None, until: To = None) -> dict[str, Any]:
         """SKUs by revenue with their ABC class (thresholds from the rules)."""
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), "skus": report.abc(g.figures, r, view.rules())}
 
     @api.get("/figures/segments", responses=error_responses(422))
@@ -166,22 +160,20 @@ def create_api(view: View) -> FastAPI:
     @api.get("/figures/exceptions", responses=error_responses(422))
     async def exceptions(since: From = None, until: To = None) -> dict[str, Any]:
         """Orders flagged by risk, by rule, level and day (of the latest assessment)."""
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), **report.exceptions(g.figures, r)}
 
     @api.get("/figures/tickets", responses=error_responses(422))
     async def tickets(since: From = None, until: To = None) -> dict[str, Any]:
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         return {**span(r), **report.tickets(g.figures, r)}
 
     @api.get("/figures/accuracy", responses=error_responses(422))
     async def accuracy(since: From = None, until: To = None) -> dict[str, Any]:
         """Picking accuracy (accepted scans / all scans, as fulfilment counts it) and
         the pack check's pass rate, for the range and by day (of the scan or check)."""
-        g = await view.current()
-        r, f = days(since, until, g), g.figures
+        g, r = await scope(since, until)
+        f = g.figures
         return {**span(r), **report.accuracy(f, r), "by_day": report.accuracy_by_day(f, r)}
 
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -204,8 +196,7 @@ def create_api(view: View) -> FastAPI:
         (conversion, AOV, repurchase, exceptions), warehouse (processing times, on-time
         shipping, picking accuracy, backlog, alerts). A browser (Accept: text/html)
         gets the page that draws them and updates itself every 5 s."""
-        g = await view.current()
-        r = days(since, until, g)
+        g, r = await scope(since, until)
         if _wants_html(request):
             page = (STATIC / "dashboard.html").read_text(encoding="utf-8")
             return HTMLResponse(page.replace("{{ROLE}}", role).replace("{{TITLE}}", role))
@@ -238,11 +229,11 @@ def create_api(view: View) -> FastAPI:
     async def held() -> dict[str, Any]:
         """This worker's own figures and the partitions it holds: what the other
         workers of the group add to theirs."""
-        held = view.figures.held
+        mine = own_view(view.figures, ORDERS.partitions, "this worker")
         return {
             # the partitions the figures count (after a rebalance: once recovered)
-            "partitions": sorted(held) if held is not None else view.status()["partitions"],
-            "newest_event_us": view.newest_event_us(),
+            "partitions": sorted(mine.covered),
+            "newest_event_us": mine.newest_event_us,
             "families": view.figures.snapshot(),
         }
 

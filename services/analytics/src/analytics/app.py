@@ -191,9 +191,7 @@ def create_app(settings: AnalyticsSettings) -> Worker:
         figures,
         str(app.conf.canonical_url),  # as faust's assignor names this member
         PARTITIONS,
-        lambda: figures.held or set(),
         members,
-        lambda: figures.newest_us,
         timeout_s=settings.peer_timeout_s,
     )
     rules = WatchedRules(settings.rules_file, AnalyticsRules, settings.rules_check_s)

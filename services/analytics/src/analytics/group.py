@@ -70,6 +70,13 @@ class GroupView:
         }
 
 
+def own_view(figures: Figures, partitions: int, me: str) -> GroupView:
+    """One worker's figures as a view of their own: the partitions they count
+    (`Figures.held`; None: every one) and their newest event."""
+    held = set(range(partitions)) if figures.held is None else set(figures.held)
+    return GroupView(figures, partitions, held, figures.newest_us, [Member(me, sorted(held))])
+
+
 class GroupFigures:
     """Puts the group's figures together on request, at most once per `max_age_s`."""
 
@@ -78,14 +85,11 @@ class GroupFigures:
         own: Figures,
         me: str,
         partitions: int,
-        held: Callable[[], set[int]],
         members: Callable[[], Mapping[str, set[int]]],
-        newest_event_us: Callable[[], int | None],
         timeout_s: float = 2.0,
         max_age_s: float = 1.0,
     ) -> None:
-        self.own, self.me, self.partitions = own, me, partitions
-        self.held, self.members, self.newest_event_us = held, members, newest_event_us
+        self.own, self.me, self.partitions, self.members = own, me, partitions, members
         self.timeout_s, self.max_age_s = timeout_s, max_age_s
         self._last: GroupView | None = None
         self._at = 0.0
@@ -96,14 +100,7 @@ class GroupFigures:
         return {url: parts for url, parts in self.members().items() if url != self.me and parts}
 
     def mine(self) -> GroupView:
-        held = set(self.held())  # a copy: the view's grows as the others' are added
-        return GroupView(
-            self.own,
-            self.partitions,
-            held,
-            self.newest_event_us(),
-            [Member(self.me, sorted(held))],
-        )
+        return own_view(self.own, self.partitions, self.me)
 
     def latest(self) -> GroupView:
         """Without waiting: this worker's own figures when it is alone, otherwise the

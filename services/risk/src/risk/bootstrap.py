@@ -41,7 +41,8 @@ class RiskService(Service[Settings, RiskApplication]):
         self._rules_mtime = self._mtime()
         app = RiskApplication(rules, env, self.clock)
         app.velocity_wait_s = self.settings.velocity_wait_s
-        app.address_wait_s = self.settings.address_wait_s
+        # an address is waited for at least as long as the counts are
+        app.address_wait_s = max(self.settings.address_wait_s, self.settings.velocity_wait_s)
         return app
 
     def translation(self) -> Translate:
@@ -72,9 +73,7 @@ class RiskService(Service[Settings, RiskApplication]):
         rules = app.rules
         done = 0
         # placed a while ago and never assessed: the counts (with a velocity wait) or the
-        # address did not come; assess without them (ready() says which may go). With a
-        # velocity wait, an address is waited for at least as long as the counts are (a
-        # case whose counts are still owed is not looked at again every second)
+        # address did not come; assess without them (ready() says which may go)
         wait = app.velocity_wait_s or app.address_wait_s
         waiting = self.queries.waiting_assessment(now - timedelta(seconds=wait))
         done = app.assess_waiting(waiting)

@@ -189,7 +189,7 @@ class Case(CheapCopy, Aggregate):
         seen_at = datetime.fromisoformat(self.placed["seen_at"])
         waited = (now - seen_at).total_seconds()
         if self.address is None:
-            return bool(self.assessments) or waited >= max(address_wait_s, velocity_wait_s)
+            return bool(self.assessments) or waited >= address_wait_s
         if self.assessments or all(d in self.velocity for d in self.expected_dimensions):
             return True
         return waited >= velocity_wait_s

@@ -441,6 +441,7 @@ class Customer(CheapCopy, Aggregate):
     def __init__(self, customer: str) -> None:
         self.customer = customer
         self.orders: dict[str, list[Any]] = {}  # order id -> [placed_at, total, paid]
+        self.refunds: dict[str, str] = {}  # order id -> refunded so far
 
     def placed(self, order_id: str, at: datetime, total: Decimal) -> None:
         if order_id not in self.orders:
@@ -468,16 +469,6 @@ class Customer(CheapCopy, Aggregate):
     @event("Refunded")
     def _refunded(self, order_id: str, total: str) -> None:
         self.refunds = {**self.refunds, order_id: total}
-
-    @property
-    def refunds(self) -> dict[str, str]:
-        """Order id -> refunded so far (customers registered before refunds were kept
-        have none)."""
-        return self.__dict__.get("_refunds", {})
-
-    @refunds.setter
-    def refunds(self, value: dict[str, str]) -> None:
-        self.__dict__["_refunds"] = value
 
     def tier(self, rules: DeskRules, now: datetime) -> str:
         """vip: paid at least the VIP spend (or orders) over the window, less what was

@@ -39,9 +39,9 @@ def order(
     placed_at: datetime,
     address: str | None = None,
     device: str | None = None,
+    price: Decimal = Decimal("10.00"),
 ) -> OrderPlaced:
-    """An OrderPlaced with what velocity reads; the rest plausible."""
-    price = Decimal("10.00")
+    """An OrderPlaced with what velocity reads (one unit at `price`); the rest plausible."""
     return OrderPlaced(
         order_id=order_id,
         customer_id=customer_id,
